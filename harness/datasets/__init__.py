@@ -1,0 +1,76 @@
+"""Dataset registry: each corpus is a `DatasetSpec` (built-in code or a YAML card in `datasets/`).
+
+The spec knows where the corpus is looked for, whether it is present, how to scan it into a `Manifest`,
+its classes, its default protocol and its default feature extractors per modality.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.manifest import Manifest
+from harness.protocols import ProtocolSpec
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the harness needs to know about one corpus.
+
+    scan:      root -> Manifest (reads the corpus as distributed; problems are recorded in the manifest).
+    is_present: root -> bool (cheap check used by `harness run --all` to pick up installed corpora).
+    prepare:   optional root -> None that creates the corpus (only the built-in synthetic corpus has one).
+    polarity:  class -> "positive" | "negative" | "neutral", used by polarity-aware losses.
+    headline_metric: the metric the field reports first for this corpus (e.g. "uar" or "weighted_f1").
+    """
+
+    name: str
+    title: str
+    classes: tuple[str, ...]
+    modalities: tuple[str, ...]
+    protocol: ProtocolSpec
+    features: dict[str, str]
+    scan: Callable[[Path], Manifest]
+    is_present: Callable[[Path], bool]
+    prepare: Callable[[Path], None] | None = None
+    headline_metric: str = "uar"
+    polarity: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    source: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.prepare is not None
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+_MODULES: tuple[str, ...] = ("harness.datasets.synthetic",)
+_loaded = False
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _MODULES:
+            importlib.import_module(module)
+
+
+def dataset_names() -> list[str]:
+    _load_all()
+    return list(_REGISTRY)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; choose from: {', '.join(_REGISTRY)}") from None

@@ -1,0 +1,123 @@
+"""The manifest: one row per clip, the only thing later stages know about a corpus.
+
+Media paths are stored relative to the dataset's root so a manifest (and every cache keyed by it) survives
+moving the corpus; `Manifest.resolve` turns them back into absolute paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness import atomic
+from harness.hashing import stable_hash
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("clip_id", "label", "speaker")
+MEDIA_COLUMNS: tuple[str, ...] = ("audio_path", "video_path")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("audio_path", "video_path", "text", "session", "split")
+MODALITY_SOURCE = {"audio": ("audio_path", "video_path"), "video": ("video_path",), "text": ("text",)}
+
+
+class ManifestError(ValueError):
+    """A manifest that breaks the schema; the message names the dataset and the fix."""
+
+
+@dataclass
+class Manifest:
+    """A dataset's clips.
+
+    table:    DataFrame with at least clip_id, label, speaker; optional audio_path, video_path (relative to
+              `root`), text, session, split and any extra columns (intensity, gender, ...).
+    problems: files or rows that could not be turned into clips, with the reason: reported, never dropped.
+    """
+
+    dataset: str
+    root: Path
+    classes: list[str]
+    table: pd.DataFrame
+    problems: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+
+    def __post_init__(self) -> None:
+        self.table = self.table.reset_index(drop=True)
+        for column in OPTIONAL_COLUMNS:
+            if column not in self.table:
+                self.table[column] = None
+        self.validate()
+
+    def validate(self) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.table]
+        if missing:
+            raise ManifestError(f"{self.dataset}: manifest lacks columns {missing}")
+        duplicated = self.table["clip_id"][self.table["clip_id"].duplicated()].tolist()
+        if duplicated:
+            raise ManifestError(f"{self.dataset}: duplicate clip ids, e.g. {duplicated[:3]}")
+        unknown = sorted(set(self.table["label"]) - set(self.classes))
+        if unknown:
+            raise ManifestError(f"{self.dataset}: labels {unknown} are not among the classes {self.classes}")
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.table["clip_id"].tolist()
+
+    def resolve(self, relative: str | None) -> Path | None:
+        if relative is None or (isinstance(relative, float)) or relative == "":
+            return None
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    def has_modality(self, modality: str) -> pd.Series:
+        """Per clip: whether the manifest names a source for the modality (a file or a transcript)."""
+        present = pd.Series(False, index=self.table.index)
+        for column in MODALITY_SOURCE[modality]:
+            values = self.table[column]
+            present |= values.notna() & (values.astype(str) != "")
+        return present
+
+    def modalities(self) -> list[str]:
+        return [m for m in MODALITY_SOURCE if bool(self.has_modality(m).any())]
+
+    def speakers_of(self, ids: list[str]) -> set[str]:
+        return set(self.table.set_index("clip_id").loc[ids, "speaker"].astype(str))
+
+    def fingerprint(self) -> str:
+        """Hash of what feature extraction reads (ids, media paths, transcripts): the feature cache key part."""
+        columns = ["clip_id", "audio_path", "video_path", "text"]
+        rows = self.table[columns].astype(str).values.tolist()
+        return stable_hash([self.dataset, rows])
+
+    def class_counts(self) -> pd.Series:
+        return self.table["label"].value_counts().reindex(self.classes, fill_value=0)
+
+    # ---- persistence -------------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic.atomic_path(directory / "manifest.parquet") as tmp:
+            self.table.to_parquet(tmp, index=False)
+        with atomic.atomic_path(directory / "problems.csv") as tmp:
+            self.problems.to_csv(tmp, index=False)
+        atomic.write_json(
+            directory / "manifest.json",
+            {"dataset": self.dataset, "root": str(self.root), "classes": self.classes,
+             "fingerprint": self.fingerprint(), "n_clips": len(self)},
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        import json
+
+        meta = json.loads((directory / "manifest.json").read_text())
+        table = pd.read_parquet(directory / "manifest.parquet")
+        problems_path = directory / "problems.csv"
+        problems = pd.read_csv(problems_path) if problems_path.exists() else None
+        manifest = cls(meta["dataset"], Path(meta["root"]), list(meta["classes"]), table)
+        if problems is not None:
+            manifest.problems = problems
+        if manifest.fingerprint() != meta["fingerprint"]:
+            raise ManifestError(f"{directory}: manifest does not match its recorded fingerprint; delete the "
+                                "directory to rebuild it")
+        return manifest

@@ -1,0 +1,189 @@
+"""Evaluation protocols: how a manifest is split into (train, validation, test) folds.
+
+Folds are computed once per dataset and stored next to the manifest, so every method sees identical splits.
+Protocols that claim speaker independence are checked by `assert_speaker_independent` every time folds are
+made or loaded: asserted, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import atomic
+from harness.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class Fold:
+    name: str
+    train: list[str]
+    val: list[str]
+    test: list[str]
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A protocol by name plus its parameters, as written in a dataset card or on the command line."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        if not self.params:
+            return self.name
+        inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({inner})"
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    make: Callable[..., list[Fold]]
+    speaker_independent: bool
+    description: str
+
+
+class LeakageError(AssertionError):
+    """A speaker (or clip) appears in two parts of one fold."""
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(name: str, speaker_independent: bool, description: str):
+    def decorate(make: Callable[..., list[Fold]]) -> Callable[..., list[Fold]]:
+        _PROTOCOLS[name] = Protocol(name, make, speaker_independent, description)
+        return make
+
+    return decorate
+
+
+def protocol_names() -> list[str]:
+    return list(_PROTOCOLS)
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return _PROTOCOLS[name]
+    except KeyError:
+        raise KeyError(f"unknown protocol {name!r}; choose from: {', '.join(_PROTOCOLS)}") from None
+
+
+def _ids_by_speaker(manifest: Manifest) -> dict[str, list[str]]:
+    table = manifest.table
+    return {str(s): table.loc[table["speaker"].astype(str) == str(s), "clip_id"].tolist()
+            for s in sorted(table["speaker"].astype(str).unique())}
+
+
+def _speaker_groups(manifest: Manifest, k: int, seed: int) -> list[list[str]]:
+    speakers = sorted(_ids_by_speaker(manifest))
+    if k < 3:
+        raise ValueError(f"{manifest.dataset}: k={k}; speaker folds need k >= 3 (train, validation, test)")
+    if len(speakers) < k:
+        raise ValueError(f"{manifest.dataset}: {len(speakers)} speakers cannot fill {k} speaker folds")
+    order = np.random.default_rng(seed).permutation(len(speakers))
+    return [[speakers[i] for i in order[g::k]] for g in range(k)]
+
+
+@register_protocol("speaker-kfold", True,
+                   "k speaker groups; fold i tests group i, validates on group i+1, trains on the rest")
+def speaker_kfold(manifest: Manifest, k: int = 5, seed: int = 0) -> list[Fold]:
+    by_speaker = _ids_by_speaker(manifest)
+    groups = _speaker_groups(manifest, k, seed)
+    folds = []
+    for i in range(k):
+        test_speakers, val_speakers = groups[i], groups[(i + 1) % k]
+        train_speakers = [s for g, grp in enumerate(groups) if g not in (i, (i + 1) % k) for s in grp]
+        folds.append(Fold(
+            name=f"fold{i}",
+            train=[c for s in train_speakers for c in by_speaker[s]],
+            val=[c for s in val_speakers for c in by_speaker[s]],
+            test=[c for s in test_speakers for c in by_speaker[s]],
+        ))
+    return folds
+
+
+@register_protocol("leave-one-speaker-out", True,
+                   "one fold per speaker; validation is the next speaker in a seeded order")
+def leave_one_speaker_out(manifest: Manifest, seed: int = 0) -> list[Fold]:
+    n_speakers = len(_ids_by_speaker(manifest))
+    folds = speaker_kfold(manifest, k=n_speakers, seed=seed)
+    by_speaker = _ids_by_speaker(manifest)
+    speaker_of = {c: s for s, ids in by_speaker.items() for c in ids}
+    return [Fold(f"test-{speaker_of[f.test[0]]}", f.train, f.val, f.test) for f in folds]
+
+
+@register_protocol("official-split", False,
+                   "the corpus's own train/dev/test partition (column `split`), one fold")
+def official_split(manifest: Manifest) -> list[Fold]:
+    table = manifest.table
+    parts = {p: table.loc[table["split"] == p, "clip_id"].tolist() for p in ("train", "dev", "test")}
+    empty = [p for p, ids in parts.items() if not ids and p != "test"]
+    if empty:
+        raise ValueError(f"{manifest.dataset}: official split has no {empty} clips")
+    return [Fold("official", parts["train"], parts["dev"], parts["test"])]
+
+
+@register_protocol("random-kfold", False,
+                   "SPEAKER-OVERLAPPING random k-fold: optimistic, offered only for comparison with papers")
+def random_kfold(manifest: Manifest, k: int = 5, seed: int = 0) -> list[Fold]:
+    ids = np.array(manifest.ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    parts = [ids[order[g::k]].tolist() for g in range(k)]
+    return [Fold(f"fold{i}",
+                 [c for g, p in enumerate(parts) if g not in (i, (i + 1) % k) for c in p],
+                 parts[(i + 1) % k], parts[i]) for i in range(k)]
+
+
+def assert_disjoint(manifest: Manifest, folds: list[Fold], by_speaker: bool) -> None:
+    """Raise LeakageError if any clip (and, when `by_speaker`, any speaker) is in two parts of a fold."""
+    for fold in folds:
+        parts = {"train": fold.train, "val": fold.val, "test": fold.test}
+        names = list(parts)
+        for a_i, a in enumerate(names):
+            for b in names[a_i + 1:]:
+                shared = set(parts[a]) & set(parts[b])
+                if shared:
+                    raise LeakageError(f"{manifest.dataset} {fold.name}: clips in both {a} and {b}: "
+                                       f"{sorted(shared)[:3]}")
+                if by_speaker:
+                    shared_spk = manifest.speakers_of(parts[a]) & manifest.speakers_of(parts[b])
+                    if shared_spk:
+                        raise LeakageError(f"{manifest.dataset} {fold.name}: speakers in both {a} and {b}: "
+                                           f"{sorted(shared_spk)}")
+
+
+def assert_speaker_independent(manifest: Manifest, folds: list[Fold]) -> None:
+    assert_disjoint(manifest, folds, by_speaker=True)
+
+
+def make_folds(manifest: Manifest, spec: ProtocolSpec) -> list[Fold]:
+    protocol = get_protocol(spec.name)
+    folds = protocol.make(manifest, **spec.params)
+    assert_disjoint(manifest, folds, by_speaker=protocol.speaker_independent)
+    return folds
+
+
+def save_folds(path: Path, spec: ProtocolSpec, manifest_fingerprint: str, folds: list[Fold]) -> None:
+    atomic.write_json(path, {"protocol": spec.name, "params": spec.params,
+                             "manifest": manifest_fingerprint, "folds": [asdict(f) for f in folds]})
+
+
+def load_or_make_folds(path: Path, manifest: Manifest, spec: ProtocolSpec) -> list[Fold]:
+    """Stored folds when they were made for this manifest and protocol, otherwise new ones (then stored)."""
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if (stored["protocol"], stored["params"], stored["manifest"]) == (
+                spec.name, spec.params, manifest.fingerprint()):
+            folds = [Fold(**f) for f in stored["folds"]]
+            assert_disjoint(manifest, folds, by_speaker=get_protocol(spec.name).speaker_independent)
+            return folds
+    folds = make_folds(manifest, spec)
+    save_folds(path, spec, manifest.fingerprint(), folds)
+    return folds

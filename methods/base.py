@@ -1,0 +1,93 @@
+"""The estimator API that every fusion method implements (modelled on scikit-learn's).
+
+A method is a class whose hyperparameters are keyword arguments of `__init__`, with
+`fit(train, val) -> self` and `predict_proba(data) -> [N, C]`. Class attributes declare what it consumes, so
+the harness can load only the features it needs and build a fair search around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from methods.data import MultimodalData
+
+InputKind = Literal["pooled", "sequence"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a search space, independent of any tuning library.
+
+    kind: "choice" (values), "uniform" / "loguniform" (low, high), "int" (low, high inclusive).
+    """
+
+    kind: Literal["choice", "uniform", "loguniform", "int"]
+    values: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+
+    @staticmethod
+    def choice(*values: Any) -> Param:
+        return Param("choice", values=tuple(values))
+
+    @staticmethod
+    def loguniform(low: float, high: float) -> Param:
+        return Param("loguniform", low=low, high=high)
+
+    @staticmethod
+    def uniform(low: float, high: float) -> Param:
+        return Param("uniform", low=low, high=high)
+
+    @staticmethod
+    def integer(low: int, high: int) -> Param:
+        return Param("int", low=low, high=high)
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """Draw one value (used when no tuning library is involved, e.g. in notebooks)."""
+        if self.kind == "choice":
+            return self.values[int(rng.integers(len(self.values)))]
+        if self.kind == "uniform":
+            return float(rng.uniform(self.low, self.high))
+        if self.kind == "loguniform":
+            return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        return int(rng.integers(int(self.low), int(self.high) + 1))
+
+
+class FusionMethod:
+    """Base class: subclasses set the class attributes and implement `fit` and `predict_proba`.
+
+    modalities: the modalities the method reads; () means "whatever the data offers" (resolved per dataset).
+    input_kind: "pooled" vectors [D] per clip, or "sequence" arrays [T, D] per clip.
+    family:     a short label for the report ("classical", "neural", "unimodal", ...).
+    """
+
+    modalities: ClassVar[tuple[str, ...]] = ()
+    input_kind: ClassVar[InputKind] = "pooled"
+    family: ClassVar[str] = "other"
+
+    def __init__(self, **params: Any) -> None:
+        self.params = dict(params)
+
+    @classmethod
+    def search_space(cls) -> dict[str, Param]:
+        """Hyperparameters worth tuning and their ranges; empty means 'defaults only'."""
+        return {}
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> FusionMethod:
+        raise NotImplementedError
+
+    def predict_proba(self, data: MultimodalData) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, data: MultimodalData) -> np.ndarray:
+        return np.argmax(self.predict_proba(data), axis=1)
+
+    def fit_notes(self) -> dict[str, float]:
+        """Counts worth logging from the last fit (clips dropped or imputed for a missing modality, epochs...)."""
+        return dict(getattr(self, "notes_", {}))
