@@ -1,0 +1,137 @@
+"""The extractor interface and registry.
+
+An extractor turns one decoded clip into a sequence `[T, D]` and a pooled vector `[D]`. Heavy imports and model
+loading belong in `setup()`, which the Ray actor calls once per worker; `__init__` only validates the config, so
+building an extractor to compute its cache key is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.hashing import stable_hash
+
+
+class ExtractorConfigError(ValueError):
+    """An unknown or ill-typed extractor option."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights are not available offline; the message says what to download and where to put it."""
+
+
+@dataclass
+class Features:
+    sequence: np.ndarray  # [T, D] float32
+    pooled: np.ndarray  # [D] float32
+
+    def __post_init__(self) -> None:
+        self.sequence = np.asarray(self.sequence, dtype=np.float32)
+        self.pooled = np.asarray(self.pooled, dtype=np.float32)
+        if self.sequence.ndim != 2 or self.pooled.ndim != 1:
+            raise ValueError(f"features must be [T, D] and [D], got {self.sequence.shape} and {self.pooled.shape}")
+        if not (np.isfinite(self.sequence).all() and np.isfinite(self.pooled).all()):
+            raise ValueError("features contain NaN or infinite values")
+
+
+@dataclass
+class ClipInput:
+    """What an extractor receives: decoded media for its modality."""
+
+    clip_id: str
+    audio: np.ndarray | None = None  # mono float32 at the extractor's sample_rate
+    frames: np.ndarray | None = None  # [T, H, W, 3] uint8
+    fps: float | None = None
+    text: str | None = None
+
+
+class Extractor:
+    """Subclasses set `name`, `modality`, `defaults` and implement `extract`.
+
+    defaults:   the complete option set; user options must be a subset (typos are errors, not ignored).
+    version:    bump when the computation changes, to invalidate cached features.
+    sample_rate / fps / max_frames: decoding requests served by `harness.media`.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+
+    def __init__(self, **config: Any) -> None:
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            raise ExtractorConfigError(f"extractor {self.name!r}: unknown options {unknown}; "
+                                       f"valid options: {sorted(self.defaults)}")
+        self.config = {**self.defaults, **config}
+
+    # decoding requests
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.get("sample_rate", 16_000))
+
+    @property
+    def fps(self) -> float | None:
+        return self.config.get("fps")
+
+    @property
+    def max_frames(self) -> int | None:
+        return self.config.get("max_frames")
+
+    def weights_identity(self) -> str:
+        """What identifies the model weights (path + file sizes, or a package version); part of the cache key."""
+        return ""
+
+    def cache_key(self, manifest_fingerprint: str) -> str:
+        return stable_hash({"manifest": manifest_fingerprint, "extractor": self.name, "version": self.version,
+                            "config": self.config, "weights": self.weights_identity()})
+
+    def setup(self) -> None:
+        """Load models; called once per worker before the first `extract`."""
+
+    def extract(self, clip: ClipInput) -> Features:
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Extractor]] = {}
+_MODULES: tuple[str, ...] = (
+    "harness.features.audio",
+    "harness.features.video",
+    "harness.features.text",
+)
+_loaded = False
+
+
+def register_extractor(cls: type[Extractor]) -> type[Extractor]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _MODULES:
+            importlib.import_module(module)
+
+
+def extractor_names() -> list[str]:
+    _load_all()
+    return list(_REGISTRY)
+
+
+def get_extractor(name: str) -> type[Extractor]:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown extractor {name!r}; choose from: {', '.join(_REGISTRY)}") from None
+
+
+def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extractor:
+    return get_extractor(name)(**(config or {}))
