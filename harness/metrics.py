@@ -1,0 +1,86 @@
+"""Every reported figure is computed here, from stored predictions, by one tested module.
+
+Definitions (the ones emotion-recognition papers use, stated because papers mix them up):
+  accuracy (WA, weighted accuracy)  correct / total
+  UAR (unweighted average recall)   mean over classes present in y_true of per-class recall (= balanced acc.)
+  macro-F1                          mean F1 over classes present in y_true or y_pred
+  weighted-F1                       per-class F1 weighted by the class's support in y_true
+A class that is never predicted has precision 0 (not NaN); a class absent from y_true has no recall and is left
+out of UAR, as in scikit-learn's balanced_accuracy_score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "uar", "macro_f1", "weighted_f1")
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts [true class, predicted class]."""
+    y_true = np.asarray(y_true, dtype=int)
+    y_pred = np.asarray(y_pred, dtype=int)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape}, y_pred {y_pred.shape}")
+    if y_true.size and (min(y_true.min(), y_pred.min()) < 0 or max(y_true.max(), y_pred.max()) >= n_classes):
+        raise ValueError(f"class indices must lie in [0, {n_classes})")
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+@dataclass(frozen=True)
+class Scores:
+    accuracy: float
+    uar: float
+    macro_f1: float
+    weighted_f1: float
+    per_class: pd.DataFrame  # index = class name; precision, recall, f1, support
+    confusion: np.ndarray
+
+    def headline(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in HEADLINE_METRICS}
+
+
+def scores_from_confusion(matrix: np.ndarray, classes: list[str]) -> Scores:
+    matrix = np.asarray(matrix, dtype=np.int64)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    correct = np.diag(matrix)
+    total = int(matrix.sum())
+    if total == 0:
+        raise ValueError("no predictions to score")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, correct / np.maximum(support, 1), 0.0)
+        denominator = precision + recall
+        f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
+    present = support > 0
+    involved = present | (predicted > 0)
+    per_class = pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
+                             index=pd.Index(classes, name="class"))
+    return Scores(
+        accuracy=float(correct.sum() / total),
+        uar=float(recall[present].mean()),
+        macro_f1=float(f1[involved].mean()),
+        weighted_f1=float((f1 * support).sum() / support.sum()),
+        per_class=per_class,
+        confusion=matrix,
+    )
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> Scores:
+    return scores_from_confusion(confusion_matrix(y_true, y_pred, len(classes)), classes)
+
+
+def summarise_folds(fold_scores: list[Scores]) -> dict[str, float]:
+    """Mean and sample standard deviation over folds of each headline metric: {uar_mean, uar_std, ...}."""
+    summary: dict[str, float] = {}
+    for name in HEADLINE_METRICS:
+        values = np.array([getattr(s, name) for s in fold_scores], dtype=float)
+        summary[f"{name}_mean"] = float(values.mean())
+        summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary

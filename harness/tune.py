@@ -1,0 +1,186 @@
+"""Hyperparameter search on Ray Tune, then one test evaluation per fold with the chosen configuration.
+
+The protocol that makes the numbers trustworthy:
+  1. every trial fits its configuration on each fold's training part and is scored on that fold's validation
+     part; the trial's score is the mean over folds of the dataset's selection metric;
+  2. the best trial by that validation score is chosen; test data has not been touched;
+  3. the chosen configuration is fitted once more per fold (in parallel Ray tasks) and scored on the test part.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray.tune import Callback
+
+from harness.metrics import HEADLINE_METRICS, Scores, score, scores_from_confusion, summarise_folds
+from harness.protocols import Fold
+from methods import MethodSpec, MultimodalData, Param, get_method
+
+
+@dataclass
+class TrialRecord:
+    config: dict[str, Any]
+    val_by_fold: dict[str, dict[str, float]]  # fold -> metric -> value
+    val_mean: dict[str, float]  # metric -> mean over folds
+
+
+@dataclass
+class MethodOutcome:
+    method: str
+    dataset: str
+    selection_metric: str
+    best_config: dict[str, Any]
+    trials: list[TrialRecord]
+    fold_names: list[str]
+    fold_scores: list[Scores]
+    predictions: pd.DataFrame  # fold, clip_id, y_true, y_pred, p_<class>...
+    notes: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, float]:
+        return summarise_folds(self.fold_scores)
+
+    def pooled_confusion(self) -> np.ndarray:
+        return np.sum([s.confusion for s in self.fold_scores], axis=0)
+
+    def pooled_scores(self, classes: list[str]) -> Scores:
+        return scores_from_confusion(self.pooled_confusion(), classes)
+
+
+def to_tune_space(space: dict[str, Param]) -> dict[str, Any]:
+    from ray import tune
+
+    converters = {
+        "choice": lambda p: tune.choice(list(p.values)),
+        "uniform": lambda p: tune.uniform(p.low, p.high),
+        "loguniform": lambda p: tune.loguniform(p.low, p.high),
+        "int": lambda p: tune.randint(int(p.low), int(p.high) + 1),
+    }
+    return {name: converters[p.kind](p) for name, p in space.items()}
+
+
+def accepts_param(spec: MethodSpec, name: str) -> bool:
+    """Whether the method's constructor takes `name` (explicitly or through **params)."""
+    parameters = inspect.signature(spec.cls.__init__).parameters
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _limit_threads() -> None:
+    """One trial = one CPU: keep BLAS/torch from oversubscribing the cores Ray gave other trials."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def fit_and_score_validation(method_name: str, config: dict[str, Any], data: MultimodalData, fold: Fold
+                             ) -> dict[str, float]:
+    method = get_method(method_name).build(**config)
+    validation = data.select(fold.val)
+    method.fit(data.select(fold.train), validation)
+    return score(validation.labels, method.predict(validation), data.classes).headline()
+
+
+def _trainable(config: dict[str, Any], method_name: str, fixed: dict[str, Any], data: MultimodalData,
+               folds: list[Fold], metric: str) -> None:
+    from ray import tune
+
+    _limit_threads()
+    by_fold = {f.name: fit_and_score_validation(method_name, {**fixed, **config}, data, f) for f in folds}
+    means = {m: float(np.mean([s[m] for s in by_fold.values()])) for m in HEADLINE_METRICS}
+    flat = {f"{fold}/{m}": v for fold, s in by_fold.items() for m, v in s.items()}
+    tune.report({f"val_{metric}": means[metric], **{f"val_{m}": v for m, v in means.items()}, **flat})
+
+
+def _fit_and_predict_test(method_name: str, config: dict[str, Any], data: MultimodalData, fold: Fold
+                          ) -> tuple[np.ndarray, dict[str, float]]:
+    _limit_threads()
+    method = get_method(method_name).build(**config)
+    method.fit(data.select(fold.train), data.select(fold.val))
+    return method.predict_proba(data.select(fold.test)), method.fit_notes()
+
+
+def tune_and_test(method_name: str, dataset: str, data: MultimodalData, folds: list[Fold], metric: str,
+                  trials: int, seed: int, fixed: dict[str, Any], storage: Path, verbose: bool = True
+                  ) -> MethodOutcome:
+    """Search on validation folds with Ray Tune, then test the chosen configuration once per fold."""
+    import ray
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    started = time.perf_counter()
+    spec = get_method(method_name)
+    space = spec.search_space()
+    n_samples = trials if space else 1
+    progress = _TrialProgress(f"{method_name}@{dataset}", n_samples, verbose)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, method_name=method_name, fixed=fixed, data=data, folds=folds,
+                             metric=metric),
+        {"cpu": 1},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=to_tune_space(space),
+        tune_config=tune.TuneConfig(metric=f"val_{metric}", mode="max", num_samples=n_samples,
+                                    search_alg=BasicVariantGenerator(random_state=seed)),
+        run_config=tune.RunConfig(name=f"{dataset}__{method_name}", storage_path=str(storage.resolve()),
+                                  verbose=0, callbacks=[progress]),
+    )
+    grid = tuner.fit()
+    errors = [r.error for r in grid if r.error is not None]
+    if len(errors) == len(grid):
+        raise RuntimeError(f"{method_name}@{dataset}: every trial failed; first error: {errors[0]}")
+    trial_records = [_trial_record(r, folds, metric) for r in grid if r.error is None]
+    best = grid.get_best_result(metric=f"val_{metric}", mode="max")
+    best_config = {**fixed, **best.config}
+
+    remote = ray.remote(num_cpus=1)(_fit_and_predict_test)
+    data_ref = ray.put(data)
+    outputs = ray.get([remote.remote(method_name, best_config, data_ref, f) for f in folds])
+    fold_scores, frames, notes = [], [], {}
+    for fold, (probabilities, fold_notes) in zip(folds, outputs, strict=True):
+        test = data.select(fold.test)
+        predicted = probabilities.argmax(axis=1)
+        fold_scores.append(score(test.labels, predicted, data.classes))
+        frame = pd.DataFrame({"fold": fold.name, "clip_id": test.ids,
+                              "y_true": [data.classes[i] for i in test.labels],
+                              "y_pred": [data.classes[i] for i in predicted]})
+        for c, name in enumerate(data.classes):
+            frame[f"p_{name}"] = probabilities[:, c]
+        frames.append(frame)
+        notes.update({f"{fold.name}/{k}": v for k, v in fold_notes.items()})
+    return MethodOutcome(method_name, dataset, metric, best_config, trial_records, [f.name for f in folds],
+                         fold_scores, pd.concat(frames, ignore_index=True), notes,
+                         time.perf_counter() - started)
+
+
+def _trial_record(result, folds: list[Fold], metric: str) -> TrialRecord:
+    metrics = result.metrics
+    by_fold = {f.name: {m: float(metrics[f"{f.name}/{m}"]) for m in HEADLINE_METRICS} for f in folds}
+    return TrialRecord(dict(result.config), by_fold, {m: float(metrics[f"val_{m}"]) for m in HEADLINE_METRICS})
+
+
+class _TrialProgress(Callback):
+    """Prints one line per finished trial: progress is visible without Tune's full tables."""
+
+    def __init__(self, label: str, total: int, verbose: bool) -> None:
+        self.label, self.total, self.verbose, self.done = label, total, verbose, 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        if self.verbose:
+            value = next((v for k, v in (trial.last_result or {}).items() if k.startswith("val_")), float("nan"))
+            print(f"[tune] {self.label}: trial {self.done}/{self.total} done (validation {value:.3f})", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.done += 1
+        print(f"[tune] {self.label}: trial {self.done}/{self.total} FAILED: {trial.error_file}", flush=True)

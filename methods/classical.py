@@ -1,0 +1,196 @@
+"""The classical family (the fourth seed paper): early and late fusion of pooled vectors, and unimodal baselines.
+
+early fusion  per-modality vectors are standardised and combined by concatenation, or projected per fold
+              (PCA fitted on the training part) to a common size and summed or multiplied element-wise; then one
+              classifier.
+late fusion   one classifier per modality; class probabilities averaged, or stacked (a logistic regression on
+              out-of-fold training probabilities).
+unimodal      one modality alone: the baselines that show what fusion adds.
+
+Missing modalities are handled explicitly and counted in `notes_`: early fusion imputes the training mean of the
+absent modality (the neutral element, 1, for the product); late fusion averages only the modalities a clip has;
+a unimodal model predicts the training class prior for a clip without its modality.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from methods import MethodSpec, register
+from methods.base import FusionMethod, Param
+from methods.classifiers import CLASSIFIERS, SEARCH_SPACES, ScaledClassifier
+from methods.data import MultimodalData
+
+EARLY_MODES: tuple[str, ...] = ("concat", "sum", "product")
+LATE_MODES: tuple[str, ...] = ("average", "stack")
+MODALITIES: tuple[str, ...] = ("audio", "video", "text")
+
+
+def _fusion_modalities(method: FusionMethod, data: MultimodalData) -> list[str]:
+    wanted = method.params.get("modalities") or data.modalities
+    missing = [m for m in wanted if m not in data.pooled]
+    if missing:
+        raise ValueError(f"{type(method).__name__}: data lacks pooled features for {missing}")
+    return list(wanted)
+
+
+class _ClassicalBase(FusionMethod):
+    input_kind: ClassVar[str] = "pooled"
+    family: ClassVar[str] = "classical"
+
+    def _classifier(self, n_classes: int) -> ScaledClassifier:
+        return ScaledClassifier(self.params["classifier"], n_classes, seed=int(self.params.get("seed", 0)),
+                                **self.params)
+
+
+class EarlyFusion(_ClassicalBase):
+    """Combine standardised modality vectors into one, then classify."""
+
+    def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> EarlyFusion:
+        self.modalities_ = _fusion_modalities(self, train)
+        mode = self.params.get("mode", "concat")
+        if mode not in EARLY_MODES:
+            raise ValueError(f"early fusion mode {mode!r}; choose from {EARLY_MODES}")
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        self.scalers_, self.projections_ = {}, {}
+        usable = np.ones(len(train), dtype=bool)
+        for m in self.modalities_:
+            usable &= train.available[m]
+        if usable.sum() < 2:
+            raise ValueError("early fusion needs at least 2 training clips with every modality")
+        dims = [train.pooled[m].shape[1] for m in self.modalities_]
+        size = min([int(self.params.get("projection", 32)), *dims, int(usable.sum()) - 1])
+        for m in self.modalities_:
+            rows = train.pooled[m][train.available[m]]
+            self.scalers_[m] = StandardScaler().fit(rows)
+            if mode != "concat":
+                self.projections_[m] = PCA(n_components=size, random_state=0).fit(self.scalers_[m].transform(rows))
+        self.notes_ = {"train_clips_imputed": float((~usable).sum())}
+        self.model_ = self._classifier(train.n_classes).fit(self._combine(train), train.labels)
+        return self
+
+    def _combine(self, data: MultimodalData) -> np.ndarray:
+        mode = self.params.get("mode", "concat")
+        parts = []
+        for m in self.modalities_:
+            x = self.scalers_[m].transform(data.pooled[m])
+            if mode != "concat":
+                x = self.projections_[m].transform(x)
+            fill = 1.0 if mode == "product" else 0.0  # the neutral element; 0 = training mean after scaling
+            x[~data.available[m]] = fill
+            parts.append(x)
+        if mode == "concat":
+            return np.concatenate(parts, axis=1)
+        return np.sum(parts, axis=0) if mode == "sum" else np.prod(parts, axis=0)
+
+    def predict_proba(self, data: MultimodalData) -> np.ndarray:
+        return self.model_.predict_proba(self._combine(data))
+
+
+class LateFusion(_ClassicalBase):
+    """One classifier per modality; probabilities averaged or stacked."""
+
+    def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> LateFusion:
+        self.modalities_ = _fusion_modalities(self, train)
+        mode = self.params.get("mode", "average")
+        if mode not in LATE_MODES:
+            raise ValueError(f"late fusion mode {mode!r}; choose from {LATE_MODES}")
+        self.models_ = {}
+        for m in self.modalities_:
+            rows = train.available[m]
+            self.models_[m] = self._classifier(train.n_classes).fit(train.pooled[m][rows], train.labels[rows])
+        self.notes_ = {f"train_clips_without_{m}": float((~train.available[m]).sum()) for m in self.modalities_}
+        if mode == "stack":
+            self._fit_stacker(train)
+        return self
+
+    def _fit_stacker(self, train: MultimodalData) -> None:
+        """Meta-classifier on out-of-fold probabilities, so it never sees probabilities of memorised clips."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        n_splits = int(min(3, np.bincount(train.labels).min()))
+        if n_splits < 2:
+            raise ValueError("stacking needs at least 2 training clips per class")
+        out_of_fold = np.zeros((len(train), train.n_classes * len(self.modalities_)))
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=0)
+        for fit_index, held_index in splitter.split(np.zeros(len(train)), train.labels):
+            fit_part, held_part = train.subset(fit_index), train.subset(held_index)
+            stage = LateFusion(**{**self.params, "mode": "average"}).fit(fit_part)
+            out_of_fold[held_index] = stage._stacked_inputs(held_part)
+        self.stacker_ = LogisticRegression(max_iter=1000).fit(out_of_fold, train.labels)
+
+    def _per_modality(self, data: MultimodalData) -> dict[str, np.ndarray]:
+        uniform = np.full((len(data), data.n_classes), 1.0 / data.n_classes)
+        probabilities = {}
+        for m in self.modalities_:
+            p = self.models_[m].predict_proba(data.pooled[m])
+            p[~data.available[m]] = uniform[~data.available[m]]
+            probabilities[m] = p
+        return probabilities
+
+    def _stacked_inputs(self, data: MultimodalData) -> np.ndarray:
+        return np.concatenate(list(self._per_modality(data).values()), axis=1)
+
+    def predict_proba(self, data: MultimodalData) -> np.ndarray:
+        if self.params.get("mode", "average") == "stack":
+            probabilities = np.zeros((len(data), data.n_classes))
+            probabilities[:, self.stacker_.classes_] = self.stacker_.predict_proba(self._stacked_inputs(data))
+            return probabilities
+        per_modality = self._per_modality(data)
+        available = np.stack([data.available[m] for m in self.modalities_], axis=1).astype(float)
+        stacked = np.stack([per_modality[m] for m in self.modalities_], axis=1)
+        counts = np.maximum(available.sum(axis=1, keepdims=True), 1.0)
+        averaged = (stacked * available[:, :, None]).sum(axis=1) / counts
+        no_modality = available.sum(axis=1) == 0
+        averaged[no_modality] = 1.0 / data.n_classes
+        return averaged
+
+
+class Unimodal(_ClassicalBase):
+    """One modality, one classifier: the baseline each fusion method has to beat."""
+
+    family: ClassVar[str] = "unimodal"
+
+    def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> Unimodal:
+        m = self.params["modality"]
+        rows = train.available[m]
+        self.model_ = self._classifier(train.n_classes).fit(train.pooled[m][rows], train.labels[rows])
+        self.prior_ = np.bincount(train.labels, minlength=train.n_classes) / len(train)
+        self.notes_ = {"train_clips_without_modality": float((~rows).sum())}
+        return self
+
+    def predict_proba(self, data: MultimodalData) -> np.ndarray:
+        m = self.params["modality"]
+        probabilities = self.model_.predict_proba(data.pooled[m])
+        probabilities[~data.available[m]] = self.prior_
+        return probabilities
+
+
+def _register_all() -> None:
+    projection = {"projection": Param.choice(16, 32, 64)}
+    for classifier in CLASSIFIERS:
+        for mode in EARLY_MODES:
+            extra = projection if mode != "concat" else {}
+            register(MethodSpec(
+                name=f"early-{mode}-{classifier}", cls=EarlyFusion, space={**SEARCH_SPACES[classifier], **extra},
+                fixed={"mode": mode, "classifier": classifier},
+                description=f"early fusion ({mode}) of pooled modality vectors + {classifier}"))
+        for mode in LATE_MODES:
+            register(MethodSpec(
+                name=f"late-{mode}-{classifier}", cls=LateFusion, space=SEARCH_SPACES[classifier],
+                fixed={"mode": mode, "classifier": classifier},
+                description=f"late fusion ({mode} of per-modality probabilities), {classifier} per modality"))
+    for modality in MODALITIES:
+        for classifier in CLASSIFIERS:
+            register(MethodSpec(
+                name=f"{modality}-{classifier}", cls=Unimodal, space=SEARCH_SPACES[classifier],
+                fixed={"modality": modality, "classifier": classifier}, modalities=(modality,),
+                description=f"unimodal baseline: {modality} alone, {classifier}"))
+
+
+_register_all()
