@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.manifest import Manifest
 from harness.protocols import ProtocolSpec
@@ -24,6 +25,10 @@ class DatasetSpec:
     prepare:   optional root -> None that creates the corpus (only the built-in synthetic corpus has one).
     polarity:  class -> "positive" | "negative" | "neutral", used by polarity-aware losses.
     headline_metric: the metric the field reports first for this corpus (e.g. "uar" or "weighted_f1").
+    protocols: named alternative protocols (e.g. a 10-fold variant, or a random split labelled as
+               speaker-overlapping); `protocol` is the default.
+    targets:   alternative label sets (e.g. MELD sentiment, CREMA-D perceived emotion, IEMOCAP 6-class), each
+               scanned with `scan_target(root, name)`; the manifest's dataset is then `<name>@<target>`.
     """
 
     name: str
@@ -39,6 +44,16 @@ class DatasetSpec:
     polarity: dict[str, str] = field(default_factory=dict)
     description: str = ""
     source: str = ""
+    # Optional, filled from dataset cards (harness.datasets.cards):
+    citation: str = ""
+    licence: str = ""
+    homepage: str = ""
+    obtain: dict[str, Any] = field(default_factory=dict)  # instructions, archives (name/url/size/sha256), checksums
+    layout: str = ""
+    protocols: dict[str, ProtocolSpec] = field(default_factory=dict)  # named alternatives to `protocol`
+    targets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alternative label sets -> their classes
+    scan_target: Callable[[Path, str], Manifest] | None = None  # (root, target name) -> Manifest
+    card: Path | None = None
 
     @property
     def builtin(self) -> bool:
@@ -46,7 +61,7 @@ class DatasetSpec:
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
-_MODULES: tuple[str, ...] = ("harness.datasets.synthetic",)
+_MODULES: tuple[str, ...] = ("harness.datasets.synthetic", "harness.datasets.cards")
 _loaded = False
 
 
