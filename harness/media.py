@@ -17,15 +17,14 @@ class MediaError(RuntimeError):
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Band-limited polyphase resampling (scipy), exact for integer rate ratios."""
+    """Band-limited sinc resampling with torchaudio (its transforms work here; only torchaudio.load does not)."""
     if source_rate == target_rate:
         return audio.astype(np.float32, copy=False)
-    from math import gcd
+    import torch
+    import torchaudio.functional
 
-    from scipy.signal import resample_poly
-
-    g = gcd(int(source_rate), int(target_rate))
-    return resample_poly(audio, target_rate // g, source_rate // g).astype(np.float32)
+    waveform = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return torchaudio.functional.resample(waveform, int(source_rate), int(target_rate)).numpy()
 
 
 def load_audio(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:

@@ -8,7 +8,9 @@ building an extractor to compute its cache key is cheap.
 from __future__ import annotations
 
 import importlib
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +49,33 @@ class ClipInput:
     frames: np.ndarray | None = None  # [T, H, W, 3] uint8
     fps: float | None = None
     text: str | None = None
+    video_path: str | None = None  # lets face extractors key their crop cache by the source file
+
+    def to_bytes(self) -> bytes:
+        """Serialise for the hop from a Ray decode task to an encode actor (NPZ, no pickle)."""
+        arrays: dict[str, np.ndarray] = {"clip_id": np.array(self.clip_id)}
+        if self.audio is not None:
+            arrays["audio"] = self.audio
+        if self.frames is not None:
+            arrays["frames"] = self.frames
+        if self.fps is not None:
+            arrays["fps"] = np.array(self.fps)
+        if self.text is not None:
+            arrays["text"] = np.array(self.text)
+        if self.video_path is not None:
+            arrays["video_path"] = np.array(self.video_path)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ClipInput:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            get = {k: npz[k] for k in npz.files}
+        return cls(clip_id=str(get["clip_id"]), audio=get.get("audio"), frames=get.get("frames"),
+                   fps=float(get["fps"]) if "fps" in get else None,
+                   text=str(get["text"]) if "text" in get else None,
+                   video_path=str(get["video_path"]) if "video_path" in get else None)
 
 
 class Extractor:
@@ -62,6 +91,7 @@ class Extractor:
     defaults: ClassVar[dict[str, Any]] = {}
     version: ClassVar[int] = 1
     description: ClassVar[str] = ""
+    output: ClassVar[str] = ""  # the declared output shape, e.g. "sequence [T, 25], pooled [88]"
 
     def __init__(self, **config: Any) -> None:
         unknown = sorted(set(config) - set(self.defaults))
@@ -83,9 +113,23 @@ class Extractor:
     def max_frames(self) -> int | None:
         return self.config.get("max_frames")
 
+    def inputs(self) -> tuple[str, ...]:
+        """What the decode stage must provide (by default the extractor's own modality)."""
+        return (self.modality,)
+
     def weights_identity(self) -> str:
         """What identifies the model weights (path + file sizes, or a package version); part of the cache key."""
         return ""
+
+    def check_weights(self) -> None:
+        """Raise MissingWeightsError (naming the checkpoint and how to get it) before any worker starts."""
+
+    @staticmethod
+    def device() -> str:
+        """Where models run: the GPU Ray assigned to this actor if any, else CPU."""
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def cache_key(self, manifest_fingerprint: str) -> str:
         return stable_hash({"manifest": manifest_fingerprint, "extractor": self.name, "version": self.version,
@@ -101,7 +145,11 @@ class Extractor:
 _REGISTRY: dict[str, type[Extractor]] = {}
 _MODULES: tuple[str, ...] = (
     "harness.features.audio",
+    "harness.features.spectral",
+    "harness.features.pretrained_audio",
     "harness.features.video",
+    "harness.features.face",
+    "harness.features.snippets",
     "harness.features.text",
 )
 _loaded = False
@@ -135,3 +183,12 @@ def get_extractor(name: str) -> type[Extractor]:
 
 def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extractor:
     return get_extractor(name)(**(config or {}))
+
+
+def directory_identity(path: str | Path) -> str:
+    """Identity of a local checkpoint: its resolved path and every file's name and size (cheap, catches swaps)."""
+    from harness.hashing import stable_hash
+
+    root = Path(path).resolve()
+    files = sorted((str(f.relative_to(root)), f.stat().st_size) for f in root.rglob("*") if f.is_file())
+    return f"{root}:{stable_hash(files)}"

@@ -1,13 +1,18 @@
 """Extracting one (dataset, extractor) pair on Ray Data, exactly once per clip, resumably.
 
-The manifest rows not yet in the store become a Ray Dataset; `map_batches` with an actor class decodes and
-encodes each block (the model is loaded once per actor) and writes the block's shard itself, so a killed run
-loses at most the blocks in flight. Failures (undecodable media, silent audio, empty transcript) are stored in
-the shard like features, so they are reported and not retried on every run.
+The manifest rows not yet in the store become a Ray Dataset of in-memory blocks. CPU tasks decode each block
+(`decode_batch`); an actor pool encodes it (`EncodeBlock`: the model is loaded once per actor, on a GPU when
+the cluster has one) and writes the block's shard itself, so a killed run loses at most the blocks in flight
+and the next run extracts only what no complete shard holds. Failures (undecodable media, silent audio, no
+face, empty transcript) are stored in the shard like features, so they are reported and not retried forever.
+
+The same decode/encode code also runs as a plain loop in this process (`executor="local"`): the sequential
+baseline of the benchmark, and a debugging aid.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.features.base import ClipInput, build_extractor
+from harness.features.base import ClipInput, Extractor, build_extractor
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import Manifest
 from harness.media import MediaError, load_audio, load_frames
+
+EXECUTORS = ("ray", "local")
+DECODE_CPUS = 0.25  # logical CPUs per decode task: small, so decode tasks always fit next to the actor pool
 
 
 @dataclass
@@ -32,6 +40,7 @@ class ExtractionResult:
     n_failed: int
     seconds: float
     cached: bool
+    failures: pd.DataFrame | None = None  # clip_id, stage, error for every failed clip of the entry
 
     def summary(self) -> str:
         if self.cached:
@@ -42,29 +51,46 @@ class ExtractionResult:
                 f"{self.seconds:.1f}s ({rate:.1f} clips/s), {self.n_failed} failed, stored at {self.location}")
 
 
-def decode_clip(row: dict[str, Any], modality: str, extractor) -> ClipInput:
-    """Decode what the extractor's modality needs; raises MediaError/ValueError naming the file."""
-    clip = ClipInput(clip_id=str(row["clip_id"]))
-    if modality == "audio":
+def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
+    """Decode what the extractor needs; raises MediaError/ValueError naming the file."""
+    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=row.get("video_path") or None)
+    needs = extractor.inputs()
+    if "audio" in needs:
         source = row.get("audio_path") or row.get("video_path")
         if not source:
             raise MediaError("the manifest names no audio or video file for this clip")
         clip.audio = load_audio(source, extractor.sample_rate)
         if float(np.max(np.abs(clip.audio))) == 0.0:
             raise MediaError(f"{source}: audio is silent (every sample is zero)")
-    elif modality == "video":
+    if "video" in needs:
         if not row.get("video_path"):
             raise MediaError("the manifest names no video file for this clip")
         clip.frames, clip.fps = load_frames(row["video_path"], extractor.fps, extractor.max_frames)
-    elif modality == "text":
-        clip.text = row.get("text") or ""
-        if not str(clip.text).strip():
+    if "text" in needs:
+        clip.text = str(row.get("text") or "")
+        if not clip.text.strip() and "audio" not in needs:
             raise ValueError("the manifest has no transcript for this clip")
     return clip
 
 
-class ExtractBlock:
-    """Ray Data actor: set up the extractor once, then extract and store each block it is given."""
+def _error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def decode_batch(batch: pd.DataFrame, extractor_name: str, config: dict[str, Any]) -> pd.DataFrame:
+    """Ray Data CPU task: decode a block into serialised `ClipInput`s, or a decode failure per clip."""
+    extractor = build_extractor(extractor_name, config)  # cheap: no model is loaded here
+    out = []
+    for row in batch.to_dict("records"):
+        try:
+            out.append((str(row["clip_id"]), decode_clip(row, extractor).to_bytes(), ""))
+        except Exception as error:  # recorded with its stage, never dropped
+            out.append((str(row["clip_id"]), b"", _error(error)))
+    return pd.DataFrame(out, columns=["clip_id", "payload", "error"])
+
+
+class EncodeBlock:
+    """Ray Data actor: set up the extractor once, then encode and store each decoded block it is given."""
 
     def __init__(self, extractor_name: str, config: dict[str, Any], store_root: str, entry: str) -> None:
         self.extractor = build_extractor(extractor_name, config)
@@ -72,36 +98,68 @@ class ExtractBlock:
         self.store = FeatureStore(store_root)
         self.entry = entry
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         ids, features, failures = [], [], []
-        rows = pd.DataFrame(batch).to_dict("records")
-        for row in rows:
-            clip_id = str(row["clip_id"])
-            stage = "decode"
+        for clip_id, payload, error in zip(batch["clip_id"], batch["payload"], batch["error"], strict=True):
+            if error:
+                failures.append((str(clip_id), "decode", str(error)))
+                continue
             try:
-                clip = decode_clip(row, self.extractor.modality, self.extractor)
-                stage = "extract"
-                features.append(self.extractor.extract(clip))
-                ids.append(clip_id)
-            except Exception as error:  # every failure is recorded with its stage, never dropped
-                failures.append((clip_id, stage, f"{type(error).__name__}: {error}"))
+                features.append(self.extractor.extract(ClipInput.from_bytes(payload)))
+                ids.append(str(clip_id))
+            except Exception as exc:  # recorded with its stage, never dropped
+                failures.append((str(clip_id), "extract", _error(exc)))
         self.store.write_shard(self.entry, ids, features, failures)
-        return {"n_ok": np.array([len(ids)]), "n_failed": np.array([len(failures)])}
+        return pd.DataFrame({"n_ok": [len(ids)], "n_failed": [len(failures)]})
 
 
 def _media_rows(manifest: Manifest, todo: set[str]) -> pd.DataFrame:
     table = manifest.table[manifest.table["clip_id"].isin(todo)]
-    rows = pd.DataFrame({"clip_id": table["clip_id"].astype(str)})
+    rows = pd.DataFrame({"clip_id": table["clip_id"].astype(str).values})
     for column in ("audio_path", "video_path"):
         rows[column] = [str(p) if (p := manifest.resolve(v)) else "" for v in table[column]]
     rows["text"] = table["text"].fillna("").astype(str).values
-    return rows.reset_index(drop=True)
+    return rows
+
+
+class Progress:
+    """`clips done / total (clips/s)` on stderr: a tqdm bar on a terminal, a line per block otherwise."""
+
+    def __init__(self, label: str, total: int, enabled: bool) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self.done = 0
+        self.started = time.perf_counter()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="clip", file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.enabled:
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            print(f"[features] {self.label}: {self.done}/{self.total} clips ({rate:.1f} clips/s)",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config: dict[str, Any] | None = None,
-            batch_size: int = 32, concurrency: int | None = None, num_gpus: float | None = None,
-            verbose: bool = True) -> ExtractionResult:
-    """Extract the clips of `manifest` that the store lacks; return where the features are and what happened."""
+            batch_size: int = 16, concurrency: int | None = None, num_gpus: float | None = None,
+            verbose: bool = True, executor: str = "ray") -> ExtractionResult:
+    """Extract the clips of `manifest` that the store lacks; return where the features are and what happened.
+
+    batch_size:  clips per block (= per shard); small enough that a killed run loses little.
+    concurrency: encode actors (default: one per GPU, else the CPUs minus the decode reserve).
+    executor:    "ray" (default) or "local" (a sequential loop in this process, same store and failures).
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     extractor = build_extractor(extractor_name, config)
     key = extractor.cache_key(manifest.fingerprint())
     entry = store.entry(manifest.dataset, extractor_name, key)
@@ -112,44 +170,98 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
     started = time.perf_counter()
     n_now = 0
     if todo:
-        n_now = _run_ray(manifest, extractor_name, extractor.config, store, entry, todo, batch_size,
-                         concurrency, num_gpus, verbose)
+        extractor.check_weights()
+        rows = _media_rows(manifest, todo)
+        progress = Progress(f"{manifest.dataset}/{extractor_name}", len(rows), verbose)
+        try:
+            run = _run_local if executor == "local" else _run_ray
+            n_now = run(rows, extractor_name, extractor.config, store, entry, batch_size, concurrency, num_gpus,
+                        progress)
+        finally:
+            progress.close()
     stored = store.load(entry)
     result = ExtractionResult(manifest.dataset, extractor_name, key,
                               store.describe(manifest.dataset, extractor_name, key),
                               len(stored.ids), n_now, len(stored.failures),
-                              time.perf_counter() - started, cached=not todo)
+                              time.perf_counter() - started, cached=not todo, failures=stored.failures)
     if verbose:
         print(result.summary(), flush=True)
+        if len(stored.failures):
+            print(format_failures(stored.failures), flush=True)
     return result
 
 
-def _run_ray(manifest: Manifest, extractor_name: str, config: dict[str, Any], store: FeatureStore, entry: str,
-             todo: set[str], batch_size: int, concurrency: int | None, num_gpus: float | None,
-             verbose: bool) -> int:
+def format_failures(failures: pd.DataFrame, limit: int = 20) -> str:
+    """The failures table as text (first `limit` rows and a count of the rest)."""
+    lines = [f"  {len(failures)} clip(s) failed:", "  clip_id | stage | error"]
+    for row in failures.head(limit).itertuples(index=False):
+        lines.append(f"  {row.clip_id} | {row.stage} | {row.error}")
+    if len(failures) > limit:
+        lines.append(f"  ... and {len(failures) - limit} more (StoredFeatures.failures has them all)")
+    return "\n".join(lines)
+
+
+def _blocks(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
+    return [rows.iloc[i:i + batch_size].reset_index(drop=True) for i in range(0, len(rows), batch_size)]
+
+
+def _run_local(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
+               entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None,
+               progress: Progress) -> int:
+    encoder = EncodeBlock(extractor_name, config, store.root, entry)
+    done = 0
+    for block in _blocks(rows, batch_size):
+        counts = encoder(decode_batch(block, extractor_name, config))
+        n = int(counts["n_ok"].sum() + counts["n_failed"].sum())
+        done += n
+        progress.update(n)
+    return done
+
+
+def plan_resources(cpus: float, gpus: float, concurrency: int | None, num_gpus: float | None
+                   ) -> tuple[int, float, float]:
+    """(actors, CPUs per actor, GPUs per actor) that leave room for decode tasks.
+
+    An actor pool that holds every CPU starves the decode tasks feeding it: on a small machine that is a
+    deadlock, not a slowdown. So the actors share what is left after one decode slot's reserve.
+    """
+    per_gpu = num_gpus if num_gpus is not None else (1.0 if gpus > 0 else 0.0)
+    if per_gpu > 0:
+        actors = concurrency or max(1, int(gpus / per_gpu))
+        return actors, min(1.0, max(cpus - DECODE_CPUS, DECODE_CPUS) / actors), per_gpu
+    available = max(cpus - 2 * DECODE_CPUS, DECODE_CPUS)
+    actors = concurrency or max(1, int(cpus))
+    return actors, min(1.0, available / actors), 0.0
+
+
+def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
+             entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None,
+             progress: Progress) -> int:
     import ray
 
-    rows = _media_rows(manifest, todo)
-    gpus = num_gpus if num_gpus is not None else (1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0)
-    workers = concurrency or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
-    # One in-memory block per batch: no upstream read or repartition tasks, which would compete with the actor
-    # pool for the same CPUs (on a small machine that is a deadlock, not just a slowdown).
-    blocks = [rows.iloc[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    dataset = ray.data.from_pandas(blocks)
-    results = dataset.map_batches(
-        ExtractBlock,
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours counts clips, Ray's counts blocks per operator
+    resources = ray.cluster_resources()
+    actors, actor_cpus, actor_gpus = plan_resources(resources.get("CPU", 1.0), resources.get("GPU", 0.0),
+                                                    concurrency, num_gpus)
+    # One in-memory block per batch: no upstream read or repartition tasks competing for the actors' CPUs.
+    dataset = ray.data.from_pandas(_blocks(rows, batch_size))
+    decoded = dataset.map_batches(decode_batch, batch_format="pandas", batch_size=batch_size,
+                                  fn_kwargs={"extractor_name": extractor_name, "config": config},
+                                  num_cpus=DECODE_CPUS)
+    counts = decoded.map_batches(
+        EncodeBlock, batch_format="pandas", batch_size=batch_size,
         fn_constructor_kwargs={"extractor_name": extractor_name, "config": config,
                                "store_root": store.root, "entry": entry},
-        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), num_gpus=gpus, num_cpus=0 if gpus else 1,
+        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus, num_gpus=actor_gpus,
     )
     done = 0
-    started = time.perf_counter()
-    for summary in results.iter_rows():
-        done += int(summary["n_ok"]) + int(summary["n_failed"])
-        if verbose:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"[features] {manifest.dataset}/{extractor_name}: {done}/{len(rows)} clips ({rate:.1f} clips/s)",
-                  flush=True)
+    for batch in counts.iter_batches(batch_format="pandas", batch_size=None):
+        n = int(batch["n_ok"].sum() + batch["n_failed"].sum())
+        done += n
+        progress.update(n)
     return done
 
 

@@ -1,0 +1,164 @@
+"""Self-supervised speech encoders through `transformers`: wav2vec 2.0, HuBERT, WavLM, data2vec-audio, Whisper.
+
+Any checkpoint works, by hub name (must be in the local HF cache) or local path. Audio is decoded at 16 kHz,
+split into chunks of at most `chunk_seconds` (long clips would otherwise exhaust memory: attention is
+quadratic), encoded chunk by chunk, and the frame sequences concatenated. `layer` picks a hidden state, their
+mean, or a weighted combination; `pooling` turns frames into the clip vector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.features.base import ClipInput, Extractor, ExtractorConfigError, Features, register_extractor
+from harness.features.hf import (
+    checkpoint_identity,
+    pool,
+    resolve_checkpoint,
+    select_layer,
+    validate_layer,
+    validate_pooling,
+)
+
+SAMPLE_RATE = 16_000
+
+
+def chunk_bounds(n_samples: int, chunk: int, min_tail: int) -> list[tuple[int, int]]:
+    """[start, end) chunks of at most `chunk` samples; a tail shorter than `min_tail` joins the previous one."""
+    bounds = [(s, min(s + chunk, n_samples)) for s in range(0, n_samples, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_tail:
+        bounds[-2:] = [(bounds[-2][0], bounds[-1][1])]
+    return bounds
+
+
+class SpeechEncoderExtractor(Extractor):
+    """wav2vec2-style encoders (raw waveform in, one frame per 20 ms out)."""
+
+    modality = "audio"
+    defaults: dict[str, Any] = {"checkpoint": "", "layer": "last", "pooling": "mean", "chunk_seconds": 20.0,
+                                "normalize": "auto"}
+    output = "sequence [T, hidden] (20 ms frames); pooled [hidden] ([2*hidden] for mean+std)"
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        validate_layer(self.name, self.config["layer"])
+        validate_pooling(self.name, self.config["pooling"])
+        if self.config["normalize"] not in ("auto", True, False):
+            raise ExtractorConfigError(f"{self.name}: normalize must be 'auto', true or false")
+        if float(self.config["chunk_seconds"]) <= 0:
+            raise ExtractorConfigError(f"{self.name}: chunk_seconds must be positive")
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    def weights_identity(self) -> str:
+        return checkpoint_identity(self.config["checkpoint"])
+
+    def check_weights(self) -> None:
+        resolve_checkpoint(self.config["checkpoint"])
+
+    def setup(self) -> None:
+        from transformers import AutoModel
+
+        path = resolve_checkpoint(self.config["checkpoint"])
+        self._device = self.device()
+        self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(self._device)
+        self._normalize = self.config["normalize"]
+        if self._normalize == "auto":
+            preprocessor = Path(path) / "preprocessor_config.json"
+            self._normalize = (json.loads(preprocessor.read_text()).get("do_normalize", True)
+                               if preprocessor.exists() else True)
+
+    def encode_chunk(self, audio: np.ndarray):
+        """Hidden states for one chunk: a tuple of [1, T, D] tensors (index 0 = embeddings)."""
+        import torch
+
+        if self._normalize:
+            audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+        inputs = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None].to(self._device)
+        return self._model(inputs, output_hidden_states=True).hidden_states
+
+    def extract(self, clip: ClipInput) -> Features:
+        import torch
+
+        assert clip.audio is not None
+        audio = clip.audio
+        if len(audio) < SAMPLE_RATE // 10:  # the convolutional front end needs at least a few frames
+            audio = np.pad(audio, (0, SAMPLE_RATE // 10 - len(audio)))
+        parts = []
+        with torch.no_grad():
+            for start, end in chunk_bounds(len(audio), int(SAMPLE_RATE * float(self.config["chunk_seconds"])),
+                                           SAMPLE_RATE):
+                hidden = select_layer(self.encode_chunk(audio[start:end]), self.config["layer"])
+                parts.append(hidden[0].float().cpu().numpy())
+        sequence = np.concatenate(parts)
+        return Features(sequence=sequence, pooled=pool(sequence, self.config["pooling"]))
+
+
+@register_extractor
+class Wav2Vec2Extractor(SpeechEncoderExtractor):
+    name = "wav2vec2"
+    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/wav2vec2-base"}
+    description = "wav2vec 2.0 (any checkpoint by name or local path), selectable layer and pooling"
+
+
+@register_extractor
+class HubertExtractor(SpeechEncoderExtractor):
+    name = "hubert"
+    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/hubert-base-ls960"}
+    description = "HuBERT (any checkpoint by name or local path), selectable layer and pooling"
+
+
+@register_extractor
+class WavLMExtractor(SpeechEncoderExtractor):
+    name = "wavlm"
+    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "microsoft/wavlm-base-plus"}
+    description = "WavLM (any checkpoint by name or local path), selectable layer and pooling"
+
+
+@register_extractor
+class Data2VecAudioExtractor(SpeechEncoderExtractor):
+    name = "data2vec-audio"
+    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/data2vec-audio-base"}
+    description = "data2vec-audio (any checkpoint by name or local path), selectable layer and pooling"
+
+
+@register_extractor
+class WhisperEncoderExtractor(SpeechEncoderExtractor):
+    """Whisper's encoder on log-mel input. Whisper always sees 30 s windows; the padded frames are cut off."""
+
+    name = "whisper-encoder"
+    defaults = {"checkpoint": "openai/whisper-base", "layer": "last", "pooling": "mean", "chunk_seconds": 30.0}
+    description = "Whisper encoder (any checkpoint by name or local path), selectable layer and pooling"
+
+    def __init__(self, **config: Any) -> None:
+        Extractor.__init__(self, **config)  # no `normalize`: Whisper's own log-mel front end is used
+        validate_layer(self.name, self.config["layer"])
+        validate_pooling(self.name, self.config["pooling"])
+        if not 0 < float(self.config["chunk_seconds"]) <= 30:
+            raise ExtractorConfigError("whisper-encoder: chunk_seconds must be in (0, 30]: Whisper sees 30 s")
+
+    def setup(self) -> None:
+        from transformers import AutoConfig, WhisperFeatureExtractor, WhisperModel
+
+        path = resolve_checkpoint(self.config["checkpoint"])
+        self._device = self.device()
+        self._model = WhisperModel.from_pretrained(path, local_files_only=True).get_encoder().eval()
+        self._model.to(self._device)
+        if (Path(path) / "preprocessor_config.json").exists():
+            self._features = WhisperFeatureExtractor.from_pretrained(path, local_files_only=True)
+        else:
+            self._features = WhisperFeatureExtractor(feature_size=AutoConfig.from_pretrained(path).num_mel_bins)
+
+    def encode_chunk(self, audio: np.ndarray):
+        import torch
+
+        mel = self._features(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
+        frames = int(np.ceil(len(audio) / self._features.hop_length / 2))  # encoder output frames of real audio
+        hidden = self._model(mel.to(self._device), output_hidden_states=True).hidden_states
+        return tuple(torch.as_tensor(h)[:, :max(1, frames)] for h in hidden)

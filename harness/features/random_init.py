@@ -1,0 +1,70 @@
+"""Randomly initialised `transformers` checkpoints, saved to a local directory.
+
+Nothing can be downloaded in CI or on an offline cluster, yet the transformer extractors must be exercised
+through their real loading path (`from_pretrained` on a local directory). These builders write seeded,
+randomly initialised checkpoints: "tiny" ones for tests, and "base"-sized ones (wav2vec2-base geometry) for
+throughput benchmarks, where only the compute matters, not what the weights learned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY_SPEECH = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+               "conv_dim": (32, 32, 32), "conv_stride": (5, 8, 8), "conv_kernel": (10, 8, 8),
+               "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
+SPEECH_MODELS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+TEXT_WORDS = ("the", "a", "is", "i", "you", "we", "this", "so", "not", "it", "and", "to", "of", "at", "on",
+              "happy", "sad", "angry", "glad", "love", "hate", "news", "train", "station", "meeting", "today")
+
+
+def speech_checkpoint(model: str, directory: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A random-init wav2vec2/hubert/wavlm/data2vec-audio checkpoint ("tiny", or "base": 12 x 768)."""
+    import torch
+    import transformers
+
+    classes = {"wav2vec2": "Wav2Vec2", "hubert": "Hubert", "wavlm": "WavLM", "data2vec-audio": "Data2VecAudio"}
+    if model not in classes:
+        raise ValueError(f"unknown speech model {model!r}; choose from {SPEECH_MODELS}")
+    config_cls = getattr(transformers, f"{classes[model]}Config")
+    model_cls = getattr(transformers, f"{classes[model]}Model")
+    options = dict(TINY_SPEECH) if size == "tiny" else {}
+    if model == "data2vec-audio" and size == "tiny":
+        options.pop("num_conv_pos_embedding_groups")
+        options["conv_pos_kernel_size"] = 16
+    torch.manual_seed(seed)
+    path = Path(directory)
+    model_cls(config_cls(**options)).save_pretrained(path)
+    return path
+
+
+def whisper_checkpoint(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny random-init Whisper (encoder and decoder) with Whisper's real 80-bin, 30 s input geometry."""
+    import torch
+    from transformers import WhisperConfig, WhisperModel
+
+    torch.manual_seed(seed)
+    config = WhisperConfig(d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+                           decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                           max_target_positions=32)
+    path = Path(directory)
+    WhisperModel(config).save_pretrained(path)
+    return path
+
+
+def text_checkpoint(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny random-init BERT with a small word-piece vocabulary (model and tokenizer, loadable offline)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TEXT_WORDS,
+             *"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"), ".", ",", "!", "?"]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    return path
