@@ -18,6 +18,10 @@ __all__ = ["FusionMethod", "MultimodalData", "Param", "MethodSpec", "register", 
 # Modules that register methods when imported. Order defines the order of `harness list`.
 _METHOD_MODULES: tuple[str, ...] = (
     "methods.classical",
+    "methods.neural.unimodal",
+    "methods.neural.ima_hadamard",
+    "methods.neural.embracenet",
+    "methods.neural.av_cross_attention",
 )
 
 
@@ -32,6 +36,8 @@ class MethodSpec:
     modalities: tuple[str, ...] = ()
     # Variants that run by default in `harness run --all`; ablations and slow variants can opt out.
     in_default_suite: bool = True
+    # The variant's own search space, when it differs from the class's (e.g. per classifier).
+    space: dict[str, Param] | None = None
 
     def build(self, **params: Any) -> FusionMethod:
         return self.cls(**{**self.fixed, **params})
@@ -40,7 +46,8 @@ class MethodSpec:
         return self.modalities or self.cls.modalities
 
     def search_space(self) -> dict[str, Param]:
-        return {k: v for k, v in self.cls.search_space().items() if k not in self.fixed}
+        space = self.cls.search_space() if self.space is None else self.space
+        return {k: v for k, v in space.items() if k not in self.fixed}
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
