@@ -48,7 +48,7 @@ _TOP_LEVEL = (
     "modalities", "polarity", "features", "headline_metric", "protocol", "protocols", "present", "reader",
     "joins", "derive", "clip_id", "speaker", "label", "text", "session", "split", "columns", "targets", "notes",
 )
-_ROLE_COLUMN = {"audio": "audio_path", "video": "video_path", "silent_video": "video_path"}
+_OPTIONAL = ("audio_path", "video_path", "text", "session", "split")
 
 
 def default_card_dirs() -> list[Path]:
@@ -184,6 +184,10 @@ class Card:
         table = pd.DataFrame([self._finish(row) for row in kept])
         if table.empty:
             table = pd.DataFrame(columns=["clip_id", "label", "speaker"])
+        for column in _OPTIONAL:  # None (not NaN) marks an absent medium, transcript, session or split
+            if column in table:
+                table[column] = pd.Series([v if isinstance(v, str) else None for v in table[column]],
+                                          index=table.index, dtype=object)
         dataset = self.name if name == "default" else f"{self.name}@{name}"
         return Manifest(dataset, root, list(chosen.classes), table,
                         pd.DataFrame(problems, columns=["path", "reason"]))

@@ -1,0 +1,123 @@
+"""Protocols: speaker-independent folds are asserted, the random split is labelled, folds are stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.manifest import Manifest
+from harness.protocols import (
+    Fold,
+    LeakageError,
+    ProtocolSpec,
+    assert_speaker_independent,
+    get_protocol,
+    load_or_make_folds,
+    make_folds,
+    protocol_names,
+)
+
+
+def manifest(n_speakers: int = 10, clips: int = 4, sessions: int | None = None) -> Manifest:
+    rows = []
+    for s in range(n_speakers):
+        session = f"S{s // 2 + 1}" if sessions else None
+        speaker = f"{session}{'FM'[s % 2]}" if sessions else f"spk{s:02d}"
+        rows += [{"clip_id": f"{speaker}_{c}", "speaker": speaker, "label": "ab"[c % 2], "session": session}
+                 for c in range(clips)]
+    return Manifest("toy", Path("."), ["a", "b"], pd.DataFrame(rows))
+
+
+def speakers(m: Manifest, fold: Fold) -> tuple[set[str], set[str], set[str]]:
+    return m.speakers_of(fold.train), m.speakers_of(fold.val), m.speakers_of(fold.test)
+
+
+def test_registry_names_the_protocols():
+    assert {"speaker-kfold", "leave-one-speaker-out", "leave-one-session-out", "official-split",
+            "random-kfold"} <= set(protocol_names())
+    assert ProtocolSpec("speaker-kfold", {"k": 6}).label() == "speaker-kfold(k=6)"
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_speaker_kfold_tests_every_speaker_once(k):
+    m = manifest(n_speakers=20)
+    folds = make_folds(m, ProtocolSpec("speaker-kfold", {"k": k}))
+    assert len(folds) == k
+    tested = [s for f in folds for s in speakers(m, f)[2]]
+    assert sorted(tested) == sorted(m.table.speaker.unique())
+    for fold in folds:
+        train, val, test = speakers(m, fold)
+        assert not (train & val or train & test or val & test)
+        assert len(fold.train) + len(fold.val) + len(fold.test) == len(m)
+
+
+def test_val_speakers_are_drawn_from_the_non_test_speakers():
+    m = manifest(n_speakers=24)
+    folds = make_folds(m, ProtocolSpec("speaker-kfold", {"k": 6, "val_speakers": 2}))
+    for fold in folds:
+        train, val, test = speakers(m, fold)
+        assert (len(train), len(val), len(test)) == (18, 2, 4)
+    with pytest.raises(ValueError, match="val_speakers=20"):
+        make_folds(m, ProtocolSpec("speaker-kfold", {"k": 6, "val_speakers": 20}))
+
+
+def test_leave_one_speaker_out_has_one_fold_per_speaker():
+    m = manifest(n_speakers=5)
+    folds = make_folds(m, ProtocolSpec("leave-one-speaker-out"))
+    assert sorted(f.name for f in folds) == [f"test-spk{i:02d}" for i in range(5)]
+    assert all(speakers(m, f)[2] == {f.name.removeprefix("test-")} for f in folds)
+    assert all(len(speakers(m, f)[1]) == 1 for f in folds)
+
+
+@pytest.mark.parametrize("val", ["speaker", "session"])
+def test_leave_one_session_out(val):
+    m = manifest(n_speakers=10, sessions=5)
+    folds = make_folds(m, ProtocolSpec("leave-one-session-out", {"val": val}))
+    table = m.table.set_index("clip_id")
+    assert [f.name for f in folds] == [f"test-S{i}" for i in range(1, 6)]
+    for i, fold in enumerate(folds):
+        test_sessions, val_sessions = set(table.loc[fold.test, "session"]), set(table.loc[fold.val, "session"])
+        assert test_sessions == {f"S{i + 1}"} and len(val_sessions) == 1 and not val_sessions & test_sessions
+        assert len(speakers(m, fold)[1]) == (1 if val == "speaker" else 2)
+        assert not set(table.loc[fold.train, "session"]) & test_sessions
+    # Successive folds alternate which speaker of the validation session is held out.
+    assert {next(iter(speakers(m, f)[1]))[-1] for f in folds} == {"F", "M"}
+
+
+def test_leave_one_session_out_needs_sessions():
+    with pytest.raises(ValueError, match="needs a session for every clip"):
+        make_folds(manifest(), ProtocolSpec("leave-one-session-out"))
+
+
+def test_leakage_is_detected():
+    m = manifest(n_speakers=3)
+    ids = m.table.groupby("speaker")["clip_id"].apply(list)
+    leaky = Fold("bad", ids["spk00"] + ids["spk01"][:2], ids["spk01"][2:], ids["spk02"])
+    with pytest.raises(LeakageError, match="speakers in both train and val: \\['spk01'\\]"):
+        assert_speaker_independent(m, [leaky])
+
+
+def test_random_split_is_labelled_and_not_checked_for_speakers():
+    protocol = get_protocol("random-kfold")
+    assert not protocol.speaker_independent and "SPEAKER-OVERLAPPING" in protocol.description
+    m = manifest(n_speakers=3, clips=10)
+    folds = make_folds(m, ProtocolSpec("random-kfold", {"k": 5}))
+    assert any(speakers(m, f)[0] & speakers(m, f)[2] for f in folds)
+
+
+def test_folds_are_stored_and_reused(tmp_path):
+    m = manifest(n_speakers=6)
+    spec = ProtocolSpec("speaker-kfold", {"k": 3, "seed": 1})
+    path = tmp_path / "folds.json"
+    first = load_or_make_folds(path, m, spec)
+    stored = json.loads(path.read_text())
+    assert stored["protocol"] == "speaker-kfold" and stored["manifest"] == m.fingerprint()
+    assert load_or_make_folds(path, m, spec) == first
+    # A tampered file that leaks a speaker is caught on load.
+    stored["folds"][0]["val"] = stored["folds"][0]["val"] + stored["folds"][0]["test"][:1]
+    path.write_text(json.dumps(stored))
+    with pytest.raises(LeakageError):
+        load_or_make_folds(path, m, spec)
