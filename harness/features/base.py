@@ -92,6 +92,7 @@ class Extractor:
     version: ClassVar[int] = 1
     description: ClassVar[str] = ""
     output: ClassVar[str] = ""  # the declared output shape, e.g. "sequence [T, 25], pooled [88]"
+    cache: Any = None  # a FeatureStore for intermediate results, set by the runner before setup()
 
     def __init__(self, **config: Any) -> None:
         unknown = sorted(set(config) - set(self.defaults))

@@ -94,8 +94,9 @@ class EncodeBlock:
 
     def __init__(self, extractor_name: str, config: dict[str, Any], store_root: str, entry: str) -> None:
         self.extractor = build_extractor(extractor_name, config)
-        self.extractor.setup()
         self.store = FeatureStore(store_root)
+        self.extractor.cache = self.store  # intermediate results (face crops) live next to the features
+        self.extractor.setup()
         self.entry = entry
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:

@@ -103,6 +103,33 @@ class FeatureStore:
             stream.write(data)
         self.fs.move(tmp, path)
 
+    # ---- intermediate caches (face crops) ----------------------------------------------------------
+    def write_blob(self, namespace: str, key: str, data: bytes) -> None:
+        """Store an intermediate result (e.g. one clip's face crops) atomically under `_cache/<namespace>`."""
+        self._atomic_write(f"{self.base}/_cache/{namespace}/{key}", data)
+
+    def read_blob(self, namespace: str, key: str) -> bytes | None:
+        from pyarrow import fs
+
+        path = f"{self.base}/_cache/{namespace}/{key}"
+        if self.fs.get_file_info(path).type != fs.FileType.File:
+            return None
+        with self.fs.open_input_file(path) as stream:
+            return stream.read()
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every stored (dataset, extractor, key) with its spec: what `harness features list` shows."""
+        from pyarrow import fs
+
+        found = []
+        for info in self.fs.get_file_info(fs.FileSelector(self.base, recursive=True, allow_not_found=True)):
+            if info.type == fs.FileType.File and info.base_name == "spec.json":
+                entry = info.path.rsplit("/", 1)[0]
+                with self.fs.open_input_file(info.path) as stream:
+                    spec = json.loads(stream.read())
+                found.append({"entry": entry, "shards": len(self._shard_paths(entry)), **spec})
+        return found
+
     # ---- reading -----------------------------------------------------------------------------------
     def _read_shard(self, path: str) -> dict[str, np.ndarray]:
         with self.fs.open_input_file(path) as stream:
