@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.features.base import ClipInput, Extractor, build_extractor
+from harness.features.base import ClipInput, Extractor, build_extractor, extractor_names
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import Manifest
 from harness.media import MediaError, load_audio, load_frames
@@ -161,6 +161,8 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if extractor_name not in extractor_names() and not config:
+        return _imported_result(manifest, extractor_name, store, verbose)
     extractor = build_extractor(extractor_name, config)
     key = extractor.cache_key(manifest.fingerprint())
     entry = store.entry(manifest.dataset, extractor_name, key)
@@ -266,9 +268,35 @@ def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], st
     return done
 
 
+def _imported(manifest: Manifest, name: str, store: FeatureStore) -> tuple[str, str]:
+    from harness.features.imports import find_imported
+
+    found = find_imported(manifest, name, store)
+    if found is None:
+        raise KeyError(f"{name!r} is neither an extractor ({', '.join(extractor_names())}) nor imported "
+                       f"features of {manifest.dataset} in {store.root}; import a table with `harness features "
+                       f"import --dataset {manifest.dataset} --name {name} FILE`")
+    return found
+
+
+def _imported_result(manifest: Manifest, name: str, store: FeatureStore, verbose: bool) -> ExtractionResult:
+    """Imported features are never extracted: a cache hit on the stored import, or a clear error."""
+    entry, key = _imported(manifest, name, store)
+    stored = store.load(entry)
+    result = ExtractionResult(manifest.dataset, name, key, store.describe(manifest.dataset, name, key),
+                              len(stored.ids), 0, len(stored.failures), 0.0, cached=True,
+                              failures=stored.failures)
+    if verbose:
+        print(result.summary(), flush=True)
+    return result
+
+
 def load_features(manifest: Manifest, extractor_name: str, store: FeatureStore,
                   config: dict[str, Any] | None = None) -> tuple[StoredFeatures, str]:
-    """The stored features for a manifest (extract first); returns them with their cache key."""
+    """The stored features for a manifest (extract first, or import); returns them with their cache key."""
+    if extractor_name not in extractor_names() and not config:
+        entry, key = _imported(manifest, extractor_name, store)
+        return store.load(entry), key
     extractor = build_extractor(extractor_name, config)
     key = extractor.cache_key(manifest.fingerprint())
     return store.load(store.entry(manifest.dataset, extractor_name, key)), key

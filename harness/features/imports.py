@@ -1,0 +1,187 @@
+"""Bring your own features: store a table of pre-extracted features like an extracted feature.
+
+Accepted files (never pickle):
+  NPZ      `clip_id` [N] and `pooled` [N, D], and/or `sequence` with `lengths` [N] (sequence either
+           concatenated [sum(lengths), D] or padded [N, T_max, D]).
+  Parquet  a `clip_id` column and numeric feature columns. One row per clip = pooled vectors; several rows
+  / CSV    per clip = a sequence (ordered by a `frame` or `timestamp` column when present, e.g. OpenFace CSVs);
+           the pooled vector is then the frame mean. Other non-numeric columns are ignored and reported.
+Rows for clip ids that the manifest lacks are reported and not stored; manifest clips absent from the file,
+and rows with wrong shapes or non-finite values, become failure rows (stage "import"), so methods see the
+missing modality instead of a silently shorter dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.features.base import Features
+from harness.features.store import FeatureStore
+from harness.hashing import stable_hash
+from harness.manifest import Manifest
+
+ORDER_COLUMNS = ("frame", "timestamp")
+SHARD_ROWS = 1000
+
+
+class ImportFormatError(ValueError):
+    """The file cannot be read as a feature table; the message names the file and the expected layout."""
+
+
+@dataclass
+class ImportReport:
+    dataset: str
+    name: str
+    location: str
+    n_stored: int
+    unknown_ids: list[str] = field(default_factory=list)
+    missing_ids: list[str] = field(default_factory=list)
+    bad_rows: list[tuple[str, str]] = field(default_factory=list)  # (clip_id, reason)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"[features] imported {self.n_stored} clips as {self.dataset}/{self.name} into {self.location}"]
+        if self.unknown_ids:
+            lines.append(f"  {len(self.unknown_ids)} row(s) for clip ids not in the manifest (not stored), "
+                         f"e.g. {self.unknown_ids[:5]}")
+        if self.missing_ids:
+            lines.append(f"  {len(self.missing_ids)} manifest clip(s) absent from the file (stored as failures), "
+                         f"e.g. {self.missing_ids[:5]}")
+        for clip_id, reason in self.bad_rows[:10]:
+            lines.append(f"  rejected {clip_id}: {reason}")
+        if len(self.bad_rows) > 10:
+            lines.append(f"  ... and {len(self.bad_rows) - 10} more rejected rows")
+        if self.ignored_columns:
+            lines.append(f"  ignored non-numeric columns: {self.ignored_columns}")
+        return "\n".join(lines)
+
+
+def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    """{clip_id: sequence [T, D]} (pooled vectors become [1, D] with `pooled_only`), plus per-id problems."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k: npz[k] for k in npz.files}
+    except ValueError as error:
+        raise ImportFormatError(f"{path}: not a pickle-free NPZ ({error}); save with numpy.savez and string "
+                                "or numeric arrays only") from error
+    if "clip_id" not in data:
+        raise ImportFormatError(f"{path}: needs a `clip_id` array (and `pooled` [N, D] or `sequence` + "
+                                f"`lengths`); it has {sorted(data)}")
+    ids = [str(i) for i in data["clip_id"].tolist()]
+    if "sequence" in data:
+        if "lengths" not in data or len(data["lengths"]) != len(ids):
+            raise ImportFormatError(f"{path}: `sequence` needs `lengths` with one entry per clip_id")
+        lengths = data["lengths"].astype(int)
+        seq = data["sequence"]
+        if seq.ndim == 3:
+            parts = [seq[i, :n] for i, n in enumerate(lengths)]
+        elif seq.ndim == 2 and lengths.sum() == len(seq):
+            parts = np.split(seq, np.cumsum(lengths)[:-1])
+        else:
+            raise ImportFormatError(f"{path}: `sequence` {seq.shape} matches neither padded [N, T, D] nor "
+                                    f"concatenated [sum(lengths)={lengths.sum()}, D]")
+        return dict(zip(ids, parts, strict=True)), {}, []
+    if "pooled" not in data or data["pooled"].ndim != 2 or len(data["pooled"]) != len(ids):
+        raise ImportFormatError(f"{path}: `pooled` must be [N={len(ids)}, D]")
+    return {i: row[None] for i, row in zip(ids, data["pooled"], strict=True)}, {}, []
+
+
+def _read_table(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
+    table = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
+    table.columns = [str(c).strip() for c in table.columns]  # OpenFace writes " confidence", " AU01_r", ...
+    if "clip_id" not in table:
+        raise ImportFormatError(f"{path}: needs a `clip_id` column; it has {list(table.columns)[:10]}")
+    order = next((c for c in ORDER_COLUMNS if c in table), None)
+    numeric = [c for c in table.columns if c not in ("clip_id", order) and pd.api.types.is_numeric_dtype(table[c])]
+    ignored = [c for c in table.columns if c not in ("clip_id", order) and c not in numeric]
+    if not numeric:
+        raise ImportFormatError(f"{path}: no numeric feature columns besides clip_id")
+    table["clip_id"] = table["clip_id"].astype(str)
+    if order:
+        table = table.sort_values(["clip_id", order], kind="stable")
+    sequences = {clip_id: group[numeric].to_numpy(np.float32)
+                 for clip_id, group in table.groupby("clip_id", sort=False)}
+    return sequences, {}, ignored
+
+
+def read_feature_file(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """{clip_id: sequence [T, D]} from an NPZ, Parquet or CSV file, plus the ignored columns."""
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle", ".pk", ".joblib"):
+        raise ImportFormatError(f"{path}: pickle files are never loaded (they can run code); convert to NPZ, "
+                                "Parquet or CSV")
+    if suffix == ".npz":
+        sequences, _, ignored = _read_npz(path)
+    elif suffix in (".parquet", ".pq", ".csv"):
+        sequences, _, ignored = _read_table(path)
+    else:
+        raise ImportFormatError(f"{path}: unsupported format {suffix!r}; use .npz, .parquet or .csv")
+    return sequences, ignored
+
+
+def imported_key(manifest: Manifest, file_digest: str) -> str:
+    return stable_hash({"manifest": manifest.fingerprint(), "imported": file_digest})
+
+
+def import_features(manifest: Manifest, name: str, path: str | Path, store: FeatureStore,
+                    modality: str | None = None) -> ImportReport:
+    """Validate `path` against the manifest and store it as feature `name` of the manifest's dataset."""
+    from harness.features.base import extractor_names
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such feature file")
+    if name in extractor_names():
+        raise ValueError(f"{name!r} is a built-in extractor name; choose another name for imported features")
+    sequences, ignored = read_feature_file(path)
+    known = set(manifest.ids)
+    report = ImportReport(manifest.dataset, name, "", 0, ignored_columns=ignored,
+                          unknown_ids=sorted(set(sequences) - known),
+                          missing_ids=[i for i in manifest.ids if i not in sequences])
+    dims = pd.Series([s.shape[-1] for s in sequences.values() if s.ndim == 2]).mode()
+    dim = int(dims.iloc[0]) if len(dims) else 0
+    ids, features, failures = [], [], [(i, "import", f"clip absent from {path.name}") for i in report.missing_ids]
+    for clip_id in manifest.ids:
+        if clip_id not in sequences:
+            continue
+        seq = sequences[clip_id]
+        reason = None
+        if seq.ndim != 2 or seq.shape[1] != dim or len(seq) == 0:
+            reason = f"shape {seq.shape} does not match the file's feature dimension {dim}"
+        elif not np.isfinite(seq).all():
+            reason = "non-finite values (NaN or inf)"
+        if reason:
+            report.bad_rows.append((clip_id, reason))
+            failures.append((clip_id, "import", reason))
+            continue
+        ids.append(clip_id)
+        features.append(Features(sequence=seq, pooled=seq.mean(axis=0)))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    key = imported_key(manifest, digest)
+    entry = store.entry(manifest.dataset, name, key)
+    store.write_spec(entry, {"dataset": manifest.dataset, "extractor": name, "imported": True,
+                             "source": str(path.resolve()), "file_sha256": digest, "modality": modality,
+                             "manifest": manifest.fingerprint(), "dim": dim,
+                             "imported_at": time.time()})
+    for start in range(0, max(len(ids), len(failures), 1), SHARD_ROWS):
+        store.write_shard(entry, ids[start:start + SHARD_ROWS], features[start:start + SHARD_ROWS],
+                          failures[start:start + SHARD_ROWS])
+    report.n_stored = len(ids)
+    report.location = store.describe(manifest.dataset, name, key)
+    return report
+
+
+def find_imported(manifest: Manifest, name: str, store: FeatureStore) -> tuple[str, str] | None:
+    """(entry, key) of the newest import of `name` for exactly this manifest, if any."""
+    matches = [e for e in store.entries() if e.get("imported") and e.get("dataset") == manifest.dataset
+               and e.get("extractor") == name and e.get("manifest") == manifest.fingerprint()]
+    if not matches:
+        return None
+    entry = max(matches, key=lambda e: e.get("imported_at", 0))["entry"]
+    return entry, entry.rsplit("/", 1)[-1]
