@@ -58,11 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    data_dir = getattr(args, "data_dir", None)
-    return Settings.from_env(
-        data_root=getattr(args, "data_root", None), workspace=getattr(args, "workspace", None),
-        data_dirs={args.name: data_dir} if data_dir is not None else None,
-    )
+    overrides = {"data_root": getattr(args, "data_root", None), "workspace": getattr(args, "workspace", None)}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dirs"] = {args.name: args.data_dir}
+    return Settings.from_env(**overrides)
 
 
 def _how_to_obtain(spec: DatasetSpec) -> str:
