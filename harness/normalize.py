@@ -16,10 +16,10 @@ import numpy as np
 def _groups(speakers: Sequence[Hashable], n: int, available: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     speakers = np.asarray([str(s) for s in speakers])
     if len(speakers) != n:
-        raise ValueError(f"speaker_zscore: {n} rows but {len(speakers)} speakers")
+        raise ValueError(f"per_speaker_zscore: {n} rows but {len(speakers)} speakers")
     mask = np.ones(n, dtype=bool) if available is None else np.asarray(available, dtype=bool)
     if mask.shape != (n,):
-        raise ValueError(f"speaker_zscore: availability mask has shape {mask.shape}, expected ({n},)")
+        raise ValueError(f"per_speaker_zscore: availability mask has shape {mask.shape}, expected ({n},)")
     return speakers, mask
 
 
@@ -30,8 +30,8 @@ def _stats(block: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > eps, std, 1.0)
 
 
-def speaker_zscore(features: np.ndarray, speakers: Sequence[Hashable], available: np.ndarray | None = None,
-                   eps: float = 1e-8) -> np.ndarray:
+def per_speaker_zscore(features: np.ndarray, speakers: Sequence[Hashable], available: np.ndarray | None = None,
+                       eps: float = 1e-8) -> np.ndarray:
     """Return a copy of `features` [N, D] with each speaker's available rows z-scored with that speaker's
     mean and standard deviation (computed over their available rows only, NaNs ignored).
 
@@ -40,7 +40,7 @@ def speaker_zscore(features: np.ndarray, speakers: Sequence[Hashable], available
     """
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
-        raise ValueError(f"speaker_zscore: expected [N, D] features, got shape {features.shape}")
+        raise ValueError(f"per_speaker_zscore: expected [N, D] features, got shape {features.shape}")
     speakers_arr, mask = _groups(speakers, len(features), available)
     out = features.copy()
     for speaker in np.unique(speakers_arr[mask]):
@@ -50,8 +50,8 @@ def speaker_zscore(features: np.ndarray, speakers: Sequence[Hashable], available
     return out.astype(np.float32)
 
 
-def speaker_zscore_sequences(sequences: Sequence[np.ndarray], speakers: Sequence[Hashable],
-                             available: np.ndarray | None = None, eps: float = 1e-8) -> list[np.ndarray]:
+def per_speaker_zscore_sequences(sequences: Sequence[np.ndarray], speakers: Sequence[Hashable],
+                                 available: np.ndarray | None = None, eps: float = 1e-8) -> list[np.ndarray]:
     """The same for variable-length sequences [T_i, D]: statistics pool all frames of a speaker's available
     clips, so every frame is expressed relative to that speaker's usual frame."""
     speakers_arr, mask = _groups(speakers, len(sequences), available)

@@ -69,12 +69,12 @@ def loso_uar(manifest, stored, speaker_norm: bool) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from harness.normalize import speaker_zscore
+    from harness.normalize import per_speaker_zscore
 
     table = manifest.table.set_index("clip_id").loc[stored.ids]
     x = stored.pooled
     if speaker_norm:
-        x = speaker_zscore(x, table["speaker"].tolist())
+        x = per_speaker_zscore(x, table["speaker"].tolist())
     y = table["label"].to_numpy()
     row = {c: i for i, c in enumerate(stored.ids)}
     scores = []
