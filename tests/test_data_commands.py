@@ -175,6 +175,14 @@ def test_fetch_resumes_checks_and_extracts(tmp_path, monkeypatch, server, capsys
     assert run("data", "scan", "toy-fetch", "--data-root", str(tmp_path / "data"),
                "--workspace", str(tmp_path / "ws")) == 0
     assert "toy-fetch: 6 clips" in capsys.readouterr().out
+    # verify checks the downloaded archive against the card's SHA-256.
+    assert run("data", "verify", "toy-fetch", "--no-decode", "--data-root", str(tmp_path / "data"),
+               "--workspace", str(tmp_path / "ws")) == 0
+    assert "1 checksums checked" in capsys.readouterr().out
+    (root / ".downloads" / "toy.zip").write_bytes(payload[:-1] + b"!")
+    assert run("data", "verify", "toy-fetch", "--no-decode", "--data-root", str(tmp_path / "data"),
+               "--workspace", str(tmp_path / "ws")) == 1
+    assert ".downloads/toy.zip SHA-256 mismatch" in capsys.readouterr().err
 
 
 def test_fetch_rejects_a_checksum_mismatch(tmp_path, monkeypatch, server, capsys):
