@@ -17,7 +17,7 @@ import os
 import re
 import string
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -75,7 +75,10 @@ def _fmt(template: str, fields: dict[str, str], where: str) -> str:
 
 @dataclass(frozen=True)
 class Join:
-    """Columns from a side table (CSV under the root): the row whose `key` column equals formatted `lookup`."""
+    """Columns from a side table (CSV under the root): the row whose `key` column equals formatted `lookup`.
+
+    required: whether the table's absence is a problem (an absent optional table leaves its columns empty).
+    """
 
     file: str
     key: str
@@ -119,7 +122,6 @@ class Card:
     targets: dict[str, Target]  # "default" first
     templates: dict[str, str]  # clip_id, speaker, text, session, split
     columns: dict[str, str]
-    problems_note: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -214,10 +216,12 @@ class Card:
     def _row(self, record: Record, target: Target, lookups: list, problems: list) -> dict[str, Any] | None:
         fields = dict(record.fields)
         for join, lookup in zip(self.joins, lookups, strict=True):
-            found = lookup.get(_fmt(join.lookup, fields, f"{self.path}: joins.lookup")) if lookup is not None else None
-            if found is None and lookup is not None and join.required:
-                problems.append((record.source, f"no row in {join.file} for {join.key}="
-                                                f"{_fmt(join.lookup, fields, 'joins.lookup')!r}"))
+            found = None
+            if lookup is not None:
+                key = _fmt(join.lookup, fields, f"{self.path}: joins.lookup")
+                found = lookup.get(key)
+                if found is None:  # the table is there but lacks this item: suspicious, so reported
+                    problems.append((record.source, f"no row in {join.file} for {join.key}={key!r}"))
             for column, as_field in join.columns.items():
                 fields[as_field] = str(found[column]) if found is not None else ""
         for name, rule in self.derive.items():
