@@ -82,7 +82,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append({"dataset": name, "found": "found" if found else "not found", "looked in": str(root),
                      "protocol": spec.protocol.label(), "modalities": ",".join(spec.modalities),
                      "to obtain": "" if found else _how_to_obtain(spec)})
-    print(pd.DataFrame(rows).to_string(index=False))
+    widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in rows[0]}
+    print("  ".join(key.ljust(w) for key, w in widths.items()).rstrip())
+    for row in rows:
+        print("  ".join(row[key].ljust(w) for key, w in widths.items()).rstrip())
     return 0
 
 
@@ -99,13 +102,13 @@ def _scan(spec: DatasetSpec, root: Path, target: str | None = None) -> Manifest:
     return spec.scan_target(root, target)
 
 
-def _counts(title: str, series: pd.Series, limit: int = 40) -> None:
-    counts = series.fillna("(none)").astype(str).value_counts().sort_index()
+def _counts(title: str, counts: pd.Series, limit: int = 40) -> None:
     print(f"\n{title} ({len(counts)}):")
-    shown = counts if len(counts) <= limit else counts.head(limit)
+    shown = counts if len(counts) <= limit else counts.sort_values(ascending=False, kind="stable").head(limit)
     print("  " + "  ".join(f"{k}: {v}" for k, v in shown.items()))
     if len(counts) > limit:
-        print(f"  ... {len(counts) - limit} more (min {counts.min()}, max {counts.max()} clips)")
+        print(f"  (the {limit} largest shown) ... {len(counts) - limit} more, with {counts.min()} to "
+              f"{counts.sort_values().iloc[len(counts) - limit - 1]} clips each")
 
 
 def report_problems(manifest: Manifest, limit: int = 30, where: Path | None = None) -> None:
@@ -140,10 +143,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     absent = [m for m in spec.modalities if m not in present]
     print("modalities: " + ", ".join(f"{m} ({int(manifest.has_modality(m).sum())} clips)" for m in present)
           + (f"; ABSENT: {', '.join(absent)}" if absent else ""))
-    _counts("classes", table["label"])
-    _counts("speakers", table["speaker"])
+    _counts("classes", manifest.class_counts())  # in class order, zero counts included
+    _counts("speakers", table["speaker"].astype(str).value_counts().sort_index())
     if table["split"].notna().any():
-        _counts("splits", table["split"])
+        _counts("splits", table["split"].fillna("(none)").astype(str).value_counts().sort_index())
     report_problems(manifest, where=out / "problems.csv")
     return 0
 
