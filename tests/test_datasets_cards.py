@@ -138,3 +138,13 @@ def test_a_new_corpus_needs_only_a_card(tmp_path, monkeypatch, isolated_registry
     assert manifest.table.set_index("clip_id").loc["OAF_bar_ps", ["label", "text"]].tolist() == [
         "pleasant_surprise", "Say the word bar."]
     assert manifest.problems["path"].tolist() == ["YAF_sad/YAF_bath_sadd.wav"]
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_absent_corpora_are_cheaply_reported_absent(tmp_path, name):
+    """`harness run --all` skips a corpus when `is_present` is False: an empty or missing folder must say so."""
+    spec = get_dataset(name)
+    assert not spec.is_present(tmp_path / "missing")
+    assert not spec.is_present(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        spec.scan(tmp_path / "missing")
