@@ -104,7 +104,8 @@ def load_frames(path: str | Path, fps: float | None = None, max_frames: int | No
         frames, native, index = _load_frames_pyav(path, fps, max_frames)
     if len(frames) == 0:
         raise MediaError(f"{path}: no video frames could be decoded")
-    effective = native * len(index) / max(1, index[-1] + 1) if len(index) else native
+    span = int(index[-1] - index[0]) if len(index) > 1 else 0
+    effective = native * (len(index) - 1) / span if span else native  # the sampled frames' mean rate
     return frames, float(effective)
 
 
