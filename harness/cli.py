@@ -16,7 +16,10 @@ from pathlib import Path
 from harness.config import DEFAULT_TRACKING_URI, Settings, SettingsError
 
 # Modules that add their own subcommands via `register(subparsers)`.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "harness.data_commands",
+    "harness.features.commands",
+)
 
 
 class UsageError(Exception):
@@ -83,7 +86,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     outcome = pipeline.run(settings, methods=args.method, datasets=args.dataset, rerun=args.rerun)
     if not args.no_report:
-        _render(settings)
+        try:
+            _render(settings)
+        except LookupError as error:
+            raise UsageError(str(error)) from None
     return 1 if outcome.failed else 0
 
 

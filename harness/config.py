@@ -74,7 +74,7 @@ class Settings:
         if data_dirs:
             env["data_dirs"] = data_dirs
         merged = {**env, **{k: v for k, v in overrides.items() if v is not None}}
-        if "data_dirs" in env and "data_dirs" in overrides:
+        if "data_dirs" in env and overrides.get("data_dirs"):
             merged["data_dirs"] = {**env["data_dirs"], **overrides["data_dirs"]}
         return cls(**merged)
 

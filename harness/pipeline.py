@@ -8,6 +8,7 @@ fingerprint of everything that determines them), so an interrupted benchmark res
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,12 +47,20 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def quiet_libraries() -> None:
+    """Our own one-line progress replaces Tune's tables and MLflow's artifact progress bars."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+
+
 def init_ray(settings: Settings) -> None:
     import ray
 
+    quiet_libraries()
     if ray.is_initialized():
         return
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if settings.ray_address:
         ray.init(address=settings.ray_address, log_to_driver=False)
     else:

@@ -130,7 +130,8 @@ def tune_and_test(method_name: str, dataset: str, data: MultimodalData, folds: l
     tuner = tune.Tuner(
         trainable,
         param_space=to_tune_space(space),
-        tune_config=tune.TuneConfig(metric=f"val_{metric}", mode="max", num_samples=n_samples,
+        # reuse_actors: trials of one search share worker processes instead of re-importing the stack per trial.
+        tune_config=tune.TuneConfig(metric=f"val_{metric}", mode="max", num_samples=n_samples, reuse_actors=True,
                                     search_alg=BasicVariantGenerator(random_state=seed)),
         run_config=tune.RunConfig(name=f"{dataset}__{method_name}", storage_path=str(storage.resolve()),
                                   verbose=0, callbacks=[progress]),

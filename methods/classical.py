@@ -41,8 +41,8 @@ class _ClassicalBase(FusionMethod):
     family: ClassVar[str] = "classical"
 
     def _classifier(self, n_classes: int) -> ScaledClassifier:
-        return ScaledClassifier(self.params["classifier"], n_classes, seed=int(self.params.get("seed", 0)),
-                                **self.params)
+        hyper = {k: v for k, v in self.params.items() if k not in ("classifier", "seed")}
+        return ScaledClassifier(self.params["classifier"], n_classes, seed=int(self.params.get("seed", 0)), **hyper)
 
 
 class EarlyFusion(_ClassicalBase):

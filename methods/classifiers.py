@@ -37,6 +37,7 @@ class ScaledClassifier:
     """StandardScaler + one classifier, with probabilities over all `n_classes` (even unseen ones)."""
 
     def __init__(self, kind: str, n_classes: int, seed: int = 0, balanced: bool = True, **params: Any) -> None:
+        """`params` may hold other methods' options too; only this classifier's hyperparameters are kept."""
         if kind not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {kind!r}; choose from {CLASSIFIERS}")
         self.kind, self.n_classes, self.seed, self.balanced = kind, n_classes, seed, balanced

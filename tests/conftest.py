@@ -1,0 +1,27 @@
+"""Shared fixtures: a small built-in synthetic corpus, the real data folder, one Ray session per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the repository in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(tmp_path_factory) -> Path:
+    """4 speakers x 4 emotions x 2 clips: enough for speaker-independent folds, fast to generate."""
+    from harness.datasets.synthetic import SyntheticConfig, generate
+
+    root = tmp_path_factory.mktemp("synthetic-small")
+    generate(root, SyntheticConfig(n_speakers=4, clips_per_emotion=2))
+    return root
