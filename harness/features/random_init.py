@@ -13,13 +13,19 @@ from pathlib import Path
 TINY_SPEECH = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
                "conv_dim": (32, 32, 32), "conv_stride": (5, 8, 8), "conv_kernel": (10, 8, 8),
                "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 2}
+SMALL_SPEECH = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024}
+SIZES = ("tiny", "small", "base")
 SPEECH_MODELS = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 TEXT_WORDS = ("the", "a", "is", "i", "you", "we", "this", "so", "not", "it", "and", "to", "of", "at", "on",
               "happy", "sad", "angry", "glad", "love", "hate", "news", "train", "station", "meeting", "today")
 
 
 def speech_checkpoint(model: str, directory: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """A random-init wav2vec2/hubert/wavlm/data2vec-audio checkpoint ("tiny", or "base": 12 x 768)."""
+    """A random-init wav2vec2/hubert/wavlm/data2vec-audio checkpoint.
+
+    "tiny": 2 x 32 with a 3-layer front end (tests); "small": 4 x 256 with the real 7-layer convolutional
+    front end (CPU benchmarks); "base": the published base geometry, 12 x 768 (GPU benchmarks).
+    """
     import torch
     import transformers
 
@@ -28,7 +34,9 @@ def speech_checkpoint(model: str, directory: str | Path, size: str = "tiny", see
         raise ValueError(f"unknown speech model {model!r}; choose from {SPEECH_MODELS}")
     config_cls = getattr(transformers, f"{classes[model]}Config")
     model_cls = getattr(transformers, f"{classes[model]}Model")
-    options = dict(TINY_SPEECH) if size == "tiny" else {}
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    options = {"tiny": dict(TINY_SPEECH), "small": dict(SMALL_SPEECH), "base": {}}[size]
     if model == "data2vec-audio" and size == "tiny":
         options.pop("num_conv_pos_embedding_groups")
         options["conv_pos_kernel_size"] = 16
