@@ -241,6 +241,8 @@ def test_snippet_features_pass_through_unchanged() -> None:
 def test_unknown_hyperparameter_is_an_error() -> None:
     with pytest.raises(TypeError, match="unknown hyperparameters"):
         UnimodalTransformer(d_modle=3)
+    assert "polarity" not in IMAHadamard(polarity=POLARITY).get_params()  # offered to all, kept by users only
+    assert AVCrossAttention(polarity=POLARITY).get_params()["polarity"] == POLARITY
     with pytest.raises(ValueError, match="needs at least 2"):
         IMAHadamard(**FAST).fit(toy_data(modalities=("audio",)))
     standardizer = Standardizer.fit(toy_data(), ["audio"])

@@ -69,7 +69,8 @@ class AVCrossAttentionHead(nn.Module):
 
     def __init__(self, visual_dim: int, audio_dim: int, n_classes: int, n_snippets: int, positions: int,
                  m: int, m_prime: int, heads: int, hidden: int, dropout: float, use_vs: bool = True,
-                 use_vc: bool = True, use_vt: bool = True, use_at: bool = True, fusion: str = "cross") -> None:
+                 use_vc: bool = True, use_vt: bool = True, use_at: bool = True, fusion: str = "cross",
+                 missing_modalities: bool = True) -> None:
         super().__init__()
         if fusion not in ("cross", "concat"):
             raise ValueError(f"fusion must be 'cross' or 'concat', got {fusion!r}")
@@ -81,8 +82,11 @@ class AVCrossAttentionHead(nn.Module):
         self.audio_in = nn.Identity() if audio_dim == m_prime else nn.Linear(audio_dim, m_prime)
         self.at = ResidualAttention(m_prime, heads) if use_at else None
         self.fusion = CrossAttentionFusion(m_prime) if fusion == "cross" else None
+        # Learned stand-ins for a missing stream (absent when every clip has both, as in end-to-end training,
+        # where DDP requires every parameter to receive a gradient).
         self.missing = nn.ParameterDict({"audio": nn.Parameter(torch.zeros(n_snippets, m_prime)),
-                                         "video": nn.Parameter(torch.zeros(n_snippets, m_prime))})
+                                         "video": nn.Parameter(torch.zeros(n_snippets, m_prime))}
+                                        ) if missing_modalities else None
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * n_snippets * m_prime, hidden),
                                         nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes))
 
@@ -102,9 +106,9 @@ class AVCrossAttentionHead(nn.Module):
         d_at = self.audio_in(audio)
         if self.at is not None:
             d_at = self.at(d_at)
-        if video_ok is not None:
+        if video_ok is not None and self.missing is not None:
             d_vt = torch.where(video_ok[:, None, None], d_vt, self.missing["video"].expand_as(d_vt))
-        if audio_ok is not None:
+        if audio_ok is not None and self.missing is not None:
             d_at = torch.where(audio_ok[:, None, None], d_at, self.missing["audio"].expand_as(d_at))
         fused = self.fusion(d_at, d_vt) if self.fusion is not None else torch.cat([d_at, d_vt], dim=-1)
         fused = fused.flatten(1)

@@ -1,0 +1,227 @@
+"""The end-to-end training loop, run by every Ray Train worker, and `run_e2e`, which starts or resumes it.
+
+Per epoch every worker trains on its DistributedSampler shard (gradients all-reduced by DDP), then scores the
+whole validation split; rank 0's score is broadcast so all workers take the same early-stopping decision (they
+must call `ray.train.report` the same number of times). Rank 0 writes the checkpoint: the latest weights,
+optimiser and counters (for resume) plus the best epoch's weights so far.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.e2e.clips import ClipSettings
+
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class E2EConfig:
+    """Paper defaults (Mocanu et al.): Adam, lr 1e-4, batch 16, patience 20, m' = 512, H = 8, frame
+    augmentation. `backbone="tiny"` with m_prime=32 is the CPU smoke setting."""
+
+    backbone: str = "tiny"  # tiny | resnet (torchvision r3d_18 + resnet18)
+    video_weights: str | None = None
+    audio_weights: str | None = None
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 1e-4
+    patience: int = 20
+    m_prime: int = 32
+    heads: int = 8
+    hidden: int = 64
+    dropout: float = 0.1
+    use_vs: bool = True
+    use_vc: bool = True
+    use_vt: bool = True
+    use_at: bool = True
+    fusion: str = "cross"
+    loss: str = "ce+metric"
+    metric_weight: float = 1.0
+    alpha: float = 0.2
+    beta: float = 0.2
+    augment: bool = True
+    amp: bool = True
+    seed: int = 0
+    clips: ClipSettings = field(default_factory=ClipSettings)
+
+    def head_params(self) -> dict[str, Any]:
+        return {"m_prime": self.m_prime, "heads": self.heads, "hidden": self.hidden, "dropout": self.dropout,
+                "use_vs": self.use_vs, "use_vc": self.use_vc, "use_vt": self.use_vt, "use_at": self.use_at,
+                "fusion": self.fusion, "missing_modalities": False}
+
+
+def augment_frames(video, generator):
+    """Random resized crop (85-100 % of the side), horizontal flip and brightness, one draw per clip (the same
+    for all its frames, so motion is preserved). video: float [B, N, k, S, S, 3] in 0..255."""
+    import torch
+
+    b, size = video.shape[0], video.shape[3]
+    out = []
+    for i in range(b):
+        clip = video[i]
+        crop = int(round(size * float(0.85 + 0.15 * torch.rand(1, generator=generator))))
+        top, left = (int(torch.randint(0, size - crop + 1, (1,), generator=generator)) for _ in range(2))
+        clip = clip[:, :, top:top + crop, left:left + crop, :]
+        frames = clip.flatten(0, 1).permute(0, 3, 1, 2)
+        frames = torch.nn.functional.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False)
+        clip = frames.permute(0, 2, 3, 1).reshape(video.shape[1:])
+        if bool(torch.rand(1, generator=generator) < 0.5):
+            clip = clip.flip(dims=[3])
+        clip = clip * float(0.8 + 0.4 * torch.rand(1, generator=generator))
+        out.append(clip.clamp(0, 255))
+    return torch.stack(out)
+
+
+def _uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Runs inside each Ray Train worker."""
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    import ray.train
+    import ray.train.torch
+    from harness.e2e.models import EndToEndAV, build_backbones
+    from methods.neural.losses import emotion_metric_loss, polarity_vector
+
+    cfg = E2EConfig(**{**loop_config["config"], "clips": ClipSettings(**loop_config["config"]["clips"])})
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed)
+
+    arrays = np.load(loop_config["cache"])
+    position = {clip_id: i for i, clip_id in enumerate(arrays["ids"].tolist())}
+    train_idx = np.array([position[i] for i in loop_config["train_ids"]])
+    val_idx = np.array([position[i] for i in loop_config["val_ids"]])
+    video = torch.from_numpy(arrays["video"]).float()
+    audio = torch.from_numpy(arrays["audio"])
+    labels = torch.from_numpy(arrays["labels"]).long()
+    classes = loop_config["classes"]
+    class_polarity = polarity_vector(classes, loop_config.get("polarity"))
+
+    video_net, audio_net = build_backbones(cfg.backbone, cfg.video_weights, cfg.audio_weights)
+    model = EndToEndAV(video_net, audio_net, len(classes), cfg.clips.n_snippets, cfg.clips.frames_per_snippet,
+                       cfg.clips.frame_size, cfg.head_params())
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_epoch, best_uar, since_best, best_state, resumed_from = 0, -1.0, 0, None, -1
+    # Ray's own checkpoint (a restarted worker group within this run) wins; else the one we were asked to resume.
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and loop_config.get("resume_from"):
+        checkpoint = ray.train.Checkpoint(loop_config["resume_from"])
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best_uar, since_best = state["epoch"] + 1, state["best_uar"], state["since_best"]
+        best_state, resumed_from = state["best_model"], state["epoch"]
+    model = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, nccl on GPU); moves to the device
+    core = model.module if hasattr(model, "module") else model
+
+    train_set = TensorDataset(torch.from_numpy(train_idx))
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(train_set, batch_size=max(1, cfg.batch_size // world), sampler=sampler)
+    use_amp = device.type == "cuda" and cfg.amp
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        sampler.set_epoch(epoch)
+        generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 10 + rank)
+        losses = []
+        for (index,) in loader:
+            clips = video[index]
+            if cfg.augment:
+                clips = augment_frames(clips, generator)
+            y = labels[index].to(device)
+            with autocast:
+                out = model(clips.to(device), audio[index].to(device))
+            loss = torch.nn.functional.cross_entropy(out["logits"].float(), y)
+            if cfg.loss != "ce":
+                metric = emotion_metric_loss(torch.nn.functional.normalize(out["embedding"].float(), dim=1), y,
+                                             class_polarity, cfg.alpha, cfg.beta)
+                loss = (metric + 0.0 * loss) if cfg.loss == "metric" else loss + cfg.metric_weight * metric
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad(), autocast:
+            logits = torch.cat([core(video[val_idx[i:i + 32]].to(device), audio[val_idx[i:i + 32]].to(device))
+                                ["logits"].float().cpu() for i in range(0, len(val_idx), 32)])
+        uar = torch.tensor([_uar(labels[val_idx].numpy(), logits.argmax(1).numpy())], dtype=torch.float64)
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(uar, src=0)  # one decision for all workers
+        val_uar = float(uar)
+        if val_uar > best_uar:
+            best_uar, since_best = val_uar, 0
+            best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
+        else:
+            since_best += 1
+        metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                   "val_uar": val_uar, "best_val_uar": best_uar, "resumed_from_epoch": resumed_from,
+                   "world_size": world}
+        with tempfile.TemporaryDirectory() as folder:
+            saved = None
+            if rank == 0:
+                torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                            "best_uar": best_uar, "since_best": since_best, "best_model": best_state,
+                            "config": asdict(cfg), "classes": classes}, Path(folder) / STATE_FILE)
+                saved = ray.train.Checkpoint.from_directory(folder)
+            ray.train.report(metrics, checkpoint=saved)
+        if since_best >= cfg.patience:
+            break
+
+
+@dataclass
+class E2EResult:
+    metrics: dict[str, Any]
+    checkpoint: str | None
+    path: str
+
+
+def run_e2e(cache: Path, classes: list[str], train_ids: list[str], val_ids: list[str], config: E2EConfig,
+            storage: Path, name: str, workers: int = 2, use_gpu: bool | None = None,
+            polarity: dict[str, str] | None = None, resume_from: str | None = None) -> E2EResult:
+    """Run (or resume from the checkpoint folder `resume_from`) a TorchTrainer; Ray must be initialised.
+
+    One worker per GPU when `use_gpu`; otherwise `workers` CPU workers with the gloo backend."""
+    import torch
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if use_gpu is None:
+        use_gpu = torch.cuda.is_available()
+    if resume_from and not (Path(resume_from) / STATE_FILE).exists():
+        raise FileNotFoundError(f"{resume_from}: not an end-to-end checkpoint (no {STATE_FILE})")
+    # Ray Train v2 dropped `resume_from_checkpoint`; the path travels in the loop config and the workers load it.
+    loop_config = {"config": asdict(config), "cache": str(cache), "classes": list(classes),
+                   "train_ids": list(train_ids), "val_ids": list(val_ids), "polarity": polarity,
+                   "resume_from": str(Path(resume_from).resolve()) if resume_from else None}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                     resources_per_worker={"GPU": 1} if use_gpu else {"CPU": 1}),
+        run_config=RunConfig(name=name, storage_path=str(Path(storage).resolve()),
+                             checkpoint_config=CheckpointConfig(num_to_keep=2)),
+    )
+    result = trainer.fit()
+    return E2EResult(dict(result.metrics or {}), result.checkpoint.path if result.checkpoint else None,
+                     str(result.path))
+
+
+def latest_checkpoint(run_dir: Path) -> str | None:
+    """The newest checkpoint folder of a run (Ray names them checkpoint_<timestamp>), or None."""
+    found = sorted(p for p in Path(run_dir).glob("checkpoint_*") if (p / STATE_FILE).exists())
+    return str(found[-1]) if found else None
