@@ -84,12 +84,12 @@ def _uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs inside each Ray Train worker."""
+    import ray.train
+    import ray.train.torch
     import torch
     import torch.distributed as dist
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-    import ray.train
-    import ray.train.torch
     from harness.e2e.models import EndToEndAV, build_backbones
     from methods.neural.losses import emotion_metric_loss, polarity_vector
 
