@@ -1,0 +1,101 @@
+"""End to end on a tiny synthetic corpus: features on Ray, Tune search, MLflow runs, leaderboard, reuse."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness.config import Settings
+from harness.datasets import register_dataset
+from harness.datasets.synthetic import SPEC, scan
+
+METHODS = ["early-concat-svm", "late-average-svm", "audio-svm"]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, small_synthetic) -> Settings:
+    register_dataset(dataclasses.replace(SPEC, name="synthetic-tiny", prepare=None,
+                                         is_present=lambda root: (root / "metadata.csv").exists(),
+                                         scan=lambda root: dataclasses.replace(scan(root), dataset="synthetic-tiny")))
+    work = tmp_path_factory.mktemp("work")
+    return Settings(workspace=work / "ws", tracking_uri=f"sqlite:///{work}/mlruns.db", reports_dir=work / "reports",
+                    trials=2, data_dirs={"synthetic-tiny": small_synthetic})
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_session, settings):
+    from harness import pipeline
+
+    return pipeline.run(settings, methods=METHODS, datasets=["synthetic-tiny"])
+
+
+def test_every_method_ran_and_was_logged(first_run, settings):
+    import mlflow
+
+    assert sorted(first_run.ran) == sorted(f"{m}@synthetic-tiny" for m in METHODS)
+    assert not first_run.failed
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[settings.experiment], output_format="pandas")
+    parents = runs[runs["tags.harness.role"] == "parent"]
+    trials = runs[runs["tags.harness.role"] == "trial"]
+    assert len(parents) == len(METHODS)
+    assert len(trials) == 2 * len(METHODS)  # two sampled configurations per method, one child run each
+    assert parents["tags.protocol"].eq("speaker-kfold(k=4)").all()
+    assert parents["metrics.test_uar_mean"].between(0, 1).all()
+    assert parents["tags.features"].str.contains("audio=egemaps:").all()
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=parents["run_id"].iloc[0])}
+    assert {"predictions.csv", "confusion.json", "confusion.png", "config.json"} <= artifacts
+
+
+def test_predictions_cover_each_test_clip_once(first_run, settings, small_synthetic):
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[settings.experiment], output_format="pandas",
+                              filter_string="tags.method = 'audio-svm' and tags.`harness.role` = 'parent'")
+    path = mlflow.artifacts.download_artifacts(run_id=runs["run_id"].iloc[0], artifact_path="predictions.csv")
+    predictions = pd.read_csv(path)
+    manifest = scan(small_synthetic)
+    assert sorted(predictions["clip_id"]) == sorted(manifest.ids)  # every clip tested exactly once over folds
+    truth = manifest.table.set_index("clip_id")["label"]
+    assert (predictions["y_true"].to_numpy() == truth.loc[predictions["clip_id"]].to_numpy()).all()
+
+
+def test_leaderboard_renders(first_run, settings):
+    from harness.report import render
+
+    board = render(settings.tracking_uri, settings.experiment, settings.reports_dir)
+    markdown = board.paths["md"].read_text()
+    for method in METHODS:
+        assert f"`{method}`" in markdown
+    assert (settings.reports_dir / "figures" / "synthetic-tiny" / "audio-svm.png").exists()
+    assert "<table>" in board.paths["html"].read_text()
+    assert board.table.groupby("dataset")["rank"].min().eq(1).all()
+
+
+def test_second_run_reuses_features_and_results(first_run, settings, capsys):
+    from harness import pipeline
+
+    again = pipeline.run(settings, methods=METHODS, datasets=["synthetic-tiny"])
+    out = capsys.readouterr().out
+    assert sorted(again.reused) == sorted(first_run.ran) and not again.ran
+    assert out.count("cache hit") == 3  # audio, video and text features all reused
+
+
+def test_changed_settings_are_not_reused(first_run, settings):
+    from harness import pipeline
+
+    changed = dataclasses.replace(settings, trials=1)
+    again = pipeline.run(changed, methods=["audio-svm"], datasets=["synthetic-tiny"])
+    assert again.ran == ["audio-svm@synthetic-tiny"] and not again.reused
