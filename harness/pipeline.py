@@ -24,6 +24,8 @@ from harness.manifest import Manifest
 from harness.protocols import Fold, get_protocol, load_or_make_folds
 from methods import MethodSpec, MultimodalData, get_method, method_names
 
+FAILURES_SHOWN = 10
+
 
 @dataclass
 class PreparedDataset:
@@ -193,6 +195,11 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
         modalities = prepared.data.modalities
         log(f"[data] {spec.name}: {len(prepared.manifest)} clips, {len(prepared.folds)} folds "
             f"({spec.protocol.label()}), modalities {modalities}, {len(prepared.failures)} feature failures")
+        for _, failure in prepared.failures.head(FAILURES_SHOWN).iterrows():
+            log(f"[failure] {spec.name} {failure['modality']} {failure['clip_id']} ({failure['stage']}): "
+                f"{failure['error']}")
+        if len(prepared.failures) > FAILURES_SHOWN:
+            log(f"[failure] ... and {len(prepared.failures) - FAILURES_SHOWN} more (logged with each MLflow run)")
         for method in method_list:
             label = f"{method.name}@{spec.name}"
             ok, why = applicable(method, modalities)
@@ -221,7 +228,7 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
                     "features": ",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
                     "feature_failures": str(len(prepared.failures)), "headline_metric": spec.headline_metric}
             track.log_outcome(experiment_id, outcome, prepared.data.classes, tags, settings.as_record(),
-                              fingerprint)
+                              fingerprint, prepared.failures)
             s = outcome.summary()
             log(f"[result] {label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
                 f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f} ({outcome.seconds:.1f}s)")

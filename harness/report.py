@@ -17,7 +17,7 @@ import pandas as pd
 from harness import atomic
 from harness.metrics import HEADLINE_METRICS
 from harness.plots import confusion_figure
-from harness.track import ROLE_TAG
+from harness.track import FAILURES_ARTIFACT, ROLE_TAG
 
 METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 
@@ -95,6 +95,17 @@ def _figure(row: pd.Series, figures: Path) -> Path | None:
                             figures / row["dataset"] / f"{row['method']}.png")
 
 
+def failures_of(run_id: str) -> pd.DataFrame:
+    """The feature-extraction failures stored with a run (empty when there were none)."""
+    import mlflow
+
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FAILURES_ARTIFACT)
+    except Exception:  # no failures artifact: the run had none
+        return pd.DataFrame(columns=["modality", "clip_id", "stage", "error"])
+    return pd.read_csv(local)
+
+
 def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True) -> Leaderboard:
     table = collect(tracking_uri, experiment)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +140,7 @@ def _markdown(table: pd.DataFrame, figures: dict[tuple[str, str], Path], out_dir
         gain = fusion_gain(group)
         if gain:
             lines += [gain, ""]
+        lines += _failure_lines(group)
         lines += ["| # | method | family | modalities | " + " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
                   + " | confusion |", "|---" * (5 + len(HEADLINE_METRICS)) + "|"]
         for _, row in group.iterrows():
@@ -138,6 +150,20 @@ def _markdown(table: pd.DataFrame, figures: dict[tuple[str, str], Path], out_dir
                          + " | ".join(_cell(row, m) for m in HEADLINE_METRICS) + f" | {link} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _failure_lines(group: pd.DataFrame, shown: int = 20) -> list[str]:
+    if group["feature_failures"].iloc[0] == 0:
+        return []
+    failures = failures_of(group["run_id"].iloc[0])
+    lines = [f"Clips whose features failed ({len(failures)}; methods handle them by their missing-modality rule):", "",
+             "| modality | clip | stage | error |", "|---|---|---|---|"]
+    for _, row in failures.head(shown).iterrows():
+        error = str(row["error"]).replace("|", "/")[:160]
+        lines.append(f"| {row['modality']} | `{row['clip_id']}` | {row['stage']} | {error} |")
+    if len(failures) > shown:
+        lines.append(f"| ... | {len(failures) - shown} more | | |")
+    return [*lines, ""]
 
 
 def _html(table: pd.DataFrame, figures: dict[tuple[str, str], Path], out_dir: Path) -> str:

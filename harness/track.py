@@ -14,12 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from harness.metrics import HEADLINE_METRICS
 from harness.plots import confusion_figure
 from harness.tune import MethodOutcome
 
 ROLE_TAG = "harness.role"
 FINGERPRINT_TAG = "harness.fingerprint"
+FAILURES_ARTIFACT = "feature_failures.csv"
 
 
 def git_commit() -> str:
@@ -58,8 +61,11 @@ def _flat_params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
 
 
 def log_outcome(experiment_id: str, outcome: MethodOutcome, classes: list[str], tags: dict[str, str],
-                settings_record: dict[str, Any], fingerprint: str) -> str:
-    """Write the parent run (and its trial children); return the parent run id."""
+                settings_record: dict[str, Any], fingerprint: str, failures: pd.DataFrame | None = None) -> str:
+    """Write the parent run (and its trial children); return the parent run id.
+
+    `failures` (clips whose features could not be extracted) is stored with the run, so the report can list them.
+    """
     import mlflow
 
     summary = outcome.summary()
@@ -80,6 +86,8 @@ def log_outcome(experiment_id: str, outcome: MethodOutcome, classes: list[str], 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             outcome.predictions.to_csv(folder / "predictions.csv", index=False)
+            if failures is not None and len(failures):
+                failures.to_csv(folder / FAILURES_ARTIFACT, index=False)
             pooled = outcome.pooled_scores(classes)
             pooled.per_class.to_csv(folder / "per_class.csv")
             (folder / "confusion.json").write_text(json.dumps(

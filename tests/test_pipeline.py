@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -22,14 +24,26 @@ def ray_session():
     ray.shutdown()
 
 
+CORRUPT_VIDEO = "spk01_sad_01"  # its MP4 is truncated: video fails to decode, audio and text still work
+
+
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory, small_synthetic) -> Settings:
+def corpus(tmp_path_factory, small_synthetic) -> Path:
+    root = tmp_path_factory.mktemp("tiny") / "corpus"
+    shutil.copytree(small_synthetic, root)
+    video = root / "spk01" / f"{CORRUPT_VIDEO}.mp4"
+    video.write_bytes(video.read_bytes()[:300])
+    return root
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, corpus) -> Settings:
     register_dataset(dataclasses.replace(SPEC, name="synthetic-tiny", prepare=None,
                                          is_present=lambda root: (root / "metadata.csv").exists(),
                                          scan=lambda root: dataclasses.replace(scan(root), dataset="synthetic-tiny")))
     work = tmp_path_factory.mktemp("work")
     return Settings(workspace=work / "ws", tracking_uri=f"sqlite:///{work}/mlruns.db", reports_dir=work / "reports",
-                    trials=2, data_dirs={"synthetic-tiny": small_synthetic})
+                    trials=2, data_dirs={"synthetic-tiny": corpus})
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +71,7 @@ def test_every_method_ran_and_was_logged(first_run, settings):
     assert {"predictions.csv", "confusion.json", "confusion.png", "config.json"} <= artifacts
 
 
-def test_predictions_cover_each_test_clip_once(first_run, settings, small_synthetic):
+def test_predictions_cover_each_test_clip_once(first_run, settings, corpus):
     import mlflow
     import pandas as pd
 
@@ -66,7 +80,7 @@ def test_predictions_cover_each_test_clip_once(first_run, settings, small_synthe
                               filter_string="tags.method = 'audio-svm' and tags.`harness.role` = 'parent'")
     path = mlflow.artifacts.download_artifacts(run_id=runs["run_id"].iloc[0], artifact_path="predictions.csv")
     predictions = pd.read_csv(path)
-    manifest = scan(small_synthetic)
+    manifest = scan(corpus)
     assert sorted(predictions["clip_id"]) == sorted(manifest.ids)  # every clip tested exactly once over folds
     truth = manifest.table.set_index("clip_id")["label"]
     assert (predictions["y_true"].to_numpy() == truth.loc[predictions["clip_id"]].to_numpy()).all()
@@ -81,6 +95,8 @@ def test_leaderboard_renders(first_run, settings):
         assert f"`{method}`" in markdown
     assert (settings.reports_dir / "figures" / "synthetic-tiny" / "audio-svm.png").exists()
     assert "<table>" in board.paths["html"].read_text()
+    # the clip whose video failed is listed with its stage, and still has a prediction (imputed video)
+    assert f"| video | `{CORRUPT_VIDEO}` | decode |" in markdown
     assert board.table.groupby("dataset")["rank"].min().eq(1).all()
 
 
