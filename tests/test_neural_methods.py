@@ -69,6 +69,15 @@ def test_all_variants_are_registered_with_small_search_spaces() -> None:
         assert set(space) <= set(spec.build().params)
 
 
+def test_default_suite_has_the_three_methods_and_the_paper_ablations() -> None:
+    default = set(method_names(default_suite_only=True))
+    assert {"ima-hadamard", "ima-hadamard-eq2", "xmt-embracenet", "av-xattn", "av-xattn-no-vs", "av-xattn-no-vc",
+            "av-xattn-no-vt", "av-xattn-no-at", "av-xattn-concat", "neural-audio", "neural-video",
+            "neural-text"} <= default
+    assert get_method("av-xattn-no-vc").build().params["use_vc"] is False
+    assert get_method("av-xattn-concat").build().params["fusion"] == "concat"
+
+
 @pytest.mark.parametrize("name", ["ima-hadamard", "xmt-embracenet", "av-xattn"])
 def test_output_shapes_two_and_three_modalities(name: str) -> None:
     mod_sets = [("audio", "video")] if name == "av-xattn" else [("audio", "video", "text"), ("audio", "text"),

@@ -184,17 +184,20 @@ class AVCrossAttention(NeuralMethod):
         return self
 
 
+# The paper's ablation table (VS, VC, VT, AT, fusion) runs in the default suite; the loss options run by name.
 _ABLATIONS = {
-    "av-xattn-no-vs": ({"use_vs": False}, "without visual spatial attention (VS)"),
-    "av-xattn-no-vc": ({"use_vc": False}, "without visual channel attention (VC)"),
-    "av-xattn-no-vt": ({"use_vt": False}, "without visual temporal attention (VT)"),
-    "av-xattn-no-at": ({"use_at": False}, "without audio temporal attention (AT)"),
-    "av-xattn-concat": ({"fusion": "concat"}, "plain concatenation instead of cross-attention fusion"),
-    "av-xattn-ce": ({"loss": "ce"}, "cross-entropy only (no emotion metric loss)"),
-    "av-xattn-triplet": ({"loss": "metric"}, "emotion metric loss only (classifier fitted on frozen fusion)"),
+    "av-xattn-no-vs": ({"use_vs": False}, "without visual spatial attention (VS)", True),
+    "av-xattn-no-vc": ({"use_vc": False}, "without visual channel attention (VC)", True),
+    "av-xattn-no-vt": ({"use_vt": False}, "without visual temporal attention (VT)", True),
+    "av-xattn-no-at": ({"use_at": False}, "without audio temporal attention (AT)", True),
+    "av-xattn-concat": ({"fusion": "concat"}, "plain concatenation instead of cross-attention fusion", True),
+    "av-xattn-ce": ({"loss": "ce"}, "cross-entropy only (no emotion metric loss)", False),
+    "av-xattn-triplet": ({"loss": "metric"}, "emotion metric loss only (classifier fitted on frozen fusion)",
+                         False),
 }
 
 register(MethodSpec("av-xattn", AVCrossAttention, description="A-V cross-attention + emotion metric loss "
                     "(Mocanu et al. 2023), on pre-extracted features"))
-for _name, (_fixed, _what) in _ABLATIONS.items():
-    register(MethodSpec(_name, AVCrossAttention, fixed=_fixed, description=f"av-xattn ablation: {_what}"))
+for _name, (_fixed, _what, _default) in _ABLATIONS.items():
+    register(MethodSpec(_name, AVCrossAttention, fixed=_fixed, description=f"av-xattn ablation: {_what}",
+                        in_default_suite=_default))

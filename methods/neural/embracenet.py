@@ -145,7 +145,7 @@ class CrossModalEmbrace(NeuralMethod):
 register(MethodSpec("xmt-embracenet", CrossModalEmbrace, description="cross-modal transformer + Hadamard + "
                     "EmbraceNet (Xie et al. 2021); expectation at evaluation"))
 register(MethodSpec("xmt-embracenet-gru", CrossModalEmbrace, fixed={"face_encoder": "gru"},
-                    description="xmt-embracenet with the GRU face encoder front end"))
+                    description="xmt-embracenet with the GRU face encoder front end", in_default_suite=False))
 register(MethodSpec("xmt-embracenet-sampled", CrossModalEmbrace, fixed={"embrace_eval": "sampled"},
                     description="xmt-embracenet evaluated by averaging 8 sampled EmbraceNet passes",
                     in_default_suite=False))

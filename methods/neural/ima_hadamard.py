@@ -107,4 +107,5 @@ register(MethodSpec("ima-hadamard", IMAHadamard, description="IMA-Hadamard (Chau
 register(MethodSpec("ima-hadamard-eq2", IMAHadamard, fixed={"fusion": "all"},
                     description="IMA-Hadamard with the paper's Eq. 2: one Hadamard product over all six tokens"))
 register(MethodSpec("ima-hadamard-av", IMAHadamard, fixed={"modalities": ("audio", "video")},
-                    modalities=("audio", "video"), description="IMA-Hadamard on audio + video only"))
+                    modalities=("audio", "video"), description="IMA-Hadamard on audio + video only",
+                    in_default_suite=False))
