@@ -202,6 +202,19 @@ def test_missing_modalities_are_explicit_and_counted() -> None:
     assert np.isfinite(method.predict_proba(data)).all()
 
 
+def test_length_bounding_keeps_the_text_cls_token() -> None:
+    data = toy_data(modalities=("audio", "text"))
+    data.sequences["text"] = [np.concatenate([np.full((1, DIMS["text"]), 9.0, np.float32),
+                                              np.zeros((40, DIMS["text"]), np.float32)])] * 24
+    method = IMAHadamard(**FAST)
+    method.modalities_ = ["audio", "text"]
+    method.standardizer_ = Standardizer({"audio": np.zeros(6, np.float32), "text": np.zeros(5, np.float32)},
+                                        {"audio": np.ones(6, np.float32), "text": np.ones(5, np.float32)})
+    tensors = method._tensors(data)
+    assert tensors.x["text"].shape[1] == 24
+    assert torch.all(tensors.x["text"][:, 0] == 9.0) and torch.all(tensors.x["text"][:, 1:] == 0.0)
+
+
 def test_sampled_evaluation_is_deterministic_and_recorded_in_params() -> None:
     data = toy_data()
     method = build("xmt-embracenet-sampled", **FAST).fit(data)

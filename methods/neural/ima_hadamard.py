@@ -97,6 +97,9 @@ class IMAHadamard(NeuralMethod):
     def search_space(cls) -> dict[str, Param]:
         return {"lr": Param.loguniform(3e-4, 3e-3), "dropout": Param.choice(0.1, 0.3)}
 
+    def keep_first_frame(self) -> tuple[str, ...]:
+        return ("text",)  # the text encoder's CLS must stay a token of its own
+
     def build_network(self, dims: dict[str, int], n_classes: int) -> nn.Module:
         p = self.params
         return IMAHadamardNet(dims, n_classes, p["d_model"], p["heads"], p["ffn_mult"], p["dropout"], p["fusion"])

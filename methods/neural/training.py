@@ -109,8 +109,12 @@ class Tensors:
 
 
 def tensorize(data: MultimodalData, modalities: list[str], standardizer: Standardizer,
-              max_len: int | None = None, fixed_len: dict[str, int] | None = None) -> Tensors:
-    """Standardise, bound the length (`max_len`) or fix it (`fixed_len[mod]`), pad, and build the masks."""
+              max_len: int | None = None, fixed_len: dict[str, int] | None = None,
+              keep_first: tuple[str, ...] = ()) -> Tensors:
+    """Standardise, bound the length (`max_len`) or fix it (`fixed_len[mod]`), pad, and build the masks.
+
+    For modalities in `keep_first` the first frame (a text encoder's CLS token) is never averaged with others:
+    only the frames after it are resampled."""
     fixed_len = fixed_len or {}
     x, mask, avail, missing = {}, {}, {}, {}
     for mod in modalities:
@@ -126,10 +130,11 @@ def tensorize(data: MultimodalData, modalities: list[str], standardizer: Standar
                 raise ValueError(f"clip {data.ids[i]!r}: {mod} features contain NaN or infinite values")
             ok[i] = True
             seq = (seq - standardizer.mean[mod]) / standardizer.std[mod]
-            if mod in fixed_len:
-                seq = resample_sequence(seq, fixed_len[mod])
-            elif max_len and len(seq) > max_len:
-                seq = resample_sequence(seq, max_len)
+            target = fixed_len.get(mod) or (max_len if max_len and len(seq) > max_len else None)
+            if target and mod in keep_first and len(seq) > 1:
+                seq = np.concatenate([seq[:1], resample_sequence(seq[1:], max(1, target - 1))])
+            elif target:
+                seq = resample_sequence(seq, target)
             rows.append(seq)
         width = max(len(r) for r in rows)
         padded = np.zeros((len(rows), width, dim), np.float32)
@@ -296,6 +301,10 @@ class NeuralMethod(FusionMethod):
         """Modalities whose sequences are resampled to a fixed length (e.g. 50 face frames)."""
         return {}
 
+    def keep_first_frame(self) -> tuple[str, ...]:
+        """Modalities whose first frame is a CLS token that length bounding must leave untouched."""
+        return ()
+
     def loss(self, out: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(out["logits"].float(), batch["y"], weight=self._weight)
 
@@ -309,7 +318,8 @@ class NeuralMethod(FusionMethod):
         return present
 
     def _tensors(self, data: MultimodalData) -> Tensors:
-        return tensorize(data, self.modalities_, self.standardizer_, self.params["max_len"], self.fixed_lengths())
+        return tensorize(data, self.modalities_, self.standardizer_, self.params["max_len"], self.fixed_lengths(),
+                         self.keep_first_frame())
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> NeuralMethod:
         if train.labels is None:
