@@ -60,3 +60,21 @@ def test_without_polarity_every_anchor_is_a_plain_triplet() -> None:
 def test_unknown_polarity_value_is_rejected() -> None:
     with pytest.raises(ValueError, match="positive/negative/neutral"):
         polarity_vector(CLASSES, {"happy": "good"})
+
+
+def test_crema_d_card_polarity_drives_the_loss() -> None:
+    """CREMA-D's six classes through its dataset card: negative anchors get Eq. 16 (related negatives exist),
+    the lone positive class (happy) falls back to the plain triplet."""
+    from harness.datasets import get_dataset
+
+    card = get_dataset("crema-d")
+    signs = polarity_vector(list(card.classes), card.polarity)
+    assert signs.tolist() == [-1, -1, -1, 1, 0, -1]
+    # anger@0, anger@1, disgust@2, happy@3; alpha = beta = 1.
+    # anchor 0: [1-4+1]+ = 0 ; [d02 - d03 + 1]+ = [4-9+1]+ = 0      -> 0
+    # anchor 1: [1-1+1]+ = 1 ; [d12 - d13 + 1]+ = [1-4+1]+ = 0      -> 1
+    # anchor 2 (disgust): no partner; r2 in {0, 1}, n = 3: ([4-1+1]+ + [1-1+1]+) / 2 -> 2.5
+    # anchor 3 (happy): no related positive class, no partner -> not counted
+    embedding = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    value = emotion_metric_loss(embedding, torch.tensor([0, 0, 1, 3]), signs, 1.0, 1.0)
+    assert value.item() == pytest.approx(3.5 / 3)
