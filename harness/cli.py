@@ -19,6 +19,7 @@ from harness.config import DEFAULT_TRACKING_URI, Settings, SettingsError
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "harness.data_commands",
     "harness.features.commands",
+    "harness.e2e.commands",
 )
 
 
