@@ -26,17 +26,11 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-EMODB_LABELS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
-                "N": "neutral"}
-
-
 def emodb_manifest(root: Path):
-    """EmoDB from its file names (speaker = first 2 characters, emotion letter = 6th)."""
-    from harness.manifest import Manifest
+    """EmoDB as its dataset card reads it."""
+    from harness.datasets import get_dataset
 
-    rows = [{"clip_id": wav.stem, "speaker": wav.stem[:2], "label": EMODB_LABELS[wav.stem[5]],
-             "audio_path": f"wav/{wav.name}"} for wav in sorted((root / "wav").glob("*.wav"))]
-    return Manifest("emodb", root, sorted(set(EMODB_LABELS.values())), pd.DataFrame(rows))
+    return get_dataset("emodb").scan(root)
 
 
 def synthetic_manifest(workdir: Path):

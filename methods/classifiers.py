@@ -15,13 +15,13 @@ CLASSIFIERS: tuple[str, ...] = ("svm", "xgboost", "mlp")
 
 SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "svm": {"C": Param.loguniform(0.1, 100.0), "kernel": Param.choice("rbf", "linear")},
-    "xgboost": {"max_depth": Param.choice(2, 4, 6), "learning_rate": Param.loguniform(0.03, 0.3),
-                "n_estimators": Param.choice(100, 300)},
+    "xgboost": {"max_depth": Param.choice(2, 4), "learning_rate": Param.loguniform(0.05, 0.3),
+                "n_estimators": Param.choice(50, 150)},
     "mlp": {"hidden": Param.choice(64, 128, 256), "alpha": Param.loguniform(1e-5, 1e-2)},
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
     "svm": {"C": 1.0, "kernel": "rbf"},
-    "xgboost": {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 200},
+    "xgboost": {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 100},
     "mlp": {"hidden": 128, "alpha": 1e-4},
 }
 
