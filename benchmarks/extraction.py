@@ -154,7 +154,7 @@ Command: `.venv/bin/python benchmarks/extraction.py` (from the repository root).
 
 Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()},
 no GPU. Load average (1/5/15 min) before and after each corpus x extractor: {' -> '.join(loads)}
-(the cores are shared with other engineers' test runs, so absolute figures are noisy).
+(a load near 1-2 is this benchmark itself; higher values mean other jobs shared the 2 cores).
 
 Modes: `sequential` = decode + encode in a plain loop in one process (`executor="local"`); `ray-N` = Ray Data
 decode tasks + N encode actors (actor start-up and model loading included, `ray.init` excluded); `cached` =
