@@ -76,3 +76,51 @@ def text_checkpoint(directory: str | Path, seed: int = 0) -> Path:
                         intermediate_size=64, max_position_embeddings=64)
     BertModel(config).save_pretrained(path)
     return path
+
+
+def whisper_asr_checkpoint(directory: str | Path, seed: int = 0) -> Path:
+    """A tiny random-init Whisper for speech recognition: model, generation config, tokenizer and processor.
+
+    The tokenizer is byte-level BPE over the 256 byte symbols (no merges) plus Whisper's special tokens, so it
+    is built offline. The generation config lets greedy decoding emit only letters, spaces and (not first) the
+    end token, so the meaningless transcript is never empty nor all control bytes, which text tokenizers drop.
+    Two languages make the multilingual `language=` path testable.
+    """
+    import string
+
+    import torch
+    from tokenizers import pre_tokenizers
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
+                "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
+    ids = {token: len(vocab) + i for i, token in enumerate(specials)}
+    vocab.update(ids)
+    path = Path(directory)
+    tokenizer = WhisperTokenizer(vocab=vocab, merges=[], extra_special_tokens=specials[1:])
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(), tokenizer=tokenizer).save_pretrained(path)
+    end = ids["<|endoftext|>"]
+    torch.manual_seed(seed)
+    config = WhisperConfig(vocab_size=len(vocab), d_model=32, encoder_layers=1, decoder_layers=1,
+                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_target_positions=16, pad_token_id=end, bos_token_id=end,
+                           eos_token_id=end, decoder_start_token_id=ids["<|startoftranscript|>"],
+                           suppress_tokens=None, begin_suppress_tokens=None)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=ids["<|startoftranscript|>"], bos_token_id=end, eos_token_id=end, pad_token_id=end,
+        max_length=16, begin_suppress_tokens=[end], suppress_tokens=[i for t, i in vocab.items() if i != end and not (
+            t in string.ascii_lowercase or t == "\u0120")],  # Ġ: byte-level BPE's space
+        is_multilingual=True, lang_to_id={t: ids[t] for t in ("<|en|>", "<|de|>")},
+        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
+        no_timestamps_token_id=ids["<|notimestamps|>"])
+    model.save_pretrained(path)
+    return path

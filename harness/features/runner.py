@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.features.asr import AUDIO_IF_NO_TEXT
 from harness.features.base import ClipInput, Extractor, build_extractor, extractor_names
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import Manifest
@@ -55,6 +56,8 @@ def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
     """Decode what the extractor needs; raises MediaError/ValueError naming the file."""
     clip = ClipInput(clip_id=str(row["clip_id"]), video_path=row.get("video_path") or None)
     needs = extractor.inputs()
+    if AUDIO_IF_NO_TEXT in needs and not str(row.get("text") or "").strip():
+        needs = (*needs, "audio")  # transcript="auto": ASR only where the manifest has no transcript
     if "audio" in needs:
         source = row.get("audio_path") or row.get("video_path")
         if not source:

