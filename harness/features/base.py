@@ -150,6 +150,7 @@ _MODULES: tuple[str, ...] = (
     "harness.features.pretrained_audio",
     "harness.features.video",
     "harness.features.face",
+    "harness.features.mesh",
     "harness.features.snippets",
     "harness.features.text",
 )
