@@ -77,8 +77,9 @@ def test_asr_sourced_text_features(rows, checkpoints) -> None:
     np.testing.assert_allclose(run("bert", bert(checkpoints, transcript="asr"), rows[0]).pooled, features.pooled)
     manifest_text = run("bert", bert(checkpoints), rows[0])
     assert not np.allclose(manifest_text.pooled, features.pooled)  # gibberish ASR text, not the manifest's
-    minilm = run("minilm", {"transcript": "asr", "asr_checkpoint": checkpoints["whisper"]}, rows[0])
-    assert minilm.pooled.shape == (384,)
+    assert extractor.transcript(dataclasses.replace(clip, text="ignored")) == extractor.transcript(clip)
+    minilm = build_extractor("minilm", {"transcript": "asr", "asr_checkpoint": checkpoints["whisper"]})
+    assert minilm.inputs() == ("audio",) and "|asr=" in minilm.weights_identity()  # same base class as bert
 
 
 def test_auto_uses_the_manifest_text_where_present(rows, checkpoints) -> None:

@@ -64,8 +64,8 @@ class TextExtractor(Extractor):
                                                        self.device())
 
     def transcript(self, clip: ClipInput) -> str:
-        """The decoded manifest text if non-blank (decode only provides it for "manifest"/"auto"), else ASR."""
-        if clip.text and clip.text.strip():
+        """The manifest text if non-blank and wanted ("manifest", "auto"), else ASR of the clip's audio."""
+        if self.config["transcript"] != "asr" and clip.text and clip.text.strip():
             return clip.text
         if clip.audio is not None and self._transcriber is not None:
             text = self._transcriber(clip.audio)
