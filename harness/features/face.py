@@ -8,8 +8,8 @@ frame as the face crop, for corpora distributed as face crops (and the synthetic
 Crops are cached in the feature store (`_cache/face-crops`), keyed by the video file and the detector config,
 so several face extractors on one corpus detect once.
 
-MediaPipe's 468-point face mesh is not offered: mediapipe 0.10.14 needs protobuf < 5, the stack pins
-protobuf 7. `face-landmarks` therefore returns MTCNN's five landmarks.
+`face-landmarks` returns MTCNN's five landmarks; MediaPipe's 468-point mesh is the `face-mesh` extractor
+(harness/features/mesh.py).
 """
 
 from __future__ import annotations
