@@ -222,7 +222,7 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
                 report.failed.append(f"{label}: {type(error).__name__}: {error}")
                 continue
             tags = {"dataset": spec.name, "method": method.name, "family": method.cls.family,
-                    "modalities": ",".join(method.required_modalities() or modalities),
+                    "modalities": ",".join(sorted(method.required_modalities() or modalities)),
                     "protocol": spec.protocol.label(),
                     "speaker_independent": str(get_protocol(spec.protocol.name).speaker_independent),
                     "features": ",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),

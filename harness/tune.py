@@ -2,14 +2,19 @@
 
 The protocol that makes the numbers trustworthy:
   1. every trial fits its configuration on each fold's training part and is scored on that fold's validation
-     part; the trial's score is the mean over folds of the dataset's selection metric;
+     part; the trial's score is the mean over folds of the dataset's selection metric. The fitted fold models
+     are saved as the trial's Tune checkpoint; the trial never sees test data;
   2. the best trial by that validation score is chosen; test data has not been touched;
-  3. the chosen configuration is fitted once more per fold (in parallel Ray tasks) and scored on the test part.
+  3. the chosen trial's fold models (exactly the models that were validated, not a refit) predict each fold's
+     test part, once.
+The checkpoints are pickles that the harness itself wrote into its workspace; nothing else is ever unpickled.
 """
 
 from __future__ import annotations
 
 import inspect
+import pickle
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +26,9 @@ from ray.tune import Callback
 
 from harness.metrics import HEADLINE_METRICS, Scores, score, scores_from_confusion, summarise_folds
 from harness.protocols import Fold
-from methods import MethodSpec, MultimodalData, Param, get_method
+from methods import FusionMethod, MethodSpec, MultimodalData, Param, get_method
+
+MODELS_FILE = "fold_models.pkl"
 
 
 @dataclass
@@ -82,12 +89,13 @@ def _limit_threads() -> None:
         pass
 
 
-def fit_and_score_validation(method_name: str, config: dict[str, Any], data: MultimodalData, fold: Fold
-                             ) -> dict[str, float]:
+def fit_on_fold(method_name: str, config: dict[str, Any], data: MultimodalData, fold: Fold
+                ) -> tuple[FusionMethod, dict[str, float]]:
+    """Fit on the fold's training part (validation available for early stopping); score on validation."""
     method = get_method(method_name).build(**config)
     validation = data.select(fold.val)
     method.fit(data.select(fold.train), validation)
-    return score(validation.labels, method.predict(validation), data.classes).headline()
+    return method, score(validation.labels, method.predict(validation), data.classes).headline()
 
 
 def _trainable(config: dict[str, Any], method_name: str, fixed: dict[str, Any], data: MultimodalData,
@@ -95,25 +103,26 @@ def _trainable(config: dict[str, Any], method_name: str, fixed: dict[str, Any], 
     from ray import tune
 
     _limit_threads()
-    by_fold = {f.name: fit_and_score_validation(method_name, {**fixed, **config}, data, f) for f in folds}
+    fitted = {f.name: fit_on_fold(method_name, {**fixed, **config}, data, f) for f in folds}
+    by_fold = {name: fold_scores for name, (_, fold_scores) in fitted.items()}
     means = {m: float(np.mean([s[m] for s in by_fold.values()])) for m in HEADLINE_METRICS}
     flat = {f"{fold}/{m}": v for fold, s in by_fold.items() for m, v in s.items()}
-    tune.report({f"val_{metric}": means[metric], **{f"val_{m}": v for m, v in means.items()}, **flat})
+    with tempfile.TemporaryDirectory() as folder:
+        with open(Path(folder) / MODELS_FILE, "wb") as stream:
+            pickle.dump({name: model for name, (model, _) in fitted.items()}, stream)
+        tune.report({f"val_{metric}": means[metric], **{f"val_{m}": v for m, v in means.items()}, **flat},
+                    checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _fit_and_predict_test(method_name: str, config: dict[str, Any], data: MultimodalData, fold: Fold
-                          ) -> tuple[np.ndarray, dict[str, float]]:
-    _limit_threads()
-    method = get_method(method_name).build(**config)
-    method.fit(data.select(fold.train), data.select(fold.val))
-    return method.predict_proba(data.select(fold.test)), method.fit_notes()
+def load_fold_models(checkpoint) -> dict[str, FusionMethod]:
+    with checkpoint.as_directory() as folder, open(Path(folder) / MODELS_FILE, "rb") as stream:
+        return pickle.load(stream)  # written by `_trainable` above, in this run's own workspace
 
 
 def tune_and_test(method_name: str, dataset: str, data: MultimodalData, folds: list[Fold], metric: str,
                   trials: int, seed: int, fixed: dict[str, Any], storage: Path, verbose: bool = True
                   ) -> MethodOutcome:
     """Search on validation folds with Ray Tune, then test the chosen configuration once per fold."""
-    import ray
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -143,13 +152,11 @@ def tune_and_test(method_name: str, dataset: str, data: MultimodalData, folds: l
     trial_records = [_trial_record(r, folds, metric) for r in grid if r.error is None]
     best = grid.get_best_result(metric=f"val_{metric}", mode="max")
     best_config = {**fixed, **best.config}
-
-    remote = ray.remote(num_cpus=1)(_fit_and_predict_test)
-    data_ref = ray.put(data)
-    outputs = ray.get([remote.remote(method_name, best_config, data_ref, f) for f in folds])
+    models = load_fold_models(best.checkpoint)
     fold_scores, frames, notes = [], [], {}
-    for fold, (probabilities, fold_notes) in zip(folds, outputs, strict=True):
+    for fold in folds:
         test = data.select(fold.test)
+        probabilities = models[fold.name].predict_proba(test)
         predicted = probabilities.argmax(axis=1)
         fold_scores.append(score(test.labels, predicted, data.classes))
         frame = pd.DataFrame({"fold": fold.name, "clip_id": test.ids,
@@ -158,7 +165,7 @@ def tune_and_test(method_name: str, dataset: str, data: MultimodalData, folds: l
         for c, name in enumerate(data.classes):
             frame[f"p_{name}"] = probabilities[:, c]
         frames.append(frame)
-        notes.update({f"{fold.name}/{k}": v for k, v in fold_notes.items()})
+        notes.update({f"{fold.name}/{k}": v for k, v in models[fold.name].fit_notes().items()})
     return MethodOutcome(method_name, dataset, metric, best_config, trial_records, [f.name for f in folds],
                          fold_scores, pd.concat(frames, ignore_index=True), notes,
                          time.perf_counter() - started)

@@ -115,3 +115,26 @@ def test_changed_settings_are_not_reused(first_run, settings):
     changed = dataclasses.replace(settings, trials=1)
     again = pipeline.run(changed, methods=["audio-svm"], datasets=["synthetic-tiny"])
     assert again.ran == ["audio-svm@synthetic-tiny"] and not again.reused
+
+
+def test_absent_modality_runs_what_is_present(first_run, settings, corpus):
+    """A corpus without video (like RAVDESS audio-only wavs) runs audio/text methods and says why it skips others."""
+    import mlflow
+
+    from harness import pipeline
+
+    def scan_without_video(root):
+        manifest = scan(root)
+        manifest.table["video_path"] = None
+        return dataclasses.replace(manifest, dataset="synthetic-novideo")
+
+    register_dataset(dataclasses.replace(SPEC, name="synthetic-novideo", prepare=None, scan=scan_without_video,
+                                         is_present=lambda root: (root / "metadata.csv").exists()))
+    novideo = dataclasses.replace(settings, data_dirs={**settings.data_dirs, "synthetic-novideo": corpus})
+    outcome = pipeline.run(novideo, methods=["video-svm", "early-concat-svm"], datasets=["synthetic-novideo"])
+    assert outcome.ran == ["early-concat-svm@synthetic-novideo"]
+    assert outcome.skipped == ["video-svm@synthetic-novideo: needs video, which this dataset lacks"]
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[settings.experiment], output_format="pandas",
+                              filter_string="tags.dataset = 'synthetic-novideo'")
+    assert runs.loc[runs["tags.harness.role"] == "parent", "tags.modalities"].tolist() == ["audio,text"]
