@@ -152,8 +152,8 @@ label: "{{emotion_name}}"
 
 
 def fetch_card(tmp_path, monkeypatch, url: str, sha: str, size: int) -> None:
-    registry._load_all()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.dataset_names()  # load every card before taking a copy
+    monkeypatch.setattr(registry._DATASETS, "items", dict(registry._DATASETS.items))
     (tmp_path / "cards").mkdir(exist_ok=True)
     (tmp_path / "cards" / "toy-fetch.yaml").write_text(CARD.format(url=url, sha=sha, size=size))
     register_card_dir(tmp_path / "cards")

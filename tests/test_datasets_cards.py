@@ -18,8 +18,8 @@ CARDS = ("crema-d", "emodb", "iemocap", "meld", "ravdess", "savee")
 @pytest.fixture
 def isolated_registry(monkeypatch):
     """Cards registered by a test disappear after it."""
-    registry._load_all()
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.dataset_names()  # load every card before taking a copy
+    monkeypatch.setattr(registry._DATASETS, "items", dict(registry._DATASETS.items))
 
 
 @pytest.mark.parametrize("name", CARDS)

@@ -6,7 +6,6 @@ its classes, its default protocol and its default feature extractors per modalit
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from harness.manifest import Manifest
 from harness.protocols import ProtocolSpec
+from harness.registry import LazyRegistry
 
 
 @dataclass(frozen=True)
@@ -60,32 +60,17 @@ class DatasetSpec:
         return self.prepare is not None
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
-_MODULES: tuple[str, ...] = ("harness.datasets.synthetic", "harness.datasets.cards")
-_loaded = False
+_DATASETS: LazyRegistry[DatasetSpec] = LazyRegistry(
+    "dataset", ("harness.datasets.synthetic", "harness.datasets.cards"))
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in _MODULES:
-            importlib.import_module(module)
+    return _DATASETS.add(spec.name, spec)
 
 
 def dataset_names() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return _DATASETS.names()
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; choose from: {', '.join(_REGISTRY)}") from None
+    return _DATASETS.get(name)

@@ -7,7 +7,6 @@ building an extractor to compute its cache key is cheap.
 
 from __future__ import annotations
 
-import importlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.hashing import stable_hash
+from harness.registry import LazyRegistry
 
 
 class ExtractorConfigError(ValueError):
@@ -143,8 +143,7 @@ class Extractor:
         raise NotImplementedError
 
 
-_REGISTRY: dict[str, type[Extractor]] = {}
-_MODULES: tuple[str, ...] = (
+_EXTRACTORS: LazyRegistry[type[Extractor]] = LazyRegistry("extractor", (
     "harness.features.audio",
     "harness.features.spectral",
     "harness.features.pretrained_audio",
@@ -153,34 +152,19 @@ _MODULES: tuple[str, ...] = (
     "harness.features.mesh",
     "harness.features.snippets",
     "harness.features.text",
-)
-_loaded = False
+))
 
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in _MODULES:
-            importlib.import_module(module)
+    return _EXTRACTORS.add(cls.name, cls)
 
 
 def extractor_names() -> list[str]:
-    _load_all()
-    return list(_REGISTRY)
+    return _EXTRACTORS.names()
 
 
 def get_extractor(name: str) -> type[Extractor]:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown extractor {name!r}; choose from: {', '.join(_REGISTRY)}") from None
+    return _EXTRACTORS.get(name)
 
 
 def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extractor:
@@ -189,8 +173,6 @@ def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extracto
 
 def directory_identity(path: str | Path) -> str:
     """Identity of a local checkpoint: its resolved path and every file's name and size (cheap, catches swaps)."""
-    from harness.hashing import stable_hash
-
     root = Path(path).resolve()
     files = sorted((str(f.relative_to(root)), f.stat().st_size) for f in root.rglob("*") if f.is_file())
     return f"{root}:{stable_hash(files)}"
