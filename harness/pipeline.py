@@ -44,6 +44,10 @@ class RunReport:
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
+    def skip(self, label: str, reason: str) -> None:
+        log(f"[skip] {label}: {reason}")
+        self.skipped.append(f"{label}: {reason}")
+
 
 def log(message: str) -> None:
     print(message, flush=True)
@@ -176,7 +180,6 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
         rerun: bool = False) -> RunReport:
     """Benchmark `methods` (default: the default suite) on `datasets` (default: every corpus found)."""
     from harness import track
-    from harness.tune import tune_and_test
 
     started = time.perf_counter()
     method_list = [get_method(m) for m in (methods or method_names(default_suite_only=True))]
@@ -188,51 +191,61 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
     for spec in dataset_list:
         present, reason = locate_dataset(settings, spec)
         if not present:
-            log(f"[skip] {spec.name}: {reason}")
-            report.skipped.append(f"{spec.name}: {reason}")
+            report.skip(spec.name, reason)
             continue
         prepared = prepare_dataset(settings, spec, need_sequences)
-        modalities = prepared.data.modalities
-        log(f"[data] {spec.name}: {len(prepared.manifest)} clips, {len(prepared.folds)} folds "
-            f"({spec.protocol.label()}), modalities {modalities}, {len(prepared.failures)} feature failures")
-        for _, failure in prepared.failures.head(FAILURES_SHOWN).iterrows():
-            log(f"[failure] {spec.name} {failure['modality']} {failure['clip_id']} ({failure['stage']}): "
-                f"{failure['error']}")
-        if len(prepared.failures) > FAILURES_SHOWN:
-            log(f"[failure] ... and {len(prepared.failures) - FAILURES_SHOWN} more (logged with each MLflow run)")
+        _log_prepared(prepared)
         for method in method_list:
-            label = f"{method.name}@{spec.name}"
-            ok, why = applicable(method, modalities)
-            if not ok:
-                log(f"[skip] {label}: {why}")
-                report.skipped.append(f"{label}: {why}")
-                continue
-            fixed = method_fixed_params(method, prepared, settings)
-            fingerprint = result_fingerprint(method, prepared, settings, fixed)
-            if not rerun and track.finished_run(experiment_id, fingerprint) is not None:
-                log(f"[cache] {label}: finished result with identical inputs exists in MLflow; reused")
-                report.reused.append(label)
-                continue
-            try:
-                outcome = tune_and_test(method.name, spec.name, prepared.data, prepared.folds,
-                                        spec.headline_metric, settings.trials, settings.seed,
-                                        {**method.fixed, **fixed}, settings.workspace / "tune")
-            except Exception as error:  # one broken method must not sink the benchmark; it is reported
-                log(f"[error] {label}: {type(error).__name__}: {error}")
-                report.failed.append(f"{label}: {type(error).__name__}: {error}")
-                continue
-            tags = {"dataset": spec.name, "method": method.name, "family": method.cls.family,
-                    "modalities": ",".join(sorted(method.required_modalities() or modalities)),
-                    "protocol": spec.protocol.label(),
-                    "speaker_independent": str(get_protocol(spec.protocol.name).speaker_independent),
-                    "features": ",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
-                    "feature_failures": str(len(prepared.failures)), "headline_metric": spec.headline_metric}
-            track.log_outcome(experiment_id, outcome, prepared.data.classes, tags, settings.as_record(),
-                              fingerprint, prepared.failures)
-            s = outcome.summary()
-            log(f"[result] {label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
-                f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f} ({outcome.seconds:.1f}s)")
-            report.ran.append(label)
+            _run_method(method, prepared, settings, experiment_id, rerun, report)
     log(f"[done] {len(report.ran)} results computed, {len(report.reused)} reused, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed in {time.perf_counter() - started:.0f}s")
     return report
+
+
+def _log_prepared(prepared: PreparedDataset) -> None:
+    name, failures = prepared.spec.name, prepared.failures
+    log(f"[data] {name}: {len(prepared.manifest)} clips, {len(prepared.folds)} folds "
+        f"({prepared.spec.protocol.label()}), modalities {prepared.data.modalities}, {len(failures)} feature failures")
+    for _, failure in failures.head(FAILURES_SHOWN).iterrows():
+        log(f"[failure] {name} {failure['modality']} {failure['clip_id']} ({failure['stage']}): {failure['error']}")
+    if len(failures) > FAILURES_SHOWN:
+        log(f"[failure] ... and {len(failures) - FAILURES_SHOWN} more (logged with each MLflow run)")
+
+
+def _run_method(method: MethodSpec, prepared: PreparedDataset, settings: Settings, experiment_id: str,
+                rerun: bool, report: RunReport) -> None:
+    """Tune, test and log one (method, dataset), or say why not; a failure is reported, never raised."""
+    from harness import track
+    from harness.tune import tune_and_test
+
+    spec, modalities = prepared.spec, prepared.data.modalities
+    label = f"{method.name}@{spec.name}"
+    ok, why = applicable(method, modalities)
+    if not ok:
+        report.skip(label, why)
+        return
+    fixed = method_fixed_params(method, prepared, settings)
+    fingerprint = result_fingerprint(method, prepared, settings, fixed)
+    if not rerun and track.finished_run(experiment_id, fingerprint) is not None:
+        log(f"[cache] {label}: finished result with identical inputs exists in MLflow; reused")
+        report.reused.append(label)
+        return
+    try:
+        outcome = tune_and_test(method.name, spec.name, prepared.data, prepared.folds, spec.headline_metric,
+                                settings.trials, settings.seed, {**method.fixed, **fixed}, settings.workspace / "tune")
+    except Exception as error:  # one broken method must not sink the benchmark; it is reported
+        log(f"[error] {label}: {type(error).__name__}: {error}")
+        report.failed.append(f"{label}: {type(error).__name__}: {error}")
+        return
+    tags = {"dataset": spec.name, "method": method.name, "family": method.cls.family,
+            "modalities": ",".join(sorted(method.required_modalities() or modalities)),
+            "protocol": spec.protocol.label(),
+            "speaker_independent": str(get_protocol(spec.protocol.name).speaker_independent),
+            "features": ",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
+            "feature_failures": str(len(prepared.failures)), "headline_metric": spec.headline_metric}
+    track.log_outcome(experiment_id, outcome, prepared.data.classes, tags, settings.as_record(), fingerprint,
+                      prepared.failures)
+    s = outcome.summary()
+    log(f"[result] {label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
+        f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f} ({outcome.seconds:.1f}s)")
+    report.ran.append(label)

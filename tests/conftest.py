@@ -25,3 +25,13 @@ def small_synthetic(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic-small")
     generate(root, SyntheticConfig(n_speakers=4, clips_per_emotion=2))
     return root
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray instance per test module that asks for it (2 CPUs, like the reference machine)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

@@ -17,15 +17,6 @@ from harness.e2e.train import STATE_FILE, E2EConfig, augment_frames
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     synthetic.generate(root, synthetic.SyntheticConfig(n_speakers=4, clips_per_emotion=2))

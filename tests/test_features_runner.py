@@ -21,15 +21,6 @@ from harness.manifest import Manifest
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, SyntheticConfig(n_speakers=2, clips_per_emotion=2))  # 16 clips

@@ -15,15 +15,6 @@ from harness.datasets.synthetic import SPEC, scan
 METHODS = ["early-concat-svm", "late-average-svm", "audio-svm"]
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 CORRUPT_VIDEO = "spk01_sad_01"  # its MP4 is truncated: video fails to decode, audio and text still work
 
 
