@@ -34,6 +34,7 @@ from harness.features.base import (
 from harness.hashing import stable_hash
 
 DETECTORS = ("mtcnn", "full-frame")
+BACKBONES = ("transformers", "timm")  # face-embed
 FACE_DEFAULTS: dict[str, Any] = {"fps": 6.0, "max_frames": 48, "detector": "mtcnn", "crop_size": 112,
                                  "margin": 0.2, "min_confidence": 0.9, "min_face_size": 20, "align": True}
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -259,50 +260,166 @@ class FaceExpressionExtractor(FaceExtractor):
 
 @register_extractor
 class FaceEmbedExtractor(FaceExtractor):
-    """Any `transformers` image backbone from a local directory (e.g. a FAb-Net- or VGGFace-like encoder).
+    """Any `transformers` or `timm` image backbone from a local path (e.g. a FAb-Net- or VGGFace-like encoder).
 
-    Per face frame: the model's pooler output when it has one, else the CLS token (`pooling="cls"`) or the
-    mean of the last hidden state (`"mean"`). Inputs use the checkpoint's image processor when it ships one,
-    else ImageNet normalisation at the processor-free `image_size`.
+    `backbone="transformers"`: `checkpoint` is a local model directory (or a cached hub name). Per face frame: the
+    model's pooler output when it has one, else the CLS token (`pooling="cls"`) or the mean of the last hidden
+    state (`"mean"`). Inputs use the checkpoint's image processor when it ships one, else ImageNet normalisation
+    at `image_size`.
+
+    `backbone="timm"`: `checkpoint` is either a state_dict file (`.pth`/`.pt`/`.bin`/`.safetensors`) for the timm
+    architecture named by `model`, or a directory written by `timm.models.save_for_hf` (`config.json` names the
+    architecture). The model is built without its classifier (`num_classes=0`), so it returns its own globally
+    pooled features; a classifier in the checkpoint is dropped, any other key mismatch is an error, because
+    silently random layers would produce plausible-looking but meaningless features. Inputs are resized to
+    `image_size` and normalised with the model's mean/std (timm's data config).
     """
 
     name = "face-embed"
-    defaults = {**FACE_DEFAULTS, "checkpoint": "", "pooling": "pooler", "image_size": 224}
-    description = "any transformers image backbone (local path) on aligned face crops; one vector per face"
+    defaults = {**FACE_DEFAULTS, "backbone": "transformers", "checkpoint": "", "model": "", "pooling": "pooler",
+                "image_size": 224}
+    description = "any transformers or timm image backbone (local path) on aligned face crops; one vector per face"
     output = "sequence [K face frames, hidden]; pooled [hidden] (mean)"
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
+        backbone = self.config["backbone"]
+        if backbone not in BACKBONES:
+            raise ExtractorConfigError(f"face-embed: backbone must be one of {BACKBONES}, got {backbone!r}")
         if self.config["pooling"] not in ("pooler", "cls", "mean"):
             raise ExtractorConfigError("face-embed: pooling must be 'pooler', 'cls' or 'mean'")
         if not self.config["checkpoint"]:
-            raise ExtractorConfigError("face-embed needs checkpoint=/path/to/a transformers image model")
+            raise ExtractorConfigError(f"face-embed needs checkpoint=/path/to/a {backbone} image model")
+        if backbone == "transformers" and self.config["model"]:
+            raise ExtractorConfigError("face-embed: model= names a timm architecture; set backbone=timm, or drop "
+                                       "it (a transformers checkpoint names its own architecture)")
+        if backbone == "timm" and self.config["pooling"] != "pooler":
+            raise ExtractorConfigError("face-embed: timm backbones pool with their own global pooling; "
+                                       "leave pooling=pooler")
 
     def weights_identity(self) -> str:
+        if self.config["backbone"] == "timm":
+            return f"{super().weights_identity()};{self._timm_identity()}"
         from harness.features.hf import checkpoint_identity
 
         return f"{super().weights_identity()};{checkpoint_identity(self.config['checkpoint'])}"
 
     def check_weights(self) -> None:
+        super().check_weights()
+        if self.config["backbone"] == "timm":
+            self._timm_checkpoint()
+            return
         from harness.features.hf import resolve_checkpoint
 
-        super().check_weights()
         resolve_checkpoint(self.config["checkpoint"])
 
     def setup(self) -> None:
+        super().setup()
+        # ImageNet statistics unless the backbone declares its own (timm's data config)
+        self._mean, self._std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        self._processor = None
+        if self.config["backbone"] == "timm":
+            self._model = self._load_timm().eval().to(self._device)
+            return
         from transformers import AutoModel
 
         from harness.features.hf import resolve_checkpoint
 
-        super().setup()
         path = resolve_checkpoint(self.config["checkpoint"])
         self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(self._device)
-        self._processor = None
         if (Path(path) / "preprocessor_config.json").exists():
             from transformers import AutoImageProcessor
 
             self._processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
 
+    # ---- timm ----------------------------------------------------------------------------------------
+    def _timm_identity(self) -> str:
+        """timm's version (architecture definitions change between releases) and the weights' identity."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            timm_version = version("timm")
+        except PackageNotFoundError:
+            timm_version = "missing"
+        path = Path(self.config["checkpoint"]).expanduser()
+        if path.is_dir():
+            weights = directory_identity(path)
+        elif path.is_file():  # size and mtime: a checkpoint retrained in place keeps its size
+            info = path.stat()
+            weights = f"{path.resolve()}:{info.st_size}:{info.st_mtime_ns}"
+        else:
+            weights = f"{self.config['checkpoint']}:missing"
+        return f"timm=={timm_version};{weights}"
+
+    def _timm_checkpoint(self) -> Path:
+        """The checkpoint path, validated against what timm can load; raises with the fix otherwise."""
+        import json
+
+        try:
+            import timm
+        except ImportError:
+            raise MissingWeightsError("face-embed backbone=timm needs timm: pip install timm==1.0.31") from None
+        path = Path(self.config["checkpoint"]).expanduser().resolve()
+        model = self.config["model"]
+        if path.is_dir():
+            config_file = path / "config.json"
+            if not config_file.is_file():
+                raise MissingWeightsError(
+                    f"face-embed: {config_file} does not exist, so {path} is not a timm model directory. Write "
+                    "one with timm.models.save_for_hf(model, dir), or pass a state_dict file: "
+                    "--config checkpoint=/path/to/weights.pth model=<timm architecture>")
+            architecture = json.loads(config_file.read_text()).get("architecture")
+            if model and model != architecture:
+                raise ExtractorConfigError(f"face-embed: model={model!r} but {config_file} names architecture "
+                                           f"{architecture!r}; drop model= for a timm directory")
+            return path
+        if not path.is_file():
+            raise MissingWeightsError(
+                f"face-embed: timm checkpoint {path} does not exist. Pass a local state_dict file "
+                "(.pth/.pt/.bin/.safetensors) with model=<timm architecture, e.g. resnet18>, or a directory "
+                "written by timm.models.save_for_hf; extraction never downloads weights")
+        if not model:
+            raise ExtractorConfigError(f"face-embed: {path} is a state_dict file; name its timm architecture "
+                                       "with model=<name> (e.g. model=resnet18)")
+        if not timm.is_model(model):
+            raise ExtractorConfigError(f"face-embed: {model!r} is not a timm architecture; list them with "
+                                       "python -c \"import timm; print(timm.list_models())\"")
+        return path
+
+    def _load_timm(self):
+        """Build the timm model without classifier and load the local weights (never pickled objects)."""
+        import timm
+        from timm.models import load_state_dict
+
+        path = self._timm_checkpoint()
+        if path.is_dir():
+            model = timm.create_model(f"local-dir:{path}", pretrained=True, num_classes=0)
+        else:
+            model = timm.create_model(self.config["model"], pretrained=False, num_classes=0)
+            try:
+                state = load_state_dict(str(path), weights_only=True)
+            except Exception as error:  # a corrupt file, or a pickle that weights_only refuses
+                raise MissingWeightsError(
+                    f"face-embed: {path} is not a loadable state_dict ({type(error).__name__}: {error}). Save the "
+                    "weights with torch.save(model.state_dict(), path) or safetensors.torch.save_file") from None
+            classifier = model.pretrained_cfg.get("classifier") or ()
+            heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+            try:
+                result = model.load_state_dict(state, strict=False)
+            except RuntimeError as error:  # same keys, different shapes
+                raise ExtractorConfigError(f"face-embed: {path} does not fit timm model {self.config['model']!r}: "
+                                           f"{error}") from None
+            unexpected = [k for k in result.unexpected_keys if not k.startswith(tuple(f"{h}." for h in heads))]
+            if result.missing_keys or unexpected:
+                raise ExtractorConfigError(
+                    f"face-embed: {path} does not fit timm model {self.config['model']!r} (missing keys "
+                    f"{result.missing_keys[:5]}, unexpected keys {unexpected[:5]}); set model= to the "
+                    "architecture the weights were saved from")
+        data = timm.data.resolve_model_data_config(model)
+        self._mean, self._std = tuple(data["mean"]), tuple(data["std"])
+        return model
+
+    # ---- inference -----------------------------------------------------------------------------------
     def pixel_values(self, crops: np.ndarray):
         import torch
         import torch.nn.functional as F
@@ -312,22 +429,26 @@ class FaceEmbedExtractor(FaceExtractor):
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
         size = int(self.config["image_size"])
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-        mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
-        std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+        mean = torch.tensor(self._mean)[:, None, None]
+        std = torch.tensor(self._std)[:, None, None]
         return (x - mean) / std
 
     def extract(self, clip: ClipInput) -> Features:
         import torch
 
         crops = self.cropper.track(clip).crops
+        pixels = self.pixel_values(crops).to(self._device)
         with torch.no_grad():
-            out = self._model(pixel_values=self.pixel_values(crops).to(self._device))
-        pooling = self.config["pooling"]
-        if pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
-            vectors = out.pooler_output
-        elif pooling == "mean":
-            vectors = out.last_hidden_state.mean(dim=1)
-        else:
-            vectors = out.last_hidden_state[:, 0]
+            if self.config["backbone"] == "timm":
+                vectors = self._model(pixels)  # [K, num_features]: the classifier-free model's pooled output
+            else:
+                out = self._model(pixel_values=pixels)
+                pooling = self.config["pooling"]
+                if pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
+                    vectors = out.pooler_output
+                elif pooling == "mean":
+                    vectors = out.last_hidden_state.mean(dim=1)
+                else:
+                    vectors = out.last_hidden_state[:, 0]
         sequence = vectors.reshape(len(crops), -1).float().cpu().numpy()
         return Features(sequence=sequence, pooled=sequence.mean(axis=0))

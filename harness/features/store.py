@@ -6,6 +6,13 @@ ones (id, stage, error). A shard is written under a temporary name and renamed, 
 only complete shards plus temporary leftovers that are never read; re-running extracts exactly the clips that
 no complete shard holds. `root` is a local path or any URI pyarrow understands (e.g. `s3://bucket/features`).
 NPZ files are read with `allow_pickle=False`.
+
+On S3, which has no rename, the protocol still holds: pyarrow's `move` of an object is a server-side copy to the final
+key followed by a delete of the temporary key, and S3 creates an object in one step (a GET or LIST never sees a
+partial one), so a shard key is either absent or complete; a run killed between upload and copy leaves a
+temporary object, which is never listed as a shard. Directories on S3 are only empty marker objects. The endpoint
+and credentials come from the AWS environment (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...) or from the URI's
+query (`s3://bucket/features?endpoint_override=http://host:port&scheme=http`), which every worker reuses as is.
 """
 
 from __future__ import annotations
@@ -58,8 +65,13 @@ class FeatureStore:
         return f"{self.base}/{dataset}/{extractor}/{key}"
 
     def describe(self, dataset: str, extractor: str, key: str) -> str:
-        """Human-readable location (the URI the user configured, not pyarrow's internal path)."""
-        return f"{self.root.rstrip('/')}/{dataset}/{extractor}/{key}"
+        """Human-readable location (the URI the user configured, not pyarrow's internal path).
+
+        A URI's query (S3 connection options) stays at the end, so the location is itself a valid URI.
+        """
+        uri = "://" in self.root and "?" in self.root
+        root, query = self.root.split("?", 1) if uri else (self.root, "")
+        return f"{root.rstrip('/')}/{dataset}/{extractor}/{key}" + (f"?{query}" if query else "")
 
     def _shard_paths(self, entry: str) -> list[str]:
         from pyarrow import fs
