@@ -16,7 +16,10 @@ from harness.hashing import stable_hash
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("clip_id", "label", "speaker")
 MEDIA_COLUMNS: tuple[str, ...] = ("audio_path", "video_path")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("audio_path", "video_path", "text", "session", "split")
+# Bounds (seconds) of a clip inside video_path, for corpora whose video file holds more than one clip (an IEMOCAP
+# dialogue); None = the whole file. They apply to the video's audio track too when that is the audio source.
+SEGMENT_COLUMNS: tuple[str, ...] = ("video_start", "video_end")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("audio_path", "video_path", "text", "session", "split", *SEGMENT_COLUMNS)
 MODALITY_SOURCE = {"audio": ("audio_path", "video_path"), "video": ("video_path",), "text": ("text",)}
 
 
@@ -29,7 +32,8 @@ class Manifest:
     """A dataset's clips.
 
     table:    DataFrame with at least clip_id, label, speaker; optional audio_path, video_path (relative to
-              `root`), text, session, split and any extra columns (intensity, gender, ...).
+              `root`), text, session, split, video_start/video_end (SEGMENT_COLUMNS) and any extra columns
+              (intensity, gender, ...).
     problems: files or rows that could not be turned into clips, with the reason: reported, never dropped.
     """
 
@@ -85,8 +89,12 @@ class Manifest:
         return set(self.table.set_index("clip_id").loc[ids, "speaker"].astype(str))
 
     def fingerprint(self) -> str:
-        """Hash of what feature extraction reads (ids, media paths, transcripts): the feature cache key part."""
+        """Hash of what feature extraction reads (ids, media paths, transcripts, segment bounds): the feature
+        cache key part. Bounds count only when some clip has one, so manifests without segments keep the keys
+        (and cached features) they had before bounds existed; with them, moving a bound invalidates features."""
         columns = ["clip_id", "audio_path", "video_path", "text"]
+        columns += [c for c in SEGMENT_COLUMNS
+                    if (self.table[c].notna() & (self.table[c].astype(str) != "")).any()]
         rows = self.table[columns].astype(str).values.tolist()
         return stable_hash([self.dataset, rows])
 

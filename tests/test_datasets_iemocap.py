@@ -1,11 +1,19 @@
-"""IEMOCAP: the parser on a fixture tree in the real format; 4- and 6-class settings; leave-one-session-out."""
+"""IEMOCAP: the parser on a fixture tree in the real format; 4- and 6-class settings; leave-one-session-out;
+utterance-level video cut out of the dialogue AVI."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from fixtures.corpora import iemocap_tree
+from fixtures.corpora import COUNTER_FPS, frame_counts, iemocap_tree
 
 from harness.datasets import get_dataset
+from harness.features.base import build_extractor
+from harness.features.runner import decode_clip, extract, load_features
+from harness.features.store import FeatureStore
+from harness.hashing import stable_hash
+from harness.manifest import Manifest
+from harness.media import load_frames
 from harness.protocols import make_folds
 
 SPEC = get_dataset("iemocap")
@@ -32,7 +40,9 @@ def test_four_class_setting_merges_excited_into_happy(root):
     assert row["dialog_video"] == "Session3/dialog/avi/DivX/Ses03F_impro01.avi"
     assert (float(row["start"]), float(row["valence"])) == (7.5, 2.5)
     assert manifest.table.loc[manifest.table.clip_id == "Ses01F_script01_1_M000", "speaker"].item() == "Ses01M"
-    assert manifest.modalities() == ["audio", "text"]
+    assert row["video_path"] == "Session3/dialog/avi/DivX/Ses03F_impro01.avi"
+    assert (float(row["video_start"]), float(row["video_end"])) == (7.5, 9.25)
+    assert manifest.modalities() == ["audio", "video", "text"]
     # fru and xxx are outside the 4-class setting: excluded by design and counted, not silently dropped.
     excluded = manifest.problems[manifest.problems.reason.str.contains("excluded by design")]
     assert sorted(excluded["path"]) == ["(5 clips)", "(5 clips)"]
@@ -69,3 +79,54 @@ def test_missing_session_and_broken_line_are_reported(tmp_path):
     assert reasons["Session3/"].startswith("session folder absent")
     assert "unparseable evaluation line" in reasons["Session1/dialog/EmoEvaluation/Ses01F_impro01.txt"]
     assert len(manifest) == 2 * 7
+
+
+def test_utterance_video_is_its_segment_of_the_dialogue_avi(root):
+    manifest = SPEC.scan(root)
+    row = manifest.table.set_index("clip_id").loc["Ses03F_impro01_F001"]  # [7.5000 - 9.2500]
+    frames, _ = load_frames(manifest.resolve(row["video_path"]), start=float(row["video_start"]),
+                            end=float(row["video_end"]))
+    assert frame_counts(frames) == list(range(round(7.5 * COUNTER_FPS), round(9.25 * COUNTER_FPS)))
+
+
+def test_two_utterances_of_one_dialogue_get_different_features(root, tmp_path):
+    scanned = SPEC.scan(root)
+    one_dialog = scanned.table[scanned.table["dialog"] == "Ses01F_impro01"]
+    manifest = Manifest(scanned.dataset, scanned.root, scanned.classes, one_dialog)
+    assert manifest.table["video_path"].nunique() == 1 and len(manifest) == 3  # one AVI, 3 kept utterances
+    store = FeatureStore(str(tmp_path))
+    result = extract(manifest, "frame-grid", store, executor="local", verbose=False)
+    assert result.n_clips == 3 and result.n_failed == 0
+    features, _ = load_features(manifest, "frame-grid", store)
+    pooled = features.pooled[[features.index()[c] for c in ("Ses01F_impro01_F000", "Ses01F_impro01_M000")]]
+    assert not np.allclose(pooled[0], pooled[1])
+    # A segment must not share the face crops cached for its whole file, which are keyed by the file's path.
+    row = {"clip_id": "x", "video_path": str(manifest.resolve(manifest.table["video_path"].iloc[0])),
+           "video_start": 1.5, "video_end": 3.25}
+    clip = decode_clip(row, build_extractor("frame-grid"))
+    assert clip.video_path is None and frame_counts(clip.frames) == list(range(18, 39))
+    # The bounds are part of the feature cache key: moving one is a cache miss.
+    moved = manifest.table.copy()
+    moved.loc[moved.index[0], "video_end"] = "3.0000"
+    assert Manifest(manifest.dataset, manifest.root, manifest.classes, moved).fingerprint() != manifest.fingerprint()
+
+
+def test_manifests_without_segments_keep_their_fingerprint(root):
+    manifest = SPEC.scan(root)
+    whole = manifest.table.drop(columns=["video_start", "video_end"])
+    plain = Manifest(manifest.dataset, manifest.root, manifest.classes, whole)
+    assert plain.table["video_start"].isna().all()  # an optional column, filled with None
+    rows = plain.table[["clip_id", "audio_path", "video_path", "text"]].astype(str).values.tolist()
+    assert plain.fingerprint() == stable_hash([plain.dataset, rows])  # the pre-segment key: caches stay valid
+
+
+def test_missing_dialogue_video_leaves_video_empty_and_is_reported(tmp_path):
+    iemocap_tree(tmp_path, sessions=range(1, 2))
+    missing = "Session1/dialog/avi/DivX/Ses01F_script01_1.avi"
+    (tmp_path / missing).unlink()
+    manifest = SPEC.scan(tmp_path)
+    table = manifest.table.set_index("clip_id")
+    assert table.loc[table["dialog"] == "Ses01F_script01_1", "video_path"].isna().all()
+    assert table.loc[table["dialog"] == "Ses01F_impro01", "video_path"].notna().all()
+    reasons = manifest.problems.loc[manifest.problems.path == missing, "reason"]
+    assert len(reasons) == 4 and reasons.str.startswith("video file missing").all()  # one line per utterance

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from fixtures.corpora import frame_counts, write_counter_video
 
 from harness.datasets.synthetic import SyntheticConfig, generate
-from harness.media import MediaError, frame_indices, load_audio, load_frames, resample
+from harness.media import MediaError, _load_frames_pyav, frame_indices, load_audio, load_frames, resample
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,47 @@ def test_frames_sampled_by_fps_and_count(corpus: Path) -> None:
     assert len(half) == 9 and half_fps == pytest.approx(6.0)
     few, _ = load_frames(corpus / "spk00" / "spk00_happy_00.mp4", max_frames=4)
     assert len(few) == 4
+
+
+@pytest.fixture(scope="module")
+def counter_avi(tmp_path_factory) -> Path:
+    """48 frames at 12 fps (4 s), keyframes at 0 and 2 s; frame k shows k."""
+    return write_counter_video(tmp_path_factory.mktemp("counter") / "dialog.avi", 48)
+
+
+def test_segment_decodes_exactly_the_frames_in_the_interval(counter_avi: Path, monkeypatch) -> None:
+    def no_fallback(*args: object) -> None:
+        raise AssertionError("decord failed and PyAV was used")
+
+    monkeypatch.setattr("harness.media._load_frames_pyav", no_fallback)  # this test is about decord's path
+    frames, fps = load_frames(counter_avi, start=1.25, end=2.5)  # frame 15 is at 1.25 s, frame 30 at 2.5 s
+    assert frame_counts(frames) == list(range(15, 30)) and fps == pytest.approx(12.0)
+    assert frame_counts(load_frames(counter_avi)[0]) == list(range(48))
+    assert frame_counts(load_frames(counter_avi, start=3.0)[0]) == list(range(36, 48))
+    assert frame_counts(load_frames(counter_avi, end=0.5)[0]) == list(range(6))
+    half, half_fps = load_frames(counter_avi, fps=6.0, start=1.25, end=2.5)  # sampling happens inside the segment
+    assert frame_counts(half) == list(range(15, 30, 2)) and half_fps == pytest.approx(6.0)
+    assert frame_counts(load_frames(counter_avi, max_frames=3, start=1.25, end=2.5)[0]) == [15, 22, 29]
+    with pytest.raises(MediaError, match=r"dialog.avi: no video frames .* in \[5, 6\) s"):
+        load_frames(counter_avi, start=5.0, end=6.0)
+
+
+def test_pyav_fallback_cuts_the_same_segment(counter_avi: Path) -> None:
+    frames, native, index = _load_frames_pyav(counter_avi, None, None, 1.25, 2.5)  # seeks to the keyframe at 0
+    assert frame_counts(frames) == list(range(15, 30)) and native == pytest.approx(12.0)
+    assert index.tolist() == list(range(15))  # positions inside the segment, as decord's path counts them
+    assert frame_counts(_load_frames_pyav(counter_avi, None, None, 2.5, 3.0)[0]) == list(range(30, 36))
+    assert frame_counts(_load_frames_pyav(counter_avi, None, None, None, 0.5)[0]) == list(range(6))
+    assert frame_counts(_load_frames_pyav(counter_avi, None, None)[0]) == list(range(48))
+    assert frame_counts(_load_frames_pyav(counter_avi, 6.0, None, 1.25, 2.5)[0]) == list(range(15, 30, 2))
+
+
+def test_audio_segment(corpus: Path) -> None:
+    audio = load_audio(corpus / "spk00" / "spk00_happy_00.wav", 16_000, start=0.5, end=1.0)
+    assert len(audio) == 8_000
+    assert len(load_audio(corpus / "spk00" / "spk00_happy_00.wav", 16_000, start=1.0)) == 8_000
+    with pytest.raises(MediaError, match="audio is empty in"):
+        load_audio(corpus / "spk00" / "spk00_happy_00.wav", 16_000, start=2.0, end=3.0)
 
 
 def test_frame_indices() -> None:

@@ -1,5 +1,6 @@
 """IEMOCAP reader: utterance labels from `Session*/dialog/EmoEvaluation/*.txt`, transcripts from
-`dialog/transcriptions/*.txt`, audio at `sentences/wav/<dialog>/<utterance>.wav`.
+`dialog/transcriptions/*.txt`, audio at `sentences/wav/<dialog>/<utterance>.wav`, video at
+`dialog/avi/DivX/<dialog>.avi`.
 
 IEMOCAP needs code because its labels live in multi-line evaluation files, not in names or a CSV. The header
 line of each evaluated turn reads (tab-separated)
@@ -9,6 +10,10 @@ line of each evaluated turn reads (tab-separated)
 and is followed by the individual annotators' lines, which are ignored: the header carries the consensus
 label. The utterance id's last part starts with the speaker's gender (F000, M012), so the speaker is the session
 plus that letter (Ses01F): the two actors of a session. Label maps (4-class, 6-class) live in the card.
+
+Video is one file per dialogue, so every utterance names its dialogue's AVI as its video and the card turns the
+header's [start - end] into the manifest's video_start/video_end: decoding cuts the utterance out of the file.
+The AVI shows both actors side by side; nothing here picks the speaker's half (see docs/datasets.md).
 """
 
 from __future__ import annotations
@@ -90,4 +95,5 @@ class IemocapReader(Reader):
             kind=utterance["kind"], transcript=texts.get(utt, ""),
             dialog_video=f"{session_dir}/dialog/avi/DivX/{dialog}.avi",
         )
-        return Record(fields, {"audio": f"{session_dir}/sentences/wav/{dialog}/{utt}.wav"}, source)
+        media = {"audio": f"{session_dir}/sentences/wav/{dialog}/{utt}.wav", "video": fields["dialog_video"]}
+        return Record(fields, media, source)

@@ -23,7 +23,7 @@ import pandas as pd
 from harness.features.asr import AUDIO_IF_NO_TEXT
 from harness.features.base import ClipInput, Extractor, build_extractor, extractor_names
 from harness.features.store import FeatureStore, StoredFeatures
-from harness.manifest import Manifest
+from harness.manifest import SEGMENT_COLUMNS, Manifest
 from harness.media import MediaError, load_audio, load_frames
 
 EXECUTORS = ("ray", "local")
@@ -53,8 +53,15 @@ class ExtractionResult:
 
 
 def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
-    """Decode what the extractor needs; raises MediaError/ValueError naming the file."""
-    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=row.get("video_path") or None)
+    """Decode what the extractor needs; raises MediaError/ValueError naming the file.
+
+    Optional video_start/video_end (seconds) cut the clip out of a video holding several clips, for its frames
+    and for its audio when that comes from the video's track.
+    """
+    start, end = _bound(row.get("video_start")), _bound(row.get("video_end"))
+    whole_file = start is None and end is None
+    # The face crop cache is keyed by video_path: a segment must not reuse its whole file's crops, so none is given.
+    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=(row.get("video_path") or None) if whole_file else None)
     needs = extractor.inputs()
     if AUDIO_IF_NO_TEXT in needs and not str(row.get("text") or "").strip():
         needs = (*needs, "audio")  # transcript="auto": ASR only where the manifest has no transcript
@@ -62,18 +69,24 @@ def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
         source = row.get("audio_path") or row.get("video_path")
         if not source:
             raise MediaError("the manifest names no audio or video file for this clip")
-        clip.audio = load_audio(source, extractor.sample_rate)
+        cut = (None, None) if row.get("audio_path") else (start, end)  # bounds locate the clip in the video file
+        clip.audio = load_audio(source, extractor.sample_rate, *cut)
         if float(np.max(np.abs(clip.audio))) == 0.0:
             raise MediaError(f"{source}: audio is silent (every sample is zero)")
     if "video" in needs:
         if not row.get("video_path"):
             raise MediaError("the manifest names no video file for this clip")
-        clip.frames, clip.fps = load_frames(row["video_path"], extractor.fps, extractor.max_frames)
+        clip.frames, clip.fps = load_frames(row["video_path"], extractor.fps, extractor.max_frames, start, end)
     if "text" in needs:
         clip.text = str(row.get("text") or "")
         if not clip.text.strip() and "audio" not in needs:
             raise ValueError("the manifest has no transcript for this clip")
     return clip
+
+
+def _bound(value: Any) -> float | None:
+    """A segment bound in seconds; None (the file's own start or end) for an absent, empty or NaN value."""
+    return None if pd.isna(value) or value == "" else float(value)
 
 
 def _error(error: BaseException) -> str:
@@ -123,6 +136,8 @@ def _media_rows(manifest: Manifest, todo: set[str]) -> pd.DataFrame:
     for column in ("audio_path", "video_path"):
         rows[column] = [str(p) if (p := manifest.resolve(v)) else "" for v in table[column]]
     rows["text"] = table["text"].fillna("").astype(str).values
+    for column in SEGMENT_COLUMNS:
+        rows[column] = [_bound(v) for v in table[column]]
     return rows
 
 
