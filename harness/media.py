@@ -110,6 +110,13 @@ def frame_indices(n_frames: int, native_fps: float, fps: float | None, max_frame
     return index
 
 
+def segment_bound(value: object) -> float | None:
+    """A manifest's segment bound in seconds; None (the file's own start or end) when absent, empty or NaN."""
+    if value is None or value == "" or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return float(value)
+
+
 def segment_range(n_frames: int, native_fps: float, start: float | None, end: float | None) -> range:
     """Indices of the frames shown in [start, end) seconds, frame i being shown at i / native_fps.
 

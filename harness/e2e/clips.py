@@ -14,7 +14,7 @@ import numpy as np
 from harness import atomic
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
-from harness.media import load_audio, load_frames
+from harness.media import load_audio, load_frames, segment_bound
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,15 @@ def build_clip_cache(manifest: Manifest, settings: ClipSettings, cache_dir: Path
         return path
     videos, audios = [], []
     for _, row in manifest.table.iterrows():
-        frames, _ = load_frames(manifest.resolve(row["video_path"]))
+        # Segment bounds (e.g. an IEMOCAP utterance inside its dialogue's video) cut the frames, and the audio
+        # when it comes from that video's track.
+        start, end = segment_bound(row.get("video_start")), segment_bound(row.get("video_end"))
+        frames, _ = load_frames(manifest.resolve(row["video_path"]), start=start, end=end)
         videos.append(_snippet_frames(frames, settings))
-        audio_source = manifest.resolve(row["audio_path"]) or manifest.resolve(row["video_path"])
-        audios.append(_segment_spectrograms(load_audio(audio_source, settings.sample_rate), settings))
+        audio_path = manifest.resolve(row["audio_path"])
+        audio = (load_audio(audio_path, settings.sample_rate) if audio_path else
+                 load_audio(manifest.resolve(row["video_path"]), settings.sample_rate, start, end))
+        audios.append(_segment_spectrograms(audio, settings))
     labels = np.array([manifest.classes.index(label) for label in manifest.table["label"]])
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -24,7 +24,7 @@ from harness.features.asr import AUDIO_IF_NO_TEXT
 from harness.features.base import ClipInput, Extractor, build_extractor, extractor_names
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import SEGMENT_COLUMNS, Manifest
-from harness.media import MediaError, load_audio, load_frames
+from harness.media import MediaError, load_audio, load_frames, segment_bound
 
 EXECUTORS = ("ray", "local")
 DECODE_CPUS = 0.25  # logical CPUs per decode task: small, so decode tasks always fit next to the actor pool
@@ -58,7 +58,7 @@ def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
     Optional video_start/video_end (seconds) cut the clip out of a video holding several clips, for its frames
     and for its audio when that comes from the video's track.
     """
-    start, end = _bound(row.get("video_start")), _bound(row.get("video_end"))
+    start, end = segment_bound(row.get("video_start")), segment_bound(row.get("video_end"))
     whole_file = start is None and end is None
     # The face crop cache is keyed by video_path: a segment must not reuse its whole file's crops, so none is given.
     clip = ClipInput(clip_id=str(row["clip_id"]), video_path=(row.get("video_path") or None) if whole_file else None)
@@ -82,11 +82,6 @@ def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
         if not clip.text.strip() and "audio" not in needs:
             raise ValueError("the manifest has no transcript for this clip")
     return clip
-
-
-def _bound(value: Any) -> float | None:
-    """A segment bound in seconds; None (the file's own start or end) for an absent, empty or NaN value."""
-    return None if pd.isna(value) or value == "" else float(value)
 
 
 def _error(error: BaseException) -> str:
@@ -137,7 +132,7 @@ def _media_rows(manifest: Manifest, todo: set[str]) -> pd.DataFrame:
         rows[column] = [str(p) if (p := manifest.resolve(v)) else "" for v in table[column]]
     rows["text"] = table["text"].fillna("").astype(str).values
     for column in SEGMENT_COLUMNS:
-        rows[column] = [_bound(v) for v in table[column]]
+        rows[column] = [segment_bound(v) for v in table[column]]
     return rows
 
 
