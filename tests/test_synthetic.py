@@ -35,7 +35,7 @@ def test_generation_is_deterministic(tmp_path):
     config = SyntheticConfig(n_speakers=2, clips_per_emotion=1, seed=7)
     generate(tmp_path / "a", config)
     generate(tmp_path / "b", config)
-    for name in ("spk00/spk00_happy_00.wav", "metadata.csv"):
+    for name in ("spk00/spk00_happy_00.wav", "spk00/spk00_happy_00.mp4", "spk01/spk01_sad_00.mp4", "metadata.csv"):
         digests = {hashlib.sha256((tmp_path / d / name).read_bytes()).hexdigest() for d in ("a", "b")}
         assert len(digests) == 1, name
 
