@@ -89,14 +89,23 @@ class Manifest:
         return set(self.table.set_index("clip_id").loc[ids, "speaker"].astype(str))
 
     def fingerprint(self) -> str:
-        """Hash of what feature extraction reads (ids, media paths, transcripts, segment bounds): the feature
-        cache key part. Bounds count only when some clip has one, so manifests without segments keep the keys
-        (and cached features) they had before bounds existed; with them, moving a bound invalidates features."""
+        """Hash of what feature extraction reads: the feature cache key part.
+
+        Ids, media paths (relative, so moving the corpus keeps its caches), each media file's size (so media
+        replaced in place are extracted again), transcripts and segment bounds. Bounds count only when some
+        clip has one, so manifests without segments are keyed as before bounds existed.
+        """
         columns = ["clip_id", "audio_path", "video_path", "text"]
         columns += [c for c in SEGMENT_COLUMNS
                     if (self.table[c].notna() & (self.table[c].astype(str) != "")).any()]
         rows = self.table[columns].astype(str).values.tolist()
-        return stable_hash([self.dataset, rows])
+        sizes = [[self._size(relative) for relative in self.table[column]] for column in MEDIA_COLUMNS]
+        return stable_hash([self.dataset, rows, sizes])
+
+    def _size(self, relative: str | None) -> int:
+        """Byte size of a media file, or -1 when the manifest names none or it is not on disk."""
+        path = self.resolve(relative)
+        return path.stat().st_size if path is not None and path.is_file() else -1
 
     def class_counts(self) -> pd.Series:
         return self.table["label"].value_counts().reindex(self.classes, fill_value=0)

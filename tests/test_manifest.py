@@ -33,6 +33,13 @@ def test_save_load_roundtrip_and_fingerprint(tmp_path):
     changed = _manifest(tmp_path)
     changed.table.loc[0, "audio_path"] = "other.wav"
     assert changed.fingerprint() != manifest.fingerprint()
+    # media replaced in place (same path, new content of another size) must not reuse cached features
+    media = tmp_path / "s0" / "0.wav"
+    media.parent.mkdir(parents=True, exist_ok=True)
+    media.write_bytes(b"x" * 10)
+    before = manifest.fingerprint()
+    media.write_bytes(b"x" * 20)
+    assert manifest.fingerprint() != before
     assert manifest.modalities() == ["audio"]
 
 
