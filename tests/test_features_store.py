@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.crash import DiesBeforeRename
 
 from harness.features.base import Features
 from harness.features.store import FeatureStore
@@ -34,16 +35,6 @@ def test_crash_mid_write_leaves_no_trusted_shard(tmp_path: Path, monkeypatch: py
     store = FeatureStore(str(tmp_path))
     entry = store.entry("ds", "ex", "k1")
     store.write_shard(entry, ["a"], _features(1), [])
-
-    class DiesBeforeRename:  # the process dies after writing the temporary file, before the rename
-        def __init__(self, fs) -> None:
-            self._fs = fs
-
-        def __getattr__(self, name: str):
-            return getattr(self._fs, name)
-
-        def move(self, src: str, dst: str) -> None:
-            raise KeyboardInterrupt
 
     monkeypatch.setattr(store, "fs", DiesBeforeRename(store.fs))
     with pytest.raises(KeyboardInterrupt):

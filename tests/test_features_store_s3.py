@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures.crash import DiesBeforeRename
 
 from harness.features.base import Features
 from harness.features.store import FeatureStore
@@ -98,16 +99,6 @@ def test_temporary_objects_are_never_shards(s3_root: str, monkeypatch: pytest.Mo
     store = FeatureStore(s3_root)
     entry = store.entry("ds", "ex", "k1")
     store.write_shard(entry, ["a"], _features(1), [])
-
-    class DiesBeforeRename:
-        def __init__(self, filesystem) -> None:
-            self._fs = filesystem
-
-        def __getattr__(self, name: str):
-            return getattr(self._fs, name)
-
-        def move(self, src: str, dst: str) -> None:
-            raise KeyboardInterrupt
 
     monkeypatch.setattr(store, "fs", DiesBeforeRename(store.fs))
     with pytest.raises(KeyboardInterrupt):

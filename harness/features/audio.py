@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.features.base import ClipInput, Extractor, Features, register_extractor
+from harness.features.base import ClipInput, Extractor, Features, package_identity, register_extractor
 
 
 @register_extractor
@@ -18,9 +18,7 @@ class OpenSmileExtractor(Extractor):
     description = "openSMILE eGeMAPS v02: 88 functionals (pooled), 25 LLDs per 10 ms frame (sequence)"
 
     def weights_identity(self) -> str:
-        from importlib.metadata import version
-
-        return f"opensmile=={version('opensmile')}"
+        return package_identity("opensmile")
 
     def setup(self) -> None:
         import opensmile

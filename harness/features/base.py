@@ -171,6 +171,16 @@ def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extracto
     return get_extractor(name)(**(config or {}))
 
 
+def package_identity(distribution: str) -> str:
+    """Identity of weights that ship inside a pip package: the package's installed version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{distribution}=={version(distribution)}"
+    except PackageNotFoundError:
+        return f"{distribution} missing"
+
+
 def directory_identity(path: str | Path) -> str:
     """Identity of a local checkpoint: its resolved path and every file's name and size (cheap, catches swaps)."""
     root = Path(path).resolve()

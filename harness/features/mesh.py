@@ -32,6 +32,7 @@ from harness.features.base import (
     ExtractorConfigError,
     Features,
     MissingWeightsError,
+    package_identity,
     register_extractor,
 )
 from harness.features.face import NoFaceError
@@ -105,12 +106,7 @@ class FaceMeshExtractor(Extractor):
         return package
 
     def weights_identity(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return f"mediapipe=={version('mediapipe')}"
-        except PackageNotFoundError:
-            return "mediapipe missing"
+        return package_identity("mediapipe")
 
     def check_weights(self) -> None:
         self._package_dir()

