@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,13 @@ class PreparedDataset:
     data: MultimodalData
     feature_keys: dict[str, str]  # modality -> "extractor:key"
     failures: pd.DataFrame  # modality, clip_id, stage, error
+
+    @cached_property
+    def evaluation_digest(self) -> str:
+        """Hash of what every result on this dataset is evaluated against: the manifest (media), the labels and
+        the exact fold membership. Computed once per dataset, not once per method."""
+        return stable_hash({"manifest": self.manifest.fingerprint(), "labels": self.data.labels.tolist(),
+                            "folds": [asdict(f) for f in self.folds]})
 
 
 @dataclass
@@ -98,7 +106,7 @@ def load_manifest(settings: Settings, spec: DatasetSpec) -> Manifest:
 
 
 def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool) -> PreparedDataset:
-    from harness.features.runner import extract, load_features
+    from harness.features.runner import extract
     from harness.features.store import FeatureStore
 
     manifest = load_manifest(settings, spec)
@@ -111,9 +119,9 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool)
         if modality not in extractors:
             log(f"[features] {spec.name}: no extractor configured for {modality}; modality not used")
             continue
-        extract(manifest, extractors[modality], store)
-        stored, key = load_features(manifest, extractors[modality], store)
-        keys[modality] = f"{extractors[modality]}:{key}"
+        result = extract(manifest, extractors[modality], store)
+        stored = result.stored
+        keys[modality] = f"{extractors[modality]}:{result.key}"
         if len(stored.failures):
             failures.append(stored.failures.assign(modality=modality))
         if not stored.ids:
@@ -169,8 +177,7 @@ def result_fingerprint(method: MethodSpec, prepared: PreparedDataset, settings: 
     space = {k: repr(v) for k, v in method.search_space().items()}
     return stable_hash({
         "harness": __version__, "method": method.name, "fixed": {**method.fixed, **fixed}, "space": space,
-        "manifest": prepared.manifest.fingerprint(), "protocol": prepared.spec.protocol.label(),
-        "folds": [(f.name, len(f.train), len(f.val), len(f.test)) for f in prepared.folds],
+        "evaluation": prepared.evaluation_digest, "protocol": prepared.spec.protocol.label(),
         "features": prepared.feature_keys, "trials": settings.trials, "seed": settings.seed,
         "speaker_norm": settings.speaker_norm,
     })

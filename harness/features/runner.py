@@ -41,7 +41,12 @@ class ExtractionResult:
     n_failed: int
     seconds: float
     cached: bool
-    failures: pd.DataFrame | None = None  # clip_id, stage, error for every failed clip of the entry
+    stored: StoredFeatures  # everything the entry holds after this call, so callers need not read it again
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """clip_id, stage, error for every failed clip of the entry."""
+        return self.stored.failures
 
     def summary(self) -> str:
         if self.cached:
@@ -177,11 +182,12 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
     if extractor_name not in extractor_names() and not config:
         return _imported_result(manifest, extractor_name, store, verbose)
     extractor = build_extractor(extractor_name, config)
-    key = extractor.cache_key(manifest.fingerprint())
+    fingerprint = manifest.fingerprint()
+    key = extractor.cache_key(fingerprint)
     entry = store.entry(manifest.dataset, extractor_name, key)
     store.write_spec(entry, {"dataset": manifest.dataset, "extractor": extractor_name, "config": extractor.config,
                              "version": extractor.version, "weights": extractor.weights_identity(),
-                             "manifest": manifest.fingerprint()})
+                             "manifest": fingerprint})
     todo = set(manifest.ids) - store.processed_ids(entry)
     started = time.perf_counter()
     n_now = 0
@@ -199,7 +205,7 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
     result = ExtractionResult(manifest.dataset, extractor_name, key,
                               store.describe(manifest.dataset, extractor_name, key),
                               len(stored.ids), n_now, len(stored.failures),
-                              time.perf_counter() - started, cached=not todo, failures=stored.failures)
+                              time.perf_counter() - started, cached=not todo, stored=stored)
     if verbose:
         print(result.summary(), flush=True)
         if len(stored.failures):
@@ -297,8 +303,7 @@ def _imported_result(manifest: Manifest, name: str, store: FeatureStore, verbose
     entry, key = _imported(manifest, name, store)
     stored = store.load(entry)
     result = ExtractionResult(manifest.dataset, name, key, store.describe(manifest.dataset, name, key),
-                              len(stored.ids), 0, len(stored.failures), 0.0, cached=True,
-                              failures=stored.failures)
+                              len(stored.ids), 0, len(stored.failures), 0.0, cached=True, stored=stored)
     if verbose:
         print(result.summary(), flush=True)
     return result
