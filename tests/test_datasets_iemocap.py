@@ -8,7 +8,8 @@ import pytest
 from fixtures.corpora import COUNTER_FPS, frame_counts, iemocap_tree
 
 from harness.datasets import get_dataset
-from harness.features.base import build_extractor
+from harness.features.base import ClipInput, build_extractor
+from harness.features.face import FaceCropper
 from harness.features.runner import decode_clip, extract, load_features
 from harness.features.store import FeatureStore
 from harness.manifest import Manifest
@@ -99,11 +100,17 @@ def test_two_utterances_of_one_dialogue_get_different_features(root, tmp_path):
     features, _ = load_features(manifest, "frame-grid", store)
     pooled = features.pooled[[features.index()[c] for c in ("Ses01F_impro01_F000", "Ses01F_impro01_M000")]]
     assert not np.allclose(pooled[0], pooled[1])
-    # A segment must not share the face crops cached for its whole file, which are keyed by the file's path.
-    row = {"clip_id": "x", "video_path": str(manifest.resolve(manifest.table["video_path"].iloc[0])),
-           "video_start": 1.5, "video_end": 3.25}
-    clip = decode_clip(row, build_extractor("frame-grid"))
-    assert clip.video_path is None and frame_counts(clip.frames) == list(range(18, 39))
+    # Face crops are cached per segment: a segment shares them neither with its whole file nor with another one.
+    video = str(manifest.resolve(manifest.table["video_path"].iloc[0]))
+    extractor = build_extractor("face-landmarks", {"detector": "full-frame"})
+    segment = decode_clip({"clip_id": "x", "video_path": video, "video_start": 1.5, "video_end": 3.25}, extractor)
+    later = decode_clip({"clip_id": "y", "video_path": video, "video_start": 3.25, "video_end": 5.0}, extractor)
+    whole = decode_clip({"clip_id": "z", "video_path": video}, extractor)
+    cropper = FaceCropper(extractor.config)
+    assert len({cropper.cache_key(clip) for clip in (segment, later, whole)}) == 3
+    assert cropper.cache_key(segment) == cropper.cache_key(ClipInput.from_bytes(segment.to_bytes()))
+    assert frame_counts(decode_clip({"clip_id": "x", "video_path": video, "video_start": 1.5, "video_end": 3.25},
+                                    build_extractor("frame-grid")).frames) == list(range(18, 39))
     # The bounds are part of the feature cache key: moving one is a cache miss.
     moved = manifest.table.copy()
     moved.loc[moved.index[0], "video_end"] = "3.0000"

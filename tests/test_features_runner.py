@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from harness.datasets.synthetic import EMOTIONS, SyntheticConfig, generate, scan
-from harness.features.runner import extract, load_features, plan_resources
+from harness.features.runner import extract, load_features, longest_first, plan_resources
 from harness.features.store import FeatureStore
 from harness.manifest import Manifest
 
@@ -45,11 +45,15 @@ def broken(corpus: Path, tmp_path_factory) -> Manifest:
     return Manifest("broken", root, list(EMOTIONS), pd.concat([table, extra], ignore_index=True))
 
 
-def test_plan_resources_leaves_room_for_decode_tasks() -> None:
-    actors, cpus, gpus = plan_resources(2.0, 0.0, None, None)
-    assert actors == 2 and gpus == 0 and actors * cpus <= 2.0 - 0.25
-    assert plan_resources(2.0, 0.0, 1, None)[1] == 1.0
-    assert plan_resources(16.0, 2.0, None, None)[::2] == (2, 1.0)
+def test_plan_resources_decodes_in_cpu_actors_and_in_tasks_for_gpu_actors() -> None:
+    cpu_only = plan_resources(2.0, 0.0, None, None)
+    assert (cpu_only.actors, cpu_only.cpus_per_actor, cpu_only.gpus_per_actor) == (2, 1.0, 0.0)
+    assert not cpu_only.decode_in_tasks  # the actors hold every core: they decode their own blocks
+    gpu = plan_resources(16.0, 2.0, None, None)
+    assert (gpu.actors, gpu.gpus_per_actor, gpu.decode_in_tasks) == (2, 1.0, True)
+    forced = plan_resources(2.0, 0.0, None, None, decode="tasks")
+    assert forced.decode_in_tasks and forced.actors * forced.cpus_per_actor <= 2.0 - 0.25  # room for decoders
+    assert plan_resources(2.0, 0.0, 4, None).cpus_per_actor == 0.5  # more actors than CPUs share them
 
 
 def test_cache_miss_then_hit_and_local_equals_ray(ray_session, corpus: Path, tmp_path: Path) -> None:
@@ -69,6 +73,26 @@ def test_cache_miss_then_hit_and_local_equals_ray(ray_session, corpus: Path, tmp
                                local_features.pooled[[order[i] for i in ray_features.ids]], rtol=1e-5)
     changed = extract(manifest, "egemaps", store, config={"sample_rate": 8000}, executor="local", verbose=False)
     assert not changed.cached and changed.key != first.key  # a config change is a cache miss
+    # The GPU layout (CPU decode tasks feeding the actors) stores the same features as actors that decode.
+    tasks_store = FeatureStore(str(tmp_path / "tasks"))
+    tasks = extract(manifest, "egemaps", tasks_store, batch_size=4, decode="tasks", verbose=False)
+    assert tasks.n_clips == 16 and tasks.key == first.key
+    tasks_features, _ = load_features(manifest, "egemaps", tasks_store)
+    np.testing.assert_allclose(tasks_features.pooled,
+                               local_features.pooled[[order[i] for i in tasks_features.ids]], rtol=1e-5)
+    with pytest.raises(ValueError, match="decode must be one of"):
+        extract(manifest, "egemaps", store, decode="gpu", verbose=False)
+
+
+def test_rows_are_scheduled_longest_clip_first(tmp_path: Path) -> None:
+    for name, seconds in (("short", 1), ("long", 3), ("mid", 2)):
+        sf.write(str(tmp_path / f"{name}.wav"), np.ones(16_000 * seconds, np.float32), 16_000)
+    rows = pd.DataFrame({"clip_id": ["short", "long", "mid", "seg-a", "seg-b"],
+                         "audio_path": [str(tmp_path / f"{n}.wav") for n in ("short", "long", "mid")] + ["", ""],
+                         "video_path": ["", "", "", "x.avi", "x.avi"],
+                         "video_start": [None, None, None, 0.0, 5.0], "video_end": [None, None, None, 1.0, 9.0]})
+    assert longest_first(rows.iloc[:3])["clip_id"].tolist() == ["long", "mid", "short"]
+    assert longest_first(rows.iloc[3:])["clip_id"].tolist() == ["seg-b", "seg-a"]  # segments by their length
 
 
 def test_resume_extracts_only_missing_clips(ray_session, corpus: Path, tmp_path: Path) -> None:

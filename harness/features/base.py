@@ -49,7 +49,9 @@ class ClipInput:
     frames: np.ndarray | None = None  # [T, H, W, 3] uint8
     fps: float | None = None
     text: str | None = None
-    video_path: str | None = None  # lets face extractors key their crop cache by the source file
+    video_path: str | None = None  # with the segment bounds, keys the face-crop cache by what was decoded
+    video_start: float | None = None  # seconds into video_path where the clip starts (None: the file's start)
+    video_end: float | None = None
 
     def to_bytes(self) -> bytes:
         """Serialise for the hop from a Ray decode task to an encode actor (NPZ, no pickle)."""
@@ -62,8 +64,9 @@ class ClipInput:
             arrays["fps"] = np.array(self.fps)
         if self.text is not None:
             arrays["text"] = np.array(self.text)
-        if self.video_path is not None:
-            arrays["video_path"] = np.array(self.video_path)
+        for name in ("video_path", "video_start", "video_end"):
+            if (value := getattr(self, name)) is not None:
+                arrays[name] = np.array(value)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -75,7 +78,9 @@ class ClipInput:
         return cls(clip_id=str(get["clip_id"]), audio=get.get("audio"), frames=get.get("frames"),
                    fps=float(get["fps"]) if "fps" in get else None,
                    text=str(get["text"]) if "text" in get else None,
-                   video_path=str(get["video_path"]) if "video_path" in get else None)
+                   video_path=str(get["video_path"]) if "video_path" in get else None,
+                   video_start=float(get["video_start"]) if "video_start" in get else None,
+                   video_end=float(get["video_end"]) if "video_end" in get else None)
 
 
 class Extractor:

@@ -5,8 +5,9 @@ most confident face is aligned (rotated so the eyes are level) and cropped. Fram
 recorded (the `present` mask in the crop cache, and they contribute no row to the sequence), never filled in;
 a clip with no face at all is a failure, reported in the failures table. `detector="full-frame"` treats each
 frame as the face crop, for corpora distributed as face crops (and the synthetic corpus's drawn faces).
-Crops are cached in the feature store (`_cache/face-crops`), keyed by the video file and the detector config,
-so several face extractors on one corpus detect once.
+Crops are cached in the feature store (`_cache/face-crops`), keyed by the video file, the clip's segment of it
+(IEMOCAP's utterances share one dialogue video) and the detection and sampling options, so several face
+extractors on one corpus detect once.
 
 `face-landmarks` returns MTCNN's five landmarks; MediaPipe's 468-point mesh is the `face-mesh` extractor
 (harness/features/mesh.py).
@@ -104,16 +105,18 @@ class FaceCropper:
             self.mtcnn = MTCNN(keep_all=False, select_largest=False, device=device,
                                min_face_size=int(config["min_face_size"]))
 
-    def cache_key(self, video_path: str | None) -> str | None:
-        if not video_path or not os.path.exists(video_path):
+    def cache_key(self, clip: ClipInput) -> str | None:
+        """The crops' identity: file (path, size, mtime), segment bounds, and the detection/sampling options."""
+        if not clip.video_path or not os.path.exists(clip.video_path):
             return None
-        info = os.stat(video_path)
+        info = os.stat(clip.video_path)
         options = {k: self.config[k] for k in FACE_DEFAULTS}
-        return stable_hash([str(Path(video_path).resolve()), info.st_size, info.st_mtime_ns, options]) + ".npz"
+        return stable_hash([str(Path(clip.video_path).resolve()), info.st_size, info.st_mtime_ns,
+                            [clip.video_start, clip.video_end], options]) + ".npz"
 
     def track(self, clip: ClipInput) -> FaceTrack:
         assert clip.frames is not None
-        key = self.cache_key(clip.video_path) if self.cache is not None else None
+        key = self.cache_key(clip) if self.cache is not None else None
         if key is not None and (data := self.cache.read_blob("face-crops", key)) is not None:
             track = FaceTrack.from_bytes(data)
         else:

@@ -1,10 +1,15 @@
 """Extracting one (dataset, extractor) pair on Ray Data, exactly once per clip, resumably.
 
-The manifest rows not yet in the store become a Ray Dataset of in-memory blocks. CPU tasks decode each block
-(`decode_batch`); an actor pool encodes it (`EncodeBlock`: the model is loaded once per actor, on a GPU when
-the cluster has one) and writes the block's shard itself, so a killed run loses at most the blocks in flight
-and the next run extracts only what no complete shard holds. Failures (undecodable media, silent audio, no
-face, empty transcript) are stored in the shard like features, so they are reported and not retried forever.
+The manifest rows not yet in the store become a Ray Dataset of in-memory blocks, longest clips first. An actor
+pool encodes each block (`EncodeBlock`: the model is loaded once per actor) and writes the block's shard itself,
+so a killed run loses at most the blocks in flight and the next run extracts only what no complete shard holds.
+Failures (undecodable media, silent audio, no face, empty transcript) are stored in the shard like features, so
+they are reported and not retried forever.
+
+Where decoding runs is a resource decision (`plan_resources`). When the actors hold GPUs, CPU tasks decode
+(`decode_batch`) so the GPUs never wait on a decoder. When the actors run on CPUs they already occupy every
+core, so a separate decode stage adds serialisation and scheduling but no parallelism: each actor decodes its
+own block (measured in benchmarks/extraction.md).
 
 The same decode/encode code also runs as a plain loop in this process (`executor="local"`): the sequential
 baseline of the benchmark, and a debugging aid.
@@ -12,6 +17,7 @@ baseline of the benchmark, and a debugging aid.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,7 +33,9 @@ from harness.manifest import SEGMENT_COLUMNS, Manifest
 from harness.media import MediaError, load_audio, load_frames, segment_bound
 
 EXECUTORS = ("ray", "local")
+DECODE_PLACEMENTS = ("auto", "tasks", "actors")
 DECODE_CPUS = 0.25  # logical CPUs per decode task: small, so decode tasks always fit next to the actor pool
+TASKS_IN_FLIGHT_PER_ACTOR = 2  # one block computing, one prefetched; more only queues blocks behind a busy actor
 
 
 @dataclass
@@ -64,9 +72,8 @@ def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
     and for its audio when that comes from the video's track.
     """
     start, end = segment_bound(row.get("video_start")), segment_bound(row.get("video_end"))
-    whole_file = start is None and end is None
-    # The face crop cache is keyed by video_path: a segment must not reuse its whole file's crops, so none is given.
-    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=(row.get("video_path") or None) if whole_file else None)
+    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=row.get("video_path") or None, video_start=start,
+                     video_end=end)
     needs = extractor.inputs()
     if AUDIO_IF_NO_TEXT in needs and not str(row.get("text") or "").strip():
         needs = (*needs, "audio")  # transcript="auto": ASR only where the manifest has no transcript
@@ -93,39 +100,56 @@ def _error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _decode_or_error(row: dict[str, Any], extractor: Extractor) -> ClipInput | str:
+    try:
+        return decode_clip(row, extractor)
+    except Exception as error:  # recorded with its stage, never dropped
+        return _error(error)
+
+
 def decode_batch(batch: pd.DataFrame, extractor_name: str, config: dict[str, Any]) -> pd.DataFrame:
     """Ray Data CPU task: decode a block into serialised `ClipInput`s, or a decode failure per clip."""
     extractor = build_extractor(extractor_name, config)  # cheap: no model is loaded here
     out = []
     for row in batch.to_dict("records"):
-        try:
-            out.append((str(row["clip_id"]), decode_clip(row, extractor).to_bytes(), ""))
-        except Exception as error:  # recorded with its stage, never dropped
-            out.append((str(row["clip_id"]), b"", _error(error)))
+        clip = _decode_or_error(row, extractor)
+        out.append((str(row["clip_id"]), b"", clip) if isinstance(clip, str) else (clip.clip_id, clip.to_bytes(), ""))
     return pd.DataFrame(out, columns=["clip_id", "payload", "error"])
 
 
 class EncodeBlock:
-    """Ray Data actor: set up the extractor once, then encode and store each decoded block it is given."""
+    """Ray Data actor: set up the extractor once, then encode and store each block it is given.
 
-    def __init__(self, extractor_name: str, config: dict[str, Any], store_root: str, entry: str) -> None:
+    decode=False: the block holds `decode_batch` output (payloads or decode errors).
+    decode=True:  the block holds manifest rows, decoded here in the same process (no serialisation hop).
+    """
+
+    def __init__(self, extractor_name: str, config: dict[str, Any], store_root: str, entry: str,
+                 decode: bool = False) -> None:
         self.extractor = build_extractor(extractor_name, config)
         self.store = FeatureStore(store_root)
         self.extractor.cache = self.store  # intermediate results (face crops) live next to the features
         self.extractor.setup()
         self.entry = entry
+        self.decode = decode
+
+    def _clips(self, batch: pd.DataFrame) -> list[tuple[str, ClipInput | str]]:
+        if self.decode:
+            return [(str(row["clip_id"]), _decode_or_error(row, self.extractor)) for row in batch.to_dict("records")]
+        return [(str(clip_id), str(error) if error else ClipInput.from_bytes(payload))
+                for clip_id, payload, error in zip(batch["clip_id"], batch["payload"], batch["error"], strict=True)]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         ids, features, failures = [], [], []
-        for clip_id, payload, error in zip(batch["clip_id"], batch["payload"], batch["error"], strict=True):
-            if error:
-                failures.append((str(clip_id), "decode", str(error)))
+        for clip_id, clip in self._clips(batch):
+            if isinstance(clip, str):
+                failures.append((clip_id, "decode", clip))
                 continue
             try:
-                features.append(self.extractor.extract(ClipInput.from_bytes(payload)))
-                ids.append(str(clip_id))
+                features.append(self.extractor.extract(clip))
+                ids.append(clip_id)
             except Exception as exc:  # recorded with its stage, never dropped
-                failures.append((str(clip_id), "extract", _error(exc)))
+                failures.append((clip_id, "extract", _error(exc)))
         self.store.write_shard(self.entry, ids, features, failures)
         return pd.DataFrame({"n_ok": [len(ids)], "n_failed": [len(failures)]})
 
@@ -138,7 +162,29 @@ def _media_rows(manifest: Manifest, todo: set[str]) -> pd.DataFrame:
     rows["text"] = table["text"].fillna("").astype(str).values
     for column in SEGMENT_COLUMNS:
         rows[column] = [segment_bound(v) for v in table[column]]
-    return rows
+    return longest_first(rows)
+
+
+def _work_estimate(row: pd.Series) -> float:
+    """How long a clip takes to extract, up to a constant: its segment's length, else its media file's size."""
+    start, end = segment_bound(row["video_start"]), segment_bound(row["video_end"])
+    if start is not None and end is not None:
+        return end - start
+    for column in ("audio_path", "video_path"):
+        if row[column] and os.path.exists(row[column]):
+            return float(os.path.getsize(row[column]))
+    return 0.0
+
+
+def longest_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered longest clip first (ties by clip id), so the last blocks are the shortest.
+
+    Workers take blocks in order; whoever finishes last is then late by a short block, not a long one
+    (the longest-processing-time-first rule for parallel machines).
+    """
+    estimate = rows.apply(_work_estimate, axis=1) if len(rows) else pd.Series(dtype=float)
+    order = sorted(range(len(rows)), key=lambda i: (-estimate.iloc[i], rows["clip_id"].iloc[i]))
+    return rows.iloc[order].reset_index(drop=True)
 
 
 class Progress:
@@ -170,15 +216,19 @@ class Progress:
 
 def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config: dict[str, Any] | None = None,
             batch_size: int = 16, concurrency: int | None = None, num_gpus: float | None = None,
-            verbose: bool = True, executor: str = "ray") -> ExtractionResult:
+            verbose: bool = True, executor: str = "ray", decode: str = "auto") -> ExtractionResult:
     """Extract the clips of `manifest` that the store lacks; return where the features are and what happened.
 
     batch_size:  clips per block (= per shard); small enough that a killed run loses little.
     concurrency: encode actors (default: one per GPU, else the CPUs minus the decode reserve).
     executor:    "ray" (default) or "local" (a sequential loop in this process, same store and failures).
+    decode:      where Ray decodes: "tasks" (CPU tasks feeding the actors), "actors" (each actor decodes its
+                 own block), or "auto" (tasks when the actors hold GPUs, actors otherwise).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if decode not in DECODE_PLACEMENTS:
+        raise ValueError(f"decode must be one of {DECODE_PLACEMENTS}, got {decode!r}")
     if extractor_name not in extractor_names() and not config:
         return _imported_result(manifest, extractor_name, store, verbose)
     extractor = build_extractor(extractor_name, config)
@@ -198,7 +248,7 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
         try:
             run = _run_local if executor == "local" else _run_ray
             n_now = run(rows, extractor_name, extractor.config, store, entry, batch_size, concurrency, num_gpus,
-                        progress)
+                        decode, progress)
         finally:
             progress.close()
     stored = store.load(entry)
@@ -228,36 +278,44 @@ def _blocks(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
 
 
 def _run_local(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
-               entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None,
+               entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None, decode: str,
                progress: Progress) -> int:
-    encoder = EncodeBlock(extractor_name, config, store.root, entry)
+    encoder = EncodeBlock(extractor_name, config, store.root, entry, decode=True)
     done = 0
     for block in _blocks(rows, batch_size):
-        counts = encoder(decode_batch(block, extractor_name, config))
+        counts = encoder(block)
         n = int(counts["n_ok"].sum() + counts["n_failed"].sum())
         done += n
         progress.update(n)
     return done
 
 
-def plan_resources(cpus: float, gpus: float, concurrency: int | None, num_gpus: float | None
-                   ) -> tuple[int, float, float]:
-    """(actors, CPUs per actor, GPUs per actor) that leave room for decode tasks.
+@dataclass(frozen=True)
+class ResourcePlan:
+    actors: int
+    cpus_per_actor: float
+    gpus_per_actor: float
+    decode_in_tasks: bool
 
-    An actor pool that holds every CPU starves the decode tasks feeding it: on a small machine that is a
-    deadlock, not a slowdown. So the actors share what is left after one decode slot's reserve.
+
+def plan_resources(cpus: float, gpus: float, concurrency: int | None, num_gpus: float | None,
+                   decode: str = "auto") -> ResourcePlan:
+    """How many encode actors, what each holds, and whether CPU tasks decode for them.
+
+    GPU actors: one per GPU by default, and CPU tasks decode so the GPUs are fed while CPUs decode.
+    CPU actors: one per CPU by default, each decoding its own block; the actors already hold every core, so
+    decode tasks would only add a serialisation hop. Whenever decode tasks run, the actors leave them a
+    reserve: an actor pool that holds every CPU starves the tasks feeding it, a deadlock on a small machine.
     """
     per_gpu = num_gpus if num_gpus is not None else (1.0 if gpus > 0 else 0.0)
-    if per_gpu > 0:
-        actors = concurrency or max(1, int(gpus / per_gpu))
-        return actors, min(1.0, max(cpus - DECODE_CPUS, DECODE_CPUS) / actors), per_gpu
-    available = max(cpus - 2 * DECODE_CPUS, DECODE_CPUS)
-    actors = concurrency or max(1, int(cpus))
-    return actors, min(1.0, available / actors), 0.0
+    in_tasks = decode == "tasks" or (decode == "auto" and per_gpu > 0)
+    actors = concurrency or (max(1, int(gpus / per_gpu)) if per_gpu > 0 else max(1, int(cpus)))
+    available = max(cpus - 2 * DECODE_CPUS, DECODE_CPUS) if in_tasks else cpus
+    return ResourcePlan(actors, min(1.0, available / actors), per_gpu, in_tasks)
 
 
 def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
-             entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None,
+             entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None, decode: str,
              progress: Progress) -> int:
     import ray
 
@@ -266,18 +324,22 @@ def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], st
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts clips, Ray's counts blocks per operator
     resources = ray.cluster_resources()
-    actors, actor_cpus, actor_gpus = plan_resources(resources.get("CPU", 1.0), resources.get("GPU", 0.0),
-                                                    concurrency, num_gpus)
-    # One in-memory block per batch: no upstream read or repartition tasks competing for the actors' CPUs.
-    dataset = ray.data.from_pandas(_blocks(rows, batch_size))
-    decoded = dataset.map_batches(decode_batch, batch_format="pandas", batch_size=batch_size,
-                                  fn_kwargs={"extractor_name": extractor_name, "config": config},
-                                  num_cpus=DECODE_CPUS)
-    counts = decoded.map_batches(
-        EncodeBlock, batch_format="pandas", batch_size=batch_size,
-        fn_constructor_kwargs={"extractor_name": extractor_name, "config": config,
-                               "store_root": store.root, "entry": entry},
-        compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=actor_cpus, num_gpus=actor_gpus,
+    plan = plan_resources(resources.get("CPU", 1.0), resources.get("GPU", 0.0), concurrency, num_gpus, decode)
+    # In-memory blocks of batch_size rows, in `longest_first` order. from_items starts no tasks (from_pandas
+    # runs a metadata task per block: about a second of start-up on a small machine).
+    n_blocks = -(-len(rows) // batch_size)
+    dataset = ray.data.from_items(rows.to_dict("records"), override_num_blocks=n_blocks)
+    if plan.decode_in_tasks:
+        dataset = dataset.map_batches(decode_batch, batch_format="pandas", batch_size=None,
+                                      fn_kwargs={"extractor_name": extractor_name, "config": config},
+                                      num_cpus=DECODE_CPUS)
+    pool = ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR)
+    counts = dataset.map_batches(
+        EncodeBlock, batch_format="pandas", batch_size=None,
+        fn_constructor_kwargs={"extractor_name": extractor_name, "config": config, "store_root": store.root,
+                               "entry": entry, "decode": not plan.decode_in_tasks},
+        compute=pool,
+        num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor,
     )
     done = 0
     for batch in counts.iter_batches(batch_format="pandas", batch_size=None):
