@@ -12,8 +12,9 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from harness.config import DEFAULT_TRACKING_URI, Settings, SettingsError
+from harness.config import DEFAULT_TRACKING_URI, Settings, SettingsError, parse_option
 
 # Modules that add their own subcommands via `register(subparsers)`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
@@ -37,8 +38,20 @@ def _key_values(items: list[str] | None, flag: str) -> dict[str, str]:
     return parsed
 
 
+def _extractor_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        name, key, value = parse_option(item, "--extractor-config")
+        if not name:
+            raise UsageError(f"--extractor-config expects EXTRACTOR.KEY=VALUE, got {item!r}")
+        options.setdefault(name, {})[key] = value
+    return options
+
+
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Flags shared by every command that reads data or results."""
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="a YAML settings file (see settings.example.yaml); flags and env override it")
     group = parser.add_argument_group("locations")
     group.add_argument("--data-root", type=Path, help="where corpora are looked for (default: datasets/)")
     group.add_argument("--data-dir", action="append", metavar="DATASET=PATH",
@@ -54,7 +67,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     data_dirs = {k: Path(v) for k, v in _key_values(getattr(args, "data_dir", None), "--data-dir").items()}
     features = _key_values(getattr(args, "features", None), "--features")
     try:
+        extractor_config = _extractor_options(getattr(args, "extractor_config", None))
         return Settings.from_env(
+            file=args.config, extractor_config=extractor_config or None,
             data_root=args.data_root, workspace=args.workspace, feature_store=args.feature_store,
             tracking_uri=args.tracking_uri, experiment=args.experiment,
             data_dirs=data_dirs or None, features=features or None,
@@ -74,18 +89,34 @@ def _check_names(kind: str, names: list[str] | None, lookup: Callable[[str], obj
             raise UsageError(f"{kind}: {error.args[0]}") from None
 
 
+def _check_extractor_config(settings: Settings) -> None:
+    """Unknown extractors and options fail here, before Ray starts, with the valid choices."""
+    from harness.features.base import ExtractorConfigError, build_extractor
+
+    for name, options in settings.extractor_config.items():
+        try:
+            build_extractor(name, options)
+        except KeyError as error:
+            raise UsageError(f"extractor_config: {error.args[0]}") from None
+        except ExtractorConfigError as error:
+            raise UsageError(str(error)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    if not args.all and not (args.method or args.dataset):
-        raise UsageError("run: give --all, or --method and/or --dataset")
+    settings = settings_from_args(args)
+    methods = args.method or list(settings.methods) or None
+    datasets = args.dataset or list(settings.datasets) or None
+    if not args.all and not (methods or datasets):
+        raise UsageError("run: give --all, or --method and/or --dataset (or methods/datasets in --config)")
     from harness.datasets import get_dataset
     from methods import get_method
 
-    _check_names("--method", args.method, get_method)
-    _check_names("--dataset", args.dataset, get_dataset)
-    settings = settings_from_args(args)
+    _check_names("--method", methods, get_method)
+    _check_names("--dataset", datasets, get_dataset)
+    _check_extractor_config(settings)
     from harness import pipeline
 
-    outcome = pipeline.run(settings, methods=args.method, datasets=args.dataset, rerun=args.rerun)
+    outcome = pipeline.run(settings, methods=methods, datasets=datasets, rerun=args.rerun)
     if not args.no_report:
         try:
             _render(settings)
@@ -162,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: start a local instance; env RAY_ADDRESS)")
     run.add_argument("--features", action="append", metavar="MODALITY=EXTRACTOR",
                      help="override a dataset's default extractor, e.g. audio=wav2vec2 (repeatable)")
+    run.add_argument("--extractor-config", action="append", metavar="EXTRACTOR.KEY=VALUE",
+                     help="an extractor option (JSON value, else a string), e.g. wav2vec2.layer=6 or "
+                          "minilm.transcript=asr (repeatable; part of the feature cache key)")
     run.add_argument("--speaker-norm", action="store_true", help="z-score features per speaker (label-free)")
     run.add_argument("--rerun", action="store_true", help="recompute results even when identical ones exist")
     run.add_argument("--no-report", action="store_true", help="do not render the leaderboard at the end")

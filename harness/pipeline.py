@@ -105,6 +105,29 @@ def load_manifest(settings: Settings, spec: DatasetSpec) -> Manifest:
     return manifest
 
 
+def usable_modalities(manifest: Manifest, extractors: dict[str, str],
+                      extractor_config: dict[str, dict[str, Any]]) -> list[str]:
+    """The manifest's modalities, plus any its configured extractor derives from media the manifest has.
+
+    The case in point: text for a corpus without transcripts, when the text extractor transcribes the clips'
+    speech (`transcript=asr` or `auto`: its inputs are audio). An extractor whose only input is its own
+    modality (every audio and video one, and text from transcripts) adds nothing.
+    """
+    from harness.features.asr import AUDIO_IF_NO_TEXT
+    from harness.features.base import build_extractor, extractor_names
+
+    present = manifest.modalities()
+    usable = list(present)
+    for modality, name in extractors.items():
+        if modality in present or name not in extractor_names():
+            continue
+        inputs = {"audio" if i == AUDIO_IF_NO_TEXT else i for i in build_extractor(name, extractor_config.get(name))
+                  .inputs()} - {modality}
+        if inputs and inputs <= set(present):
+            usable.append(modality)
+    return usable
+
+
 def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool) -> PreparedDataset:
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
@@ -115,11 +138,12 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool)
     extractors = {**spec.features, **settings.features}
     n = len(manifest)
     pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
-    for modality in manifest.modalities():
+    for modality in usable_modalities(manifest, extractors, settings.extractor_config):
         if modality not in extractors:
             log(f"[features] {spec.name}: no extractor configured for {modality}; modality not used")
             continue
-        result = extract(manifest, extractors[modality], store)
+        name = extractors[modality]
+        result = extract(manifest, name, store, settings.extractor_config.get(name))
         stored = result.stored
         keys[modality] = f"{extractors[modality]}:{result.key}"
         if len(stored.failures):

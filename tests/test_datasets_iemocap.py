@@ -102,7 +102,7 @@ def test_two_utterances_of_one_dialogue_get_different_features(root, tmp_path):
     assert not np.allclose(pooled[0], pooled[1])
     # Face crops are cached per segment: a segment shares them neither with its whole file nor with another one.
     video = str(manifest.resolve(manifest.table["video_path"].iloc[0]))
-    extractor = build_extractor("face-landmarks", {"detector": "full-frame"})
+    extractor = build_extractor("mtcnn-landmarks", {"detector": "full-frame"})
     segment = decode_clip({"clip_id": "x", "video_path": video, "video_start": 1.5, "video_end": 3.25}, extractor)
     later = decode_clip({"clip_id": "y", "video_path": video, "video_start": 3.25, "video_end": 5.0}, extractor)
     whole = decode_clip({"clip_id": "z", "video_path": video}, extractor)

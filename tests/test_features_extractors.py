@@ -49,8 +49,8 @@ def run(name: str, config: dict, row: dict, cache: FeatureStore | None = None):
 
 def test_registry_declares_modality_and_output() -> None:
     expected = {"egemaps", "compare", "logmel", "spectrogram-snippets", *SPEECH, "whisper-encoder",
-                "frame-grid", "face-landmarks", "face-expression", "face-embed", "video-snippets", "minilm",
-                "roberta", "bert", "text-transformer"}
+                "frame-grid", "mtcnn-landmarks", "face-landmarks", "face-expression", "face-embed", "video-snippets",
+                "minilm", "roberta", "bert", "text-transformer"}
     assert expected <= set(extractor_names())
     for name in expected:
         cls = get_extractor(name)
@@ -125,7 +125,7 @@ def test_face_extractors_on_full_frame_crops(rows, tmp_path: Path) -> None:
                   ).save_pretrained(tmp_path / "videomae")
     store = FeatureStore(str(tmp_path / "store"))
     face = {"detector": "full-frame"}
-    landmarks = run("face-landmarks", face, rows[0], store)
+    landmarks = run("mtcnn-landmarks", face, rows[0], store)
     assert landmarks.sequence.shape == (9, 10) and landmarks.pooled.shape == (20,)  # 1.5 s at 6 fps
     assert len(list((tmp_path / "store" / "_cache" / "face-crops").iterdir())) == 1  # crops cached
     expression = run("face-expression", face, rows[0], store)
@@ -146,7 +146,7 @@ def test_face_extractors_on_full_frame_crops(rows, tmp_path: Path) -> None:
 def test_mtcnn_records_frames_without_a_face(rows) -> None:
     """The synthetic corpus's drawn faces are not real faces: MTCNN finds none, and says so."""
     with pytest.raises(NoFaceError, match="no face detected in any of 9 frames"):
-        run("face-landmarks", {}, rows[0])
+        run("mtcnn-landmarks", {}, rows[0])
 
 
 def test_alignment_levels_the_eyes() -> None:
@@ -166,7 +166,7 @@ def test_config_validation() -> None:
     with pytest.raises(ExtractorConfigError, match="pooling"):
         build_extractor("bert", {"pooling": "max"})
     with pytest.raises(ExtractorConfigError, match="detector"):
-        build_extractor("face-landmarks", {"detector": "haar"})
+        build_extractor("mtcnn-landmarks", {"detector": "haar"})
     with pytest.raises(KeyError, match="unknown extractor"):
         build_extractor("nope")
 

@@ -1,4 +1,4 @@
-"""`face-mesh`: MediaPipe's 468 landmarks on a real photograph (matplotlib's bundled Grace Hopper portrait)."""
+"""`face-landmarks`: MediaPipe's 468 landmarks on a real photograph (matplotlib's bundled Grace Hopper portrait)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from harness.features.base import ClipInput, ExtractorConfigError, build_extractor, extractor_names, get_extractor
 from harness.features.face import NoFaceError
-from harness.features.mesh import LEFT_EYE, N_LANDMARKS, RIGHT_EYE, FaceMeshExtractor
+from harness.features.mesh import LEFT_EYE, N_LANDMARKS, RIGHT_EYE, FaceLandmarksExtractor
 
 HEIGHT, WIDTH = 600, 512  # the portrait's size
 
@@ -27,22 +27,22 @@ def frames() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def mesh() -> FaceMeshExtractor:
-    pytest.importorskip("mediapipe", reason="face-mesh needs mediapipe==0.10.14 (installed with --no-deps)")
-    extractor = build_extractor("face-mesh")
+def mesh() -> FaceLandmarksExtractor:
+    pytest.importorskip("mediapipe", reason="face-landmarks needs mediapipe==0.10.14 (installed with --no-deps)")
+    extractor = build_extractor("face-landmarks")
     extractor.setup()
-    assert isinstance(extractor, FaceMeshExtractor)
+    assert isinstance(extractor, FaceLandmarksExtractor)
     return extractor
 
 
 def test_registered_with_validated_options() -> None:
-    assert "face-mesh" in extractor_names()
-    cls = get_extractor("face-mesh")
+    assert "face-landmarks" in extractor_names()
+    cls = get_extractor("face-landmarks")
     assert cls.modality == "video" and "1404" in cls.output
     with pytest.raises(ExtractorConfigError, match="unknown options"):
-        build_extractor("face-mesh", {"detector": "mtcnn"})
+        build_extractor("face-landmarks", {"detector": "mtcnn"})
     with pytest.raises(ExtractorConfigError, match="normalise must be one of"):
-        build_extractor("face-mesh", {"normalise": "pixels"})
+        build_extractor("face-landmarks", {"normalise": "pixels"})
 
 
 def test_weights_identity_names_the_package(mesh) -> None:
@@ -68,7 +68,7 @@ def test_frames_without_a_face_add_no_row(mesh, frames) -> None:
 
 def test_box_normalisation_spans_the_unit_square(frames) -> None:
     pytest.importorskip("mediapipe")
-    extractor = build_extractor("face-mesh", {"normalise": "box"})
+    extractor = build_extractor("face-landmarks", {"normalise": "box"})
     extractor.setup()
     points = extractor.extract(ClipInput("hopper", frames=frames["portrait"][None])).sequence.reshape(N_LANDMARKS, 3)
     np.testing.assert_allclose(points[:, :2].min(0), 0.0, atol=1e-6)

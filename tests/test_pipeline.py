@@ -129,3 +129,26 @@ def test_absent_modality_runs_what_is_present(first_run, settings, corpus):
     runs = mlflow.search_runs(experiment_names=[settings.experiment], output_format="pandas",
                               filter_string="tags.dataset = 'synthetic-novideo'")
     assert runs.loc[runs["tags.harness.role"] == "parent", "tags.modalities"].tolist() == ["audio,text"]
+
+
+def test_text_from_asr_for_a_corpus_without_transcripts(first_run, settings, corpus, tmp_path):
+    """No transcripts: text methods are skipped, unless the text extractor is configured to transcribe (ASR)."""
+    from harness import pipeline
+    from harness.features import random_init
+
+    def scan_without_text(root):
+        manifest = scan(root)
+        manifest.table["text"] = None
+        return dataclasses.replace(manifest, dataset="synthetic-notext")
+
+    register_dataset(dataclasses.replace(SPEC, name="synthetic-notext", prepare=None, scan=scan_without_text,
+                                         is_present=lambda root: (root / "metadata.csv").exists()))
+    notext = dataclasses.replace(settings, data_dirs={**settings.data_dirs, "synthetic-notext": corpus})
+    plain = pipeline.run(notext, methods=["text-svm"], datasets=["synthetic-notext"])
+    assert plain.skipped == ["text-svm@synthetic-notext: needs text, which this dataset lacks"]
+    whisper = str(random_init.whisper_asr_checkpoint(tmp_path / "whisper"))
+    asr = dataclasses.replace(notext, extractor_config={"minilm": {"transcript": "asr", "asr_checkpoint": whisper}})
+    outcome = pipeline.run(asr, methods=["text-svm"], datasets=["synthetic-notext"])
+    assert outcome.ran == ["text-svm@synthetic-notext"] and not outcome.failed
+    prepared = pipeline.prepare_dataset(asr, pipeline.get_dataset("synthetic-notext"), need_sequences=False)
+    assert set(prepared.data.modalities) == {"audio", "video", "text"} and prepared.data.available["text"].all()

@@ -7,7 +7,6 @@ happen inside the handlers so `harness --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -28,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="encode actors (default: one per GPU, else one per CPU)")
     extract.add_argument("--gpus-per-worker", type=float, default=None,
                          help="GPUs per actor (default 1 when the cluster has GPUs, else 0)")
+    extract.add_argument("--decode", choices=("auto", "tasks", "actors"), default="auto",
+                         help="where Ray decodes: CPU tasks feeding the actors, or each actor its own blocks "
+                              "(default auto: tasks for GPU actors, actors otherwise)")
     extract.add_argument("--local", action="store_true", help="run a sequential loop in this process, no Ray")
     extract.add_argument("--store", default=None, help="feature store path or URI (default: settings)")
     extract.set_defaults(func=run_extract)
@@ -53,16 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_configs(items: list[str], extractors: list[str]) -> dict[str, dict[str, Any]]:
     """`[EXTRACTOR.]KEY=VALUE` options into one config dict per extractor."""
+    from harness.config import parse_option
+
     configs: dict[str, dict[str, Any]] = {name: {} for name in extractors}
     for item in items:
-        if "=" not in item:
-            raise ValueError(f"--config {item!r}: expected [EXTRACTOR.]KEY=VALUE")
-        target, raw = item.split("=", 1)
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        prefix, _, key = target.rpartition(".")
+        prefix, key, value = parse_option(item, "--config")
         if prefix and prefix not in configs:
             raise ValueError(f"--config {item!r}: {prefix!r} is not one of the --extractor names {extractors}")
         for name in [prefix] if prefix else extractors:
@@ -114,7 +111,7 @@ def run_extract(args: argparse.Namespace) -> int:
     for name in args.extractors:
         extract(manifest, name, store, configs[name] or None, batch_size=args.batch_size,
                 concurrency=args.workers, num_gpus=args.gpus_per_worker,
-                executor="local" if args.local else "ray")
+                executor="local" if args.local else "ray", decode=args.decode)
     return 0
 
 

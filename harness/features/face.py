@@ -9,7 +9,7 @@ Crops are cached in the feature store (`_cache/face-crops`), keyed by the video 
 (IEMOCAP's utterances share one dialogue video) and the detection and sampling options, so several face
 extractors on one corpus detect once.
 
-`face-landmarks` returns MTCNN's five landmarks; MediaPipe's 468-point mesh is the `face-mesh` extractor
+`mtcnn-landmarks` returns MTCNN's five landmarks; MediaPipe's 468-point mesh is the `face-landmarks` extractor
 (harness/features/mesh.py).
 """
 
@@ -183,10 +183,10 @@ class FaceExtractor(Extractor):
 
 
 @register_extractor
-class FaceLandmarksExtractor(FaceExtractor):
+class MtcnnLandmarksExtractor(FaceExtractor):
     """MTCNN's five landmarks (eyes, nose, mouth corners) per face frame, normalised to the face box."""
 
-    name = "face-landmarks"
+    name = "mtcnn-landmarks"
     description = "MTCNN 5-point landmarks per face frame, normalised to the face box; pooled mean+std"
     output = "sequence [K face frames, 10]; pooled [20]"
 

@@ -1,4 +1,4 @@
-"""MediaPipe's 468-point face mesh (`face-mesh`), with the detector and landmark models bundled in the wheel.
+"""MediaPipe's 468-point face mesh (`face-landmarks`), with the detector and landmark models bundled in the wheel.
 
 Why this shape:
 
@@ -79,10 +79,10 @@ def normalise_landmarks(points: np.ndarray, width: int, height: int, method: str
 
 
 @register_extractor
-class FaceMeshExtractor(Extractor):
+class FaceLandmarksExtractor(Extractor):
     """MediaPipe face mesh per sampled frame: the 468 landmarks (x, y, z) of one face, normalised."""
 
-    name = "face-mesh"
+    name = "face-landmarks"
     modality = "video"
     defaults = {"fps": 6.0, "max_frames": 48, "normalise": "interocular"}
     description = "MediaPipe 468-point face mesh per face frame (x, y, z), normalised; pooled mean+std"
@@ -91,14 +91,14 @@ class FaceMeshExtractor(Extractor):
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         if self.config["normalise"] not in NORMALISATIONS:
-            raise ExtractorConfigError(f"face-mesh: normalise must be one of {NORMALISATIONS}, "
+            raise ExtractorConfigError(f"face-landmarks: normalise must be one of {NORMALISATIONS}, "
                                        f"got {self.config['normalise']!r}")
 
     @staticmethod
     def _package_dir() -> Path:
         spec = importlib.util.find_spec("mediapipe")
         if spec is None or not spec.submodule_search_locations:
-            raise MissingWeightsError(f"face-mesh needs the face-mesh models shipped in mediapipe: {INSTALL_HINT}")
+            raise MissingWeightsError(f"face-landmarks needs the face-mesh models shipped in mediapipe: {INSTALL_HINT}")
         package = Path(spec.submodule_search_locations[0])
         if not (package / "modules" / "face_landmark" / "face_landmark.tflite").exists():
             raise MissingWeightsError("this mediapipe has no bundled face-mesh model (only releases up to 0.10.21 "
