@@ -12,7 +12,6 @@ The checkpoints are pickles that the harness itself wrote into its workspace; no
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import tempfile
 import time
@@ -74,9 +73,8 @@ def to_tune_space(space: dict[str, Param]) -> dict[str, Any]:
 
 
 def accepts_param(spec: MethodSpec, name: str) -> bool:
-    """Whether the method's constructor takes `name` (explicitly or through **params)."""
-    parameters = inspect.signature(spec.cls.__init__).parameters
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    """Whether the method declares that it uses the context parameter `name` (see FusionMethod.context_params)."""
+    return name in spec.cls.context_params
 
 
 def _limit_threads() -> None:

@@ -62,11 +62,15 @@ class FusionMethod:
     modalities: the modalities the method reads; () means "whatever the data offers" (resolved per dataset).
     input_kind: "pooled" vectors [D] per clip, or "sequence" arrays [T, D] per clip.
     family:     a short label for the report ("classical", "neural", "unimodal", ...).
+    context_params: what the harness passes besides the hyperparameters: "seed" (the run's seed) and
+                "polarity" (the dataset card's class -> positive/negative/neutral map). Only the names a method
+                lists here reach it, so its logged parameters are the ones it uses.
     """
 
     modalities: ClassVar[tuple[str, ...]] = ()
     input_kind: ClassVar[InputKind] = "pooled"
     family: ClassVar[str] = "other"
+    context_params: ClassVar[frozenset[str]] = frozenset({"seed"})
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)

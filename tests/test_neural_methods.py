@@ -263,9 +263,24 @@ def test_snippet_features_pass_through_unchanged() -> None:
 def test_unknown_hyperparameter_is_an_error() -> None:
     with pytest.raises(TypeError, match="unknown hyperparameters"):
         UnimodalTransformer(d_modle=3)
-    assert "polarity" not in IMAHadamard(polarity=POLARITY).get_params()  # offered to all, kept by users only
+    with pytest.raises(TypeError, match="polarity"):  # the harness passes it only to methods that declare it
+        IMAHadamard(polarity=POLARITY)
     assert AVCrossAttention(polarity=POLARITY).get_params()["polarity"] == POLARITY
     with pytest.raises(ValueError, match="needs at least 2"):
         IMAHadamard(**FAST).fit(toy_data(modalities=("audio",)))
     standardizer = Standardizer.fit(toy_data(), ["audio"])
     assert standardizer.std["audio"].shape == (DIMS["audio"],)
+
+
+def test_context_params_reach_only_the_methods_that_declare_them() -> None:
+    from harness.tune import accepts_param
+
+    polarity = {"happy": "positive", "sad": "negative"}
+    assert accepts_param(get_method("av-xattn"), "polarity")
+    for name in ("ima-hadamard", "xmt-embracenet", "early-concat-svm", "audio-svm"):
+        assert accepts_param(get_method(name), "seed") and not accepts_param(get_method(name), "polarity")
+    context = {"seed": 3, "polarity": polarity}
+    for name in method_names():  # every declared context parameter is one the constructor accepts
+        spec = get_method(name)
+        method = spec.cls(**{**spec.fixed, **{p: context[p] for p in spec.cls.context_params}})
+        assert method.get_params()["seed"] == 3

@@ -139,6 +139,7 @@ class AVCrossAttention(NeuralMethod):
     by the harness from the dataset card; without it every anchor uses the plain triplet (noted in fit_notes)."""
 
     modalities = ("audio", "video")
+    context_params = frozenset({"seed", "polarity"})
     defaults: ClassVar[dict[str, Any]] = {
         "polarity": None, "n_snippets": 6, "positions_per_snippet": 4, "audio_positions_per_snippet": 1,
         "m": 32, "m_prime": 32, "heads": 8, "hidden": 64, "dropout": 0.1,

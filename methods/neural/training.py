@@ -49,11 +49,6 @@ COMMON_DEFAULTS: dict[str, Any] = {
 }
 
 
-# Dataset-level facts the harness may pass to any method that takes **params (e.g. the class polarity map from
-# the dataset card); a method whose `defaults` do not name them ignores them instead of rejecting them.
-CONTEXT_PARAMS: tuple[str, ...] = ("polarity",)
-
-
 def resample_sequence(seq: np.ndarray, n: int) -> np.ndarray:
     """Average (or repeat) the rows of [L, D] into exactly n contiguous, near-equal segments (see
     `layers.segment_weights`, which does the same on padded batches)."""
@@ -285,9 +280,6 @@ class NeuralMethod(FusionMethod):
 
     def __init__(self, **params: Any) -> None:
         allowed = {**COMMON_DEFAULTS, **self.defaults}
-        for name in CONTEXT_PARAMS:  # dataset facts offered to every method; kept only by those that use them
-            if name not in allowed:
-                params.pop(name, None)
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameters {unknown}; valid: {sorted(allowed)}")
