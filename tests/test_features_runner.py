@@ -167,3 +167,47 @@ def test_killed_run_resumes_and_stores_every_clip_once(corpus: Path, tmp_path: P
     assert sorted(stored.ids) == sorted(scan(corpus).ids)
     n_rows = sum(len(np.load(p)["ids"]) for p in entry.glob("shards/shard-*.npz"))
     assert n_rows == 16  # exactly once: no clip was stored twice
+
+
+def _encode_actor_pids() -> list[int]:
+    """Processes of the Ray Data encode actors (Ray titles them after the actor class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"EncodeBlock" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_killed_worker_process_is_replaced_and_every_clip_is_stored_once(ray_session, corpus: Path,
+                                                                          tmp_path: Path) -> None:
+    """SIGKILL an encode actor mid-run: Ray restarts it, its block is retried, no clip is lost or doubled."""
+    import threading
+
+    store = FeatureStore(str(tmp_path))
+    shards = tmp_path / "synthetic" / "spectrogram-snippets"
+    killed: list[tuple[int, int]] = []
+
+    def kill_one_actor_midway() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            done = len(list(shards.glob("*/shards/shard-*.npz")))
+            if done >= 3 and (pids := _encode_actor_pids()):
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append((pids[0], done))
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_one_actor_midway, daemon=True)
+    watcher.start()
+    result = extract(scan(corpus), "spectrogram-snippets", store, {"weights": "random"}, batch_size=1,
+                     verbose=False)
+    watcher.join()
+    assert killed and killed[0][1] < 16, "an actor should have been killed while blocks were left"
+    assert result.n_clips == 16 and result.n_failed == 0
+    entry = next(shards.glob("*"))
+    n_rows = sum(len(np.load(p)["ids"]) for p in entry.glob("shards/shard-*.npz"))
+    assert n_rows == 16 and sorted(result.stored.ids) == sorted(scan(corpus).ids)
