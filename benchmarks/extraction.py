@@ -4,6 +4,7 @@ For each corpus (the synthetic one; EmoDB from ../shared/data/emodb when present
 a CPU extractor; a small random-init wav2vec2, a transformer extractor) it measures, in one process and one
 Ray session so the ratios compare like with like:
   sequential  `extract(..., executor="local")`: decode + encode in a plain loop in this process
+  process-pool-2  that loop in 2 spawned processes, each on every other clip (no Ray: the machine's ceiling)
   ray-1/ray-2 `extract(..., concurrency=n)`: n encode actors that decode their own blocks (the CPU default;
               actor start-up included)
   ray-2 decode tasks  the same with CPU decode tasks feeding the 2 actors (the layout used for GPU actors)
@@ -102,6 +103,40 @@ def measure(manifest, extractor: str, config: dict, store_root: Path, **kwargs) 
             "first_shard_s": min(shards) - wall_start if shards else None}
 
 
+def _extract_part(args: tuple) -> tuple[int, float]:
+    """One process-pool worker: the sequential loop on its share of the clips, into its own store entry."""
+    from harness.features.runner import extract
+    from harness.features.store import FeatureStore
+
+    manifest, extractor, config, store_root = args
+    result = extract(manifest, extractor, FeatureStore(str(store_root)), config, verbose=False, executor="local")
+    return result.n_failed, min((p.stat().st_mtime for p in Path(result.location, "shards").glob("shard-*.npz")),
+                                default=float("inf"))
+
+
+def measure_process_pool(manifest, extractor: str, config: dict, store_root: Path, processes: int) -> dict:
+    """The sequential loop in `processes` spawned processes, each on every n-th clip: no Ray, this machine's ceiling.
+
+    Start-up (spawning, imports, model load) is included, as it is for Ray.
+    """
+    from dataclasses import replace
+    from multiprocessing import get_context
+
+    from harness.features.runner import _media_rows
+
+    order = _media_rows(manifest, set(manifest.ids))["clip_id"].tolist()  # longest clip first, as Ray gets them
+    parts = [replace(manifest, table=manifest.table.set_index("clip_id").loc[order[i::processes]].reset_index())
+             for i in range(processes)]
+    with PeakMemory() as memory:
+        wall_start, started = time.time(), time.perf_counter()
+        with get_context("spawn").Pool(processes) as pool:
+            results = pool.map(_extract_part, [(part, extractor, config, store_root) for part in parts])
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "clips_per_s": len(manifest) / seconds, "peak_mb": memory.peak / 2**20,
+            "failed": sum(r[0] for r in results), "cached": False,
+            "first_shard_s": min(r[1] for r in results) - wall_start}
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -134,6 +169,8 @@ def main() -> None:
             runs = {}
             runs["sequential"] = measure(manifest, name, config, workdir / f"{corpus}-{name}-seq",
                                          executor="local")
+            runs["process-pool-2"] = measure_process_pool(manifest, name, config, workdir / f"{corpus}-{name}-pp",
+                                                          processes=2)
             runs["ray-1"] = measure(manifest, name, config, workdir / f"{corpus}-{name}-r1", concurrency=1)
             runs["ray-2"] = measure(manifest, name, config, workdir / f"{corpus}-{name}-r2", concurrency=2)
             runs["ray-2 decode tasks"] = measure(manifest, name, config, workdir / f"{corpus}-{name}-r2t",
@@ -181,6 +218,8 @@ no GPU. Load average (1/5/15 min) before and after each corpus x extractor: {' -
 
 Modes, all in one process and one Ray session (`ray.init` excluded from every time):
 - `sequential`: decode + encode in a plain loop in this process (`executor="local"`).
+- `process-pool-2`: the same loop in 2 spawned processes (`multiprocessing`, no Ray), each on every other
+  clip: what 2 cores give with the least machinery, start-up included; the ceiling for the Ray rows.
 - `ray-N`: a Ray Data pipeline with N encode actors that decode their own blocks (the CPU default), actor
   start-up and model loading included.
 - `ray-2 decode tasks`: the same with CPU decode tasks feeding the 2 actors (`decode="tasks"`, the GPU layout).
