@@ -114,6 +114,15 @@ def _extract_part(args: tuple) -> tuple[int, float]:
                                 default=float("inf"))
 
 
+def _one_thread_per_process(threads: int) -> None:
+    """Pool initializer: the intra-op threads each process may use, as Ray sets them for a 1-CPU actor.
+
+    Without it every process starts one torch/BLAS thread per core and the pool oversubscribes the machine.
+    """
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+
+
 def measure_process_pool(manifest, extractor: str, config: dict, store_root: Path, processes: int) -> dict:
     """The sequential loop in `processes` spawned processes, each on every n-th clip: no Ray, this machine's ceiling.
 
@@ -129,7 +138,8 @@ def measure_process_pool(manifest, extractor: str, config: dict, store_root: Pat
              for i in range(processes)]
     with PeakMemory() as memory:
         wall_start, started = time.time(), time.perf_counter()
-        with get_context("spawn").Pool(processes) as pool:
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        with get_context("spawn").Pool(processes, initializer=_one_thread_per_process, initargs=(threads,)) as pool:
             results = pool.map(_extract_part, [(part, extractor, config, store_root) for part in parts])
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "clips_per_s": len(manifest) / seconds, "peak_mb": memory.peak / 2**20,
