@@ -245,11 +245,13 @@ local path.
 Against the targets:
 {chr(10).join(target_lines(table))}
 
-How to read it: a Ray run pays a fixed start-up (actor processes, imports, model load; see `first shard s`)
-and then runs its actors in parallel. On a job of a few seconds the start-up is a large share; on a corpus of
-hundreds of clips it is not. wav2vec2 on CPU does not speed up with Ray here: the sequential loop already
-uses both cores through torch's intra-op threads, while each 1-CPU Ray actor runs one thread, so 2 actors
-can only match it, and they pay the torch import and model load twice.
+How to read it: `process-pool-2` is what 2 processes give with the least machinery, so the gap between it and
+`ray-2` is what Ray costs here: actor processes that start Ray's runtime before the extractor's imports and
+model load (see `first shard s`), Ray Data's executor in the driver, and Ray's daemons sharing the 2 cores.
+That cost is mostly fixed: a large share of a job of a few seconds (the synthetic corpus), a small one of a
+corpus of hundreds of clips. wav2vec2 on CPU does not speed up with 2 workers of either kind: the sequential
+loop already uses both cores through torch's intra-op threads, while each worker gets one thread (as Ray
+gives a 1-CPU actor) and pays the torch import and model load itself. Ray's gain is GPUs and nodes.
 
 GPU figures: not measured. This task was not lent a GPU machine (the `device` tool reported
 `can_start_another: false`), so wav2vec2-base-sized GPU clips/s and GPU utilisation are not recorded.
