@@ -89,16 +89,26 @@ def _check_names(kind: str, names: list[str] | None, lookup: Callable[[str], obj
             raise UsageError(f"{kind}: {error.args[0]}") from None
 
 
-def _check_extractor_config(settings: Settings) -> None:
-    """Unknown extractors and options fail here, before Ray starts, with the valid choices."""
-    from harness.features.base import ExtractorConfigError, build_extractor
+def _check_extractors(settings: Settings, datasets: list[str] | None) -> None:
+    """Unknown extractors or options, and missing weights, fail here, before Ray starts, naming the fix.
 
-    for name, options in settings.extractor_config.items():
+    Checked: every extractor the settings configure, and the dataset cards' defaults for the datasets asked for.
+    Names that are not extractors may be imported features; the pipeline resolves those.
+    """
+    from harness.datasets import dataset_names, get_dataset
+    from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor, extractor_names
+
+    for name in settings.extractor_config:
+        if name not in extractor_names():
+            raise UsageError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
+    chosen = set(settings.features.values()) | set(settings.extractor_config)
+    for dataset in datasets or dataset_names():
+        card = get_dataset(dataset).features
+        chosen |= {name for modality, name in card.items() if modality not in settings.features}
+    for name in sorted(chosen & set(extractor_names())):
         try:
-            build_extractor(name, options)
-        except KeyError as error:
-            raise UsageError(f"extractor_config: {error.args[0]}") from None
-        except ExtractorConfigError as error:
+            build_extractor(name, settings.extractor_config.get(name)).check_weights()
+        except (ExtractorConfigError, MissingWeightsError) as error:
             raise UsageError(str(error)) from None
 
 
@@ -113,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _check_names("--method", methods, get_method)
     _check_names("--dataset", datasets, get_dataset)
-    _check_extractor_config(settings)
+    _check_extractors(settings, datasets)
     from harness import pipeline
 
     outcome = pipeline.run(settings, methods=methods, datasets=datasets, rerun=args.rerun)

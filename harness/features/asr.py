@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.features.base import ExtractorConfigError, MissingWeightsError
+from harness.features.base import ExtractorConfigError, MissingWeightsError, option_hint
 from harness.features.hf import checkpoint_identity, resolve_checkpoint
 
 SAMPLE_RATE = 16_000
@@ -63,8 +63,8 @@ def resolve_asr_checkpoint(checkpoint: str) -> str:
     except MissingWeightsError:
         raise MissingWeightsError(
             f"ASR checkpoint {checkpoint!r} is not available offline. Download it on a machine with internet: "
-            f"`huggingface-cli download {checkpoint}` (then copy ~/.cache/huggingface), or pass a local "
-            f"directory: --config asr_checkpoint=/path/to/{checkpoint.rsplit('/', 1)[-1]}") from None
+            f"`huggingface-cli download {checkpoint}` (then copy ~/.cache/huggingface), or "
+            f"{option_hint('asr_checkpoint', '/path/to/' + checkpoint.rsplit('/', 1)[-1])}") from None
 
 
 class WhisperTranscriber:

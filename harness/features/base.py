@@ -176,6 +176,12 @@ def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extracto
     return get_extractor(name)(**(config or {}))
 
 
+def option_hint(option: str, value: str) -> str:
+    """How to set an extractor option, for error messages: the syntax differs between the commands."""
+    return (f"set the extractor option {option}={value} (`harness extract --config EXTRACTOR.{option}=...`, "
+            f"`harness run --extractor-config EXTRACTOR.{option}=...`, or extractor_config in a settings file)")
+
+
 def package_identity(distribution: str) -> str:
     """Identity of weights that ship inside a pip package: the package's installed version."""
     from importlib.metadata import PackageNotFoundError, version

@@ -30,6 +30,7 @@ from harness.features.base import (
     Features,
     MissingWeightsError,
     directory_identity,
+    option_hint,
     register_extractor,
 )
 from harness.hashing import stable_hash
@@ -369,8 +370,8 @@ class FaceEmbedExtractor(FaceExtractor):
             if not config_file.is_file():
                 raise MissingWeightsError(
                     f"face-embed: {config_file} does not exist, so {path} is not a timm model directory. Write "
-                    "one with timm.models.save_for_hf(model, dir), or pass a state_dict file: "
-                    "--config checkpoint=/path/to/weights.pth model=<timm architecture>")
+                    "one with timm.models.save_for_hf(model, dir), or pass a state_dict file and its architecture: "
+                    f"{option_hint('checkpoint', '/path/to/weights.pth')} and model=<timm architecture>")
             architecture = json.loads(config_file.read_text()).get("architecture")
             if model and model != architecture:
                 raise ExtractorConfigError(f"face-embed: model={model!r} but {config_file} names architecture "

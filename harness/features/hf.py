@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.features.base import ExtractorConfigError, MissingWeightsError, directory_identity
+from harness.features.base import ExtractorConfigError, MissingWeightsError, directory_identity, option_hint
 
 POOLINGS = ("mean", "max", "mean+std", "first")
 
@@ -28,7 +28,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
         raise MissingWeightsError(
             f"checkpoint {checkpoint!r} is not available offline ({type(error).__name__}). Download it on a "
             f"machine with internet: `huggingface-cli download {checkpoint}` (then copy ~/.cache/huggingface), "
-            f"or pass a local directory: --config checkpoint=/path/to/{checkpoint.rsplit('/', 1)[-1]}") from None
+            f"or {option_hint('checkpoint', '/path/to/' + checkpoint.rsplit('/', 1)[-1])}") from None
 
 
 def checkpoint_identity(checkpoint: str) -> str:
