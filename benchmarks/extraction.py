@@ -88,6 +88,19 @@ class PeakMemory:
         self._thread.join()
 
 
+def _first_shard(location: str, since: float) -> float | None:
+    """Wall-clock time at which the entry's first shard written at or after `since` landed; None if none was."""
+    times = [p.stat().st_mtime for p in Path(location, "shards").glob("shard-*.npz") if p.stat().st_mtime >= since]
+    return min(times) if times else None
+
+
+def _figures(n_clips: int, seconds: float, peak_bytes: int, failed: int, cached: bool, wall_start: float,
+             first_shards: list[float | None]) -> dict:
+    landed = [t for t in first_shards if t is not None]
+    return {"seconds": seconds, "clips_per_s": n_clips / seconds, "peak_mb": peak_bytes / 2**20, "failed": failed,
+            "cached": cached, "first_shard_s": min(landed) - wall_start if landed else None}
+
+
 def measure(manifest, extractor: str, config: dict, store_root: Path, **kwargs) -> dict:
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
@@ -96,22 +109,18 @@ def measure(manifest, extractor: str, config: dict, store_root: Path, **kwargs) 
         wall_start, started = time.time(), time.perf_counter()
         result = extract(manifest, extractor, FeatureStore(str(store_root)), config, verbose=False, **kwargs)
         seconds = time.perf_counter() - started
-    shards = [path.stat().st_mtime for path in Path(result.location, "shards").glob("shard-*.npz")
-              if path.stat().st_mtime >= wall_start]
-    return {"seconds": seconds, "clips_per_s": len(manifest) / seconds, "peak_mb": memory.peak / 2**20,
-            "failed": result.n_failed, "cached": result.cached,
-            "first_shard_s": min(shards) - wall_start if shards else None}
+    return _figures(len(manifest), seconds, memory.peak, result.n_failed, result.cached, wall_start,
+                    [_first_shard(result.location, wall_start)])
 
 
-def _extract_part(args: tuple) -> tuple[int, float]:
+def _extract_part(args: tuple) -> tuple[int, str]:
     """One process-pool worker: the sequential loop on its share of the clips, into its own store entry."""
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
 
     manifest, extractor, config, store_root = args
     result = extract(manifest, extractor, FeatureStore(str(store_root)), config, verbose=False, executor="local")
-    return result.n_failed, min((p.stat().st_mtime for p in Path(result.location, "shards").glob("shard-*.npz")),
-                                default=float("inf"))
+    return result.n_failed, result.location
 
 
 def _one_thread_per_process(threads: int) -> None:
@@ -142,9 +151,8 @@ def measure_process_pool(manifest, extractor: str, config: dict, store_root: Pat
         with get_context("spawn").Pool(processes, initializer=_one_thread_per_process, initargs=(threads,)) as pool:
             results = pool.map(_extract_part, [(part, extractor, config, store_root) for part in parts])
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "clips_per_s": len(manifest) / seconds, "peak_mb": memory.peak / 2**20,
-            "failed": sum(r[0] for r in results), "cached": False,
-            "first_shard_s": min(r[1] for r in results) - wall_start}
+    return _figures(len(manifest), seconds, memory.peak, sum(failed for failed, _ in results), False, wall_start,
+                    [_first_shard(location, wall_start) for _, location in results])
 
 
 def load_average() -> str:

@@ -97,14 +97,14 @@ def _check_extractors(settings: Settings, datasets: list[str] | None) -> None:
     """
     from harness.datasets import dataset_names, get_dataset
     from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor, extractor_names
+    from harness.pipeline import dataset_extractors
 
     for name in settings.extractor_config:
         if name not in extractor_names():
             raise UsageError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
-    chosen = set(settings.features.values()) | set(settings.extractor_config)
+    chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
     for dataset in datasets or dataset_names():
-        card = get_dataset(dataset).features
-        chosen |= {name for modality, name in card.items() if modality not in settings.features}
+        chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
     for name in sorted(chosen & set(extractor_names())):
         try:
             build_extractor(name, settings.extractor_config.get(name)).check_weights()

@@ -105,6 +105,11 @@ def load_manifest(settings: Settings, spec: DatasetSpec) -> Manifest:
     return manifest
 
 
+def dataset_extractors(spec: DatasetSpec, settings: Settings) -> dict[str, str]:
+    """Modality -> extractor name for a dataset: the card's defaults, overridden by the settings' `features`."""
+    return {**spec.features, **settings.features}
+
+
 def usable_modalities(manifest: Manifest, extractors: dict[str, str],
                       extractor_config: dict[str, dict[str, Any]]) -> list[str]:
     """The manifest's modalities, plus any its configured extractor derives from media the manifest has.
@@ -135,7 +140,7 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool)
     manifest = load_manifest(settings, spec)
     folds = load_or_make_folds(settings.manifest_dir(spec.name) / "folds.json", manifest, spec.protocol)
     store = FeatureStore(settings.feature_store_uri())
-    extractors = {**spec.features, **settings.features}
+    extractors = dataset_extractors(spec, settings)
     n = len(manifest)
     pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
     for modality in usable_modalities(manifest, extractors, settings.extractor_config):

@@ -37,6 +37,19 @@ def settings(tmp_path_factory, corpus) -> Settings:
                     trials=2, data_dirs={"synthetic-tiny": corpus})
 
 
+def register_without(settings: Settings, corpus: Path, name: str, column: str) -> Settings:
+    """Register the tiny corpus as dataset `name` with one manifest column emptied; settings that locate it."""
+
+    def scan_without(root):
+        manifest = scan(root)
+        manifest.table[column] = None
+        return dataclasses.replace(manifest, dataset=name)
+
+    register_dataset(dataclasses.replace(SPEC, name=name, prepare=None, scan=scan_without,
+                                         is_present=lambda root: (root / "metadata.csv").exists()))
+    return dataclasses.replace(settings, data_dirs={**settings.data_dirs, name: corpus})
+
+
 @pytest.fixture(scope="module")
 def first_run(ray_session, settings):
     from harness import pipeline
@@ -114,14 +127,7 @@ def test_absent_modality_runs_what_is_present(first_run, settings, corpus):
 
     from harness import pipeline
 
-    def scan_without_video(root):
-        manifest = scan(root)
-        manifest.table["video_path"] = None
-        return dataclasses.replace(manifest, dataset="synthetic-novideo")
-
-    register_dataset(dataclasses.replace(SPEC, name="synthetic-novideo", prepare=None, scan=scan_without_video,
-                                         is_present=lambda root: (root / "metadata.csv").exists()))
-    novideo = dataclasses.replace(settings, data_dirs={**settings.data_dirs, "synthetic-novideo": corpus})
+    novideo = register_without(settings, corpus, "synthetic-novideo", "video_path")
     outcome = pipeline.run(novideo, methods=["video-svm", "early-concat-svm"], datasets=["synthetic-novideo"])
     assert outcome.ran == ["early-concat-svm@synthetic-novideo"]
     assert outcome.skipped == ["video-svm@synthetic-novideo: needs video, which this dataset lacks"]
@@ -136,14 +142,7 @@ def test_text_from_asr_for_a_corpus_without_transcripts(first_run, settings, cor
     from harness import pipeline
     from harness.features import random_init
 
-    def scan_without_text(root):
-        manifest = scan(root)
-        manifest.table["text"] = None
-        return dataclasses.replace(manifest, dataset="synthetic-notext")
-
-    register_dataset(dataclasses.replace(SPEC, name="synthetic-notext", prepare=None, scan=scan_without_text,
-                                         is_present=lambda root: (root / "metadata.csv").exists()))
-    notext = dataclasses.replace(settings, data_dirs={**settings.data_dirs, "synthetic-notext": corpus})
+    notext = register_without(settings, corpus, "synthetic-notext", "text")
     plain = pipeline.run(notext, methods=["text-svm"], datasets=["synthetic-notext"])
     assert plain.skipped == ["text-svm@synthetic-notext: needs text, which this dataset lacks"]
     whisper = str(random_init.whisper_asr_checkpoint(tmp_path / "whisper"))

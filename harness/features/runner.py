@@ -182,9 +182,9 @@ def longest_first(rows: pd.DataFrame) -> pd.DataFrame:
     Workers take blocks in order; whoever finishes last is then late by a short block, not a long one
     (the longest-processing-time-first rule for parallel machines).
     """
-    estimate = rows.apply(_work_estimate, axis=1) if len(rows) else pd.Series(dtype=float)
-    order = sorted(range(len(rows)), key=lambda i: (-estimate.iloc[i], rows["clip_id"].iloc[i]))
-    return rows.iloc[order].reset_index(drop=True)
+    estimate = [_work_estimate(row) for _, row in rows.iterrows()]
+    ordered = rows.assign(_estimate=estimate).sort_values(["_estimate", "clip_id"], ascending=[False, True])
+    return ordered.drop(columns="_estimate").reset_index(drop=True)
 
 
 class Progress:
