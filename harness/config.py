@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+SCHEDULERS: tuple[str, ...] = ("auto", "asha", "none")
+REFIT_MODES: tuple[str, ...] = ("auto", "always", "never")
 
 
 class SettingsError(ValueError):
@@ -29,6 +31,16 @@ class Settings:
     features:      modality -> extractor name, overriding the dataset cards' defaults.
     extractor_config: extractor name -> its options (e.g. {"wav2vec2": {"layer": 6}}), part of the cache key.
     methods / datasets: what `harness run` runs when the command line names none.
+    scheduler:     Tune scheduler for the search: "auto" (ASHA for searches with neural units, none otherwise),
+                   "asha" or "none".
+    time_budget_s: wall-clock limit of the whole search phase of one run (None: no limit).
+    gpus_per_trial: GPU share of one neural unit when the cluster has GPUs (classical units never take one).
+    refit:         "auto" (refit the chosen configuration on train+validation for methods without early stopping),
+                   "always" (neural methods too, for the selected number of epochs) or "never".
+    tune_storage:  where Tune keeps trial state and checkpoints (a path or pyarrow URI every node can reach).
+    preset:        "default" (tune each method's search space) or "paper" (each method's paper preset, where it
+                   has one, with the paper's hyperparameters fixed).
+    protocols:     dataset -> name of one of its card's alternative protocols (default: the card's main one).
     """
 
     data_root: Path = Path("datasets")
@@ -47,12 +59,27 @@ class Settings:
     extractor_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
+    scheduler: str = "auto"
+    time_budget_s: float | None = None
+    gpus_per_trial: float = 0.25
+    refit: str = "auto"
+    tune_storage: str | None = None
+    preset: str = "default"
+    protocols: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise SettingsError(f"trials must be >= 1, got {self.trials}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise SettingsError(f"num_cpus must be >= 1, got {self.num_cpus}")
+        if self.scheduler not in SCHEDULERS:
+            raise SettingsError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.refit not in REFIT_MODES:
+            raise SettingsError(f"refit must be one of {REFIT_MODES}, got {self.refit!r}")
+        if not 0 < self.gpus_per_trial <= 8:
+            raise SettingsError(f"gpus_per_trial must be in (0, 8], got {self.gpus_per_trial}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise SettingsError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         for modality in self.features:
             if modality not in ("audio", "video", "text"):
                 raise SettingsError(f"features: unknown modality {modality!r}; use audio, video or text")
@@ -132,6 +159,9 @@ class Settings:
     def manifest_dir(self, dataset: str) -> Path:
         return self.workspace / "manifests" / dataset
 
+    def tune_storage_uri(self) -> str:
+        return self.tune_storage or str((self.workspace / "tune").resolve())
+
     def feature_store_uri(self) -> str:
         return self.feature_store or str(self.workspace / "features")
 
@@ -182,6 +212,12 @@ def _coerce(kind: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise TypeError
         return value
+    if kind.startswith("float"):
+        if value is None and "None" in kind:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError
+        return float(value)
     if kind.startswith("int"):
         if value is None and "None" in kind:
             return None
