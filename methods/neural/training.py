@@ -213,13 +213,18 @@ def predict_logits(network: nn.Module, tensors: Tensors, batch_size: int, device
     return torch.cat(chunks)
 
 
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
 def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
-                  loss_fn: Callable[[dict[str, torch.Tensor], Batch], torch.Tensor], s: TrainSettings
-                  ) -> TrainResult:
+                  loss_fn: Callable[[dict[str, torch.Tensor], Batch], torch.Tensor], s: TrainSettings,
+                  on_epoch: EpochCallback | None = None) -> TrainResult:
     """Mini-batch training with early stopping on validation UAR (ties broken by validation cross-entropy).
 
     The best epoch's weights are restored at the end (and written to `checkpoint_dir` when given). Without a
-    validation split the training split is scored instead, so `fit(train)` alone still works.
+    validation split the training split is scored instead, so `fit(train)` alone still works. `on_epoch(epoch,
+    {"val_uar", "val_loss"})` is called after every epoch (1-based), so a search scheduler can stop a bad
+    configuration early (the harness reports it to Ray Tune; a notebook user can print it).
     """
     began = time.perf_counter()
     device = resolve_device(s.device)
@@ -252,6 +257,8 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
         y = scored.y.numpy()
         uar = unweighted_average_recall(y, logits.argmax(1).numpy())
         val_loss = float(nn.functional.cross_entropy(logits, scored.y))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, {"val_uar": uar, "val_loss": val_loss})
         if uar > best[0] or (uar == best[0] and val_loss < best[1]):
             best, best_epoch = (uar, val_loss), epoch
             best_state = copy.deepcopy(network.state_dict())
@@ -277,6 +284,10 @@ class NeuralMethod(FusionMethod):
     defaults: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[dict[str, Any]] = {}
     min_modalities: ClassVar[int] = 2
+
+    # Called after every training epoch (see `train_network`); set by whoever drives the fit, never a
+    # hyperparameter (it is not logged and does not change the result).
+    epoch_callback: EpochCallback | None = None
 
     def __init__(self, **params: Any) -> None:
         allowed = {**COMMON_DEFAULTS, **self.defaults}
@@ -330,7 +341,7 @@ class NeuralMethod(FusionMethod):
         torch.manual_seed(int(self.params["seed"]))
         dims = {m: int(train_t.x[m].shape[-1]) for m in self.modalities_}
         self.network_ = self.build_network(dims, train.n_classes)
-        result = train_network(self.network_, train_t, val_t, self.loss, settings)
+        result = train_network(self.network_, train_t, val_t, self.loss, settings, self.epoch_callback)
         self.notes_ = {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
                        "best_val_uar": result.best_uar, "fit_seconds": round(result.seconds, 3),
                        "n_parameters": sum(p.numel() for p in self.network_.parameters())}

@@ -1,0 +1,132 @@
+"""The results contract: what one benchmark result is, and the names it is stored under in MLflow.
+
+This module imports neither Ray nor MLflow: `harness.search` produces these records, `harness.track` writes and
+reads them, and `harness.report` renders them, each through the names defined here and nowhere else.
+
+MLflow layout of one result (one parent run per (method, dataset, evaluation setting)):
+  tags       `ResultTags` (dataset, method, protocol, features, setting...), `harness.role` = "parent"
+  params     the chosen configuration, `settings.*`, n_trials, n_folds
+  metrics    test_<metric>_mean / _std, test_<metric>_<fold>, val_<metric>_mean (best trial), seconds
+  artifacts  predictions.csv (fold, clip_id, group, y_true, y_pred, p_<class>...), confusion.json, per_class.csv,
+             config.json, confusion.png, models.pkl (fold -> fitted method), feature_failures.csv when any
+One child run per sampled configuration (`harness.role` = "trial") holds its per-fold validation scores, and is
+written as soon as its last fold finishes, so the MLflow UI shows the search while it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics import HEADLINE_METRICS, Scores, scores_from_confusion, summarise_folds
+
+ROLE_TAG = "harness.role"
+FINGERPRINT_TAG = "harness.fingerprint"
+SETTING_TAG = "harness.setting"
+SETTING_LABEL_TAG = "harness.setting_label"
+FAILURES_ARTIFACT = "feature_failures.csv"
+PREDICTIONS_ARTIFACT = "predictions.csv"
+MODELS_ARTIFACT = "models.pkl"
+PARENT, TRIAL = "parent", "trial"
+
+
+def test_metric(metric: str, fold: str | None = None, stat: str = "mean") -> str:
+    """Name of a test metric: `test_uar_mean`, `test_uar_std`, or one fold's `test_uar_<fold>`."""
+    return f"test_{metric}_{fold}" if fold is not None else f"test_{metric}_{stat}"
+
+
+def val_metric(metric: str, fold: str | None = None) -> str:
+    """Name of a validation metric: `val_uar_mean` (over folds) or one fold's `val_uar_<fold>`."""
+    return f"val_{metric}_{fold}" if fold is not None else f"val_{metric}_mean"
+
+
+@dataclass(frozen=True)
+class ResultTags:
+    """The tags every parent run carries; the report groups, ranks and labels results by them."""
+
+    dataset: str
+    method: str
+    family: str
+    modalities: str
+    protocol: str
+    speaker_independent: str
+    features: str
+    feature_failures: str
+    headline_metric: str
+    selection_metric: str
+    setting: str  # hash of everything that makes two results comparable (see `evaluation_setting`)
+    setting_label: str  # the same in words, for section headers
+    fingerprint: str  # hash of everything that determines this one result (reuse key)
+    git_commit: str = "unknown"
+
+    _RENAMED = {"setting": SETTING_TAG, "setting_label": SETTING_LABEL_TAG, "fingerprint": FINGERPRINT_TAG}
+
+    def to_tags(self) -> dict[str, str]:
+        tags = {self._RENAMED.get(k, k): str(v) for k, v in asdict(self).items()}
+        return {**tags, ROLE_TAG: PARENT}
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> ResultTags:
+        """Read back from a run's tags; runs written before a tag existed get "" for it."""
+        return cls(**{f.name: str(tags.get(cls._RENAMED.get(f.name, f.name), "")) for f in fields(cls)})
+
+
+def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[str, str], trials: int,
+                       preset: str, speaker_norm: bool, refit: str) -> tuple[dict[str, Any], str]:
+    """What two results must share to be ranked in one table, as (record, words).
+
+    `features` maps modality -> "extractor:cache-key" (the key covers the extractor options and the corpus), so a
+    different eGeMAPS variant is a different setting; the method's own hyperparameters are not part of it.
+    """
+    record = {"evaluation": evaluation_digest, "protocol": protocol, "features": dict(sorted(features.items())),
+              "trials": trials, "preset": preset, "speaker_norm": speaker_norm, "refit": refit}
+    feature_words = ", ".join(f"{m}={k}" for m, k in sorted(features.items())) or "none"
+    words = (f"{protocol}; features {feature_words}; {trials} trials; preset {preset}; "
+             f"speaker-norm {'on' if speaker_norm else 'off'}; refit {refit}")
+    return record, words
+
+
+@dataclass
+class TrialRecord:
+    """One sampled configuration of a (method, dataset): its validation scores on every fold."""
+
+    number: int
+    config: dict[str, Any]
+    val_by_fold: dict[str, dict[str, float]]  # fold -> metric -> value
+    notes_by_fold: dict[str, dict[str, float]] = field(default_factory=dict)  # epochs run, early stop...
+
+    @property
+    def val_mean(self) -> dict[str, float]:
+        return {m: float(np.mean([s[m] for s in self.val_by_fold.values()])) for m in HEADLINE_METRICS}
+
+
+@dataclass
+class MethodOutcome:
+    """The tested result of one (method, dataset): the chosen configuration and its per-fold test scores."""
+
+    method: str
+    dataset: str
+    selection_metric: str
+    best_config: dict[str, Any]
+    trials: list[TrialRecord]
+    fold_names: list[str]
+    fold_scores: list[Scores]
+    predictions: pd.DataFrame  # fold, clip_id, group, y_true, y_pred, p_<class>...
+    notes: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    refit: bool = False
+
+    def summary(self) -> dict[str, float]:
+        return summarise_folds(self.fold_scores)
+
+    def pooled_confusion(self) -> np.ndarray:
+        return np.sum([s.confusion for s in self.fold_scores], axis=0)
+
+    def pooled_scores(self, classes: list[str]) -> Scores:
+        return scores_from_confusion(self.pooled_confusion(), classes)
+
+    def best_trial(self) -> TrialRecord:
+        return max(self.trials, key=lambda t: t.val_mean[self.selection_metric])
