@@ -23,6 +23,12 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("audio_path", "video_path", "text", "sessio
 MODALITY_SOURCE = {"audio": ("audio_path", "video_path"), "video": ("video_path",), "text": ("text",)}
 
 
+def unsafe_clip_id(clip_id: str) -> bool:
+    """Whether a clip id could act as a path outside a directory: absolute, or with a `..` component."""
+    parts = clip_id.replace("\\", "/").split("/")
+    return clip_id.startswith(("/", "\\")) or ".." in parts
+
+
 class ManifestError(ValueError):
     """A manifest that breaks the schema; the message names the dataset and the fix."""
 
@@ -35,6 +41,9 @@ class Manifest:
               `root`), text, session, split, video_start/video_end (SEGMENT_COLUMNS) and any extra columns
               (intensity, gender, ...).
     problems: files or rows that could not be turned into clips, with the reason: reported, never dropped.
+
+    A manifest is immutable once built: `fingerprint()` is computed on first use and cached (it stats every
+    media file). Build a new Manifest (e.g. `dataclasses.replace`) rather than editing `table` in place.
     """
 
     dataset: str
@@ -48,7 +57,24 @@ class Manifest:
         for column in OPTIONAL_COLUMNS:
             if column not in self.table:
                 self.table[column] = None
+        self._fingerprint: str | None = None
+        self._reject_unsafe_ids()
         self.validate()
+
+    def _reject_unsafe_ids(self) -> None:
+        """Move rows whose clip id could name a path outside a store or cache directory (an absolute id, a `..`
+        component) to `problems`: ids key feature shards, face-crop caches and clip caches."""
+        if self.table.empty or "clip_id" not in self.table:
+            return
+        unsafe = self.table["clip_id"].astype(str).map(unsafe_clip_id)
+        if not unsafe.any():
+            return
+        rejected = [(clip_id, f"clip id {clip_id!r} contains '..' or starts with '/'; the row is not a clip "
+                              "(fix the corpus metadata or the card's clip_id template)")
+                    for clip_id in self.table.loc[unsafe, "clip_id"].astype(str)]
+        self.table = self.table.loc[~unsafe].reset_index(drop=True)
+        self.problems = pd.concat([self.problems, pd.DataFrame(rejected, columns=["path", "reason"])],
+                                  ignore_index=True)
 
     def validate(self) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in self.table]
@@ -93,8 +119,14 @@ class Manifest:
 
         Ids, media paths (relative, so moving the corpus keeps its caches), each media file's size (so media
         replaced in place are extracted again), transcripts and segment bounds. Bounds count only when some
-        clip has one, so manifests without segments are keyed as before bounds existed.
+        clip has one, so manifests without segments are keyed as before bounds existed. Computed once per
+        manifest (a run asks three to five times; each computation stats every media file).
         """
+        if self._fingerprint is None:
+            self._fingerprint = self._compute_fingerprint()
+        return self._fingerprint
+
+    def _compute_fingerprint(self) -> str:
         columns = ["clip_id", "audio_path", "video_path", "text"]
         columns += [c for c in SEGMENT_COLUMNS
                     if (self.table[c].notna() & (self.table[c].astype(str) != "")).any()]

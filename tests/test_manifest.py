@@ -37,10 +37,24 @@ def test_save_load_roundtrip_and_fingerprint(tmp_path):
     media = tmp_path / "s0" / "0.wav"
     media.parent.mkdir(parents=True, exist_ok=True)
     media.write_bytes(b"x" * 10)
-    before = manifest.fingerprint()
+    before = _manifest(tmp_path).fingerprint()
     media.write_bytes(b"x" * 20)
-    assert manifest.fingerprint() != before
+    assert _manifest(tmp_path).fingerprint() != before
     assert manifest.modalities() == ["audio"]
+
+
+def test_fingerprint_is_computed_once_per_manifest(tmp_path, monkeypatch):
+    """A run asks for the fingerprint several times; the media files are statted once per manifest."""
+    manifest = _manifest(tmp_path)
+    calls = []
+    original = Manifest._size
+    monkeypatch.setattr(Manifest, "_size", lambda self, relative: calls.append(relative) or original(self, relative))
+    first = manifest.fingerprint()
+    assert len(calls) == 2 * len(manifest)  # audio_path and video_path of every clip
+    assert manifest.fingerprint() == first and len(calls) == 2 * len(manifest)
+    import dataclasses
+
+    assert dataclasses.replace(manifest, dataset="other").fingerprint() != first  # a new manifest computes anew
 
 
 def test_folds_are_stored_and_reused(tmp_path):

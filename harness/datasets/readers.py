@@ -90,6 +90,26 @@ def reject_unknown(config: dict[str, Any], allowed: Iterable[str], where: str) -
         raise CardError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(allowed)}")
 
 
+def outside_root(root: Path, relative: str) -> str | None:
+    """Why a media path would read a file outside the corpus root, or None when it stays inside.
+
+    Scanning must never turn a file elsewhere on the machine into a clip: `harness data verify` and the feature
+    extractors decode whatever the manifest names. Three ways out are refused: an absolute path, a `..`
+    component (a CSV field such as a crafted `Dialogue_ID` can put one into a templated path), and a path inside
+    the root whose symlinks resolve elsewhere. The root itself may be a symlink; it is resolved first.
+    """
+    path = PurePosixPath(relative.replace("\\", "/"))
+    if path.is_absolute() or Path(relative).is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        return f"absolute media path {relative!r}: media must lie inside the corpus root {root}"
+    if ".." in path.parts:
+        return f"media path {relative!r} climbs out with '..': media must lie inside the corpus root {root}"
+    real_root, real = root.resolve(), (root / relative).resolve()
+    if not real.is_relative_to(real_root):
+        return (f"media path {relative!r} resolves through a symlink to {real}, outside the corpus root "
+                f"{real_root}; copy the file into the corpus or point the data directory at its real location")
+    return None
+
+
 def compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
@@ -136,9 +156,14 @@ class FilenameReader(Reader):
         return Record({k: v for k, v in match.groupdict().items() if v is not None}, {role: relative}, relative)
 
     def read_paths(self, paths: Iterable[str]) -> ReadResult:
-        """Parse relative paths without touching the disk (e.g. a published file inventory)."""
+        """Parse relative paths without touching the disk (e.g. a published file inventory); paths that leave
+        the root lexically (absolute, `..`) are problems."""
         records, problems = [], []
         for relative in paths:
+            path = PurePosixPath(relative)
+            if path.is_absolute() or ".." in path.parts:
+                problems.append((relative, "media path leaves the corpus root (absolute or '..'); not a clip"))
+                continue
             role = self.role_of(relative)
             if role is None:
                 problems.append((relative, f"matches none of the card's globs {[g for g, _ in self.files]}"))
@@ -149,11 +174,17 @@ class FilenameReader(Reader):
 
     def read(self, root: Path) -> ReadResult:
         seen: dict[str, str] = {}
+        records, problems = [], []
         for glob, role in self.files:
             for path in sorted(root.glob(glob)):
-                if path.is_file():
-                    seen.setdefault(path.relative_to(root).as_posix(), role)
-        records, problems = [], []
+                if not path.is_file():
+                    continue
+                relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+                reason = outside_root(root, relative)
+                if reason is not None:
+                    problems.append((relative, f"{reason} (not a clip)"))
+                    continue
+                seen.setdefault(relative, role)
         for relative, role in seen.items():
             parsed = self.parse(relative, role)
             (records if isinstance(parsed, Record) else problems).append(parsed)
@@ -243,6 +274,11 @@ class CsvReader(Reader):
                 except KeyError as error:
                     raise CardError(f"{self.where}.tables: media template names column {error} which "
                                     f"{name} lacks; columns are {list(table.columns)}") from None
-                records.append(Record(fields, media, f"{name}:{index + 2}"))
+                source = f"{name}:{index + 2}"
+                escapes = [reason for path in media.values() if (reason := outside_root(root, path))]
+                if escapes:  # a crafted row: none of it becomes a clip
+                    problems.append((source, f"row rejected: {escapes[0]}"))
+                    continue
+                records.append(Record(fields, media, source))
         return ReadResult(records, problems)
 
