@@ -65,3 +65,19 @@ def per_speaker_zscore_sequences(sequences: Sequence[np.ndarray], speakers: Sequ
         for i in rows:
             out[i] = ((np.asarray(sequences[i], dtype=np.float64) - mean) / std).astype(np.float32)
     return out
+
+
+def normalise_by_speaker(pooled: dict[str, np.ndarray], sequences: dict[str, list[np.ndarray]],
+                         available: dict[str, np.ndarray], speakers: Sequence[Hashable]
+                         ) -> tuple[dict[str, np.ndarray], dict[str, list[np.ndarray]]]:
+    """`--speaker-norm` for everything a method may consume: each modality's pooled vectors [N, D] and, where
+    loaded, every frame of its sequences [T_i, D], z-scored per speaker over that speaker's available clips.
+
+    Pooled and sequence statistics are computed separately (a pooled vector is not a frame). Clips whose
+    `available[modality]` is False (placeholder rows) are neither used nor changed, so the flag reaches
+    sequence methods without touching what they must ignore.
+    """
+    normalised_pooled = {m: per_speaker_zscore(x, speakers, available.get(m)) for m, x in pooled.items()}
+    normalised_sequences = {m: per_speaker_zscore_sequences(s, speakers, available.get(m))
+                            for m, s in sequences.items()}
+    return normalised_pooled, normalised_sequences

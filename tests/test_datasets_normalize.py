@@ -44,3 +44,36 @@ def test_sequences_use_all_frames_of_a_speaker():
     np.testing.assert_allclose(frames_a.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(frames_a.std(0), 1, atol=1e-5)
     assert [s.shape for s in z] == [(5, 4), (9, 4), (7, 4), (0, 4)]
+
+
+def test_sequences_per_speaker_mean_zero_std_one_and_unavailable_clips_untouched():
+    rng = np.random.default_rng(2)
+    seqs = [rng.normal(loc, scale, (n, 3)) for loc, scale, n in
+            [(4, 3, 6), (4, 3, 11), (-2, 0.5, 8), (-2, 0.5, 4), (50, 9, 5)]]
+    speakers = ["a", "a", "b", "b", "a"]
+    available = np.array([True, True, True, True, False])  # clip 4: a placeholder that must not count
+    z = per_speaker_zscore_sequences(seqs, speakers, available)
+    for clips in ([0, 1], [2, 3]):
+        frames = np.concatenate([z[i] for i in clips])
+        np.testing.assert_allclose(frames.mean(0), 0, atol=1e-5)
+        np.testing.assert_allclose(frames.std(0), 1, atol=1e-5)
+    np.testing.assert_array_equal(z[4], seqs[4].astype(np.float32))
+    # the unavailable clip did not enter speaker a's statistics
+    np.testing.assert_allclose(per_speaker_zscore_sequences(seqs[:2], speakers[:2])[0], z[0], atol=1e-6)
+
+
+def test_normalise_by_speaker_covers_pooled_and_sequences():
+    from harness.normalize import normalise_by_speaker
+
+    rng = np.random.default_rng(3)
+    speakers = ["a", "a", "a", "b", "b"]
+    pooled = {"audio": rng.normal(2, 3, (5, 4))}
+    sequences = {"audio": [rng.normal(2, 3, (n, 4)) for n in (3, 5, 2, 6, 4)]}
+    available = {"audio": np.array([True, True, False, True, True])}
+    new_pooled, new_sequences = normalise_by_speaker(pooled, sequences, available, speakers)
+    np.testing.assert_allclose(new_pooled["audio"], per_speaker_zscore(pooled["audio"], speakers, available["audio"]))
+    np.testing.assert_array_equal(new_pooled["audio"][2], pooled["audio"][2].astype(np.float32))
+    np.testing.assert_array_equal(new_sequences["audio"][2], sequences["audio"][2].astype(np.float32))
+    frames_b = np.concatenate(new_sequences["audio"][3:])
+    np.testing.assert_allclose(frames_b.mean(0), 0, atol=1e-5)
+    assert not np.allclose(new_sequences["audio"][0], sequences["audio"][0])
