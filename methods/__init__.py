@@ -49,6 +49,29 @@ class MethodSpec:
         space = self.cls.search_space() if self.space is None else self.space
         return {k: v for k, v in space.items() if k not in self.fixed}
 
+    def preset_names(self) -> list[str]:
+        """The presets this variant offers: always "default", plus e.g. "paper" (see `methods.presets`)."""
+        from methods.presets import class_presets
+
+        return list(class_presets(self.cls))
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The hyperparameters preset `name` fixes for this variant (a dict with `.sources` per value and a
+        `.note`); the variant's own fixed values win and are left out. "default" fixes nothing."""
+        from methods.presets import preset_values
+
+        return preset_values(self.cls, self.fixed, name, self.name)
+
+    def with_preset(self, name: str) -> MethodSpec:
+        """This variant with preset `name` fixed: `build()` uses its values and `search_space()` drops them, so
+        a search covers only what the preset leaves open. Named `<variant>@<preset>` (unchanged for default)."""
+        from dataclasses import replace
+
+        values = self.preset(name)
+        if not values and name == "default":
+            return self
+        return replace(self, name=f"{self.name}@{name}", fixed={**values, **self.fixed})
+
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _loaded = False
@@ -76,6 +99,9 @@ def method_names(default_suite_only: bool = False) -> list[str]:
 
 def get_method(name: str) -> MethodSpec:
     _load_all()
+    if "@" in name and name not in _REGISTRY:  # `<variant>@<preset>`, e.g. av-xattn@paper
+        base, preset = name.rsplit("@", 1)
+        return get_method(base).with_preset(preset)
     try:
         return _REGISTRY[name]
     except KeyError:
