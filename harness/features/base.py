@@ -157,6 +157,7 @@ _EXTRACTORS: LazyRegistry[type[Extractor]] = LazyRegistry("extractor", (
     "harness.features.mesh",
     "harness.features.snippets",
     "harness.features.text",
+    "harness.features.corrupted",
 ))
 
 
@@ -177,9 +178,9 @@ def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extracto
 
 
 def option_hint(option: str, value: str) -> str:
-    """How to set an extractor option, for error messages: the syntax differs between the commands."""
-    return (f"set the extractor option {option}={value} (`harness extract --config EXTRACTOR.{option}=...`, "
-            f"`harness run --extractor-config EXTRACTOR.{option}=...`, or extractor_config in a settings file)")
+    """How to set an extractor option, for error messages: one spelling on every command."""
+    return (f"set the extractor option {option}={value} (`--extractor-config EXTRACTOR.{option}=...` on "
+            f"`harness run` or `harness extract`, or extractor_config in a settings file)")
 
 
 def package_identity(distribution: str) -> str:

@@ -1,0 +1,150 @@
+"""Corrupted media: each corruption does what its name says (SNR measured), each level/seed is its own cache
+entry, and a corrupted extraction runs end to end through the feature runner on the built-in corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.features.base import ClipInput, ExtractorConfigError, build_extractor
+from harness.features.corrupted import CORRUPTIONS, snr_db
+
+
+def tone(seconds: float = 1.0, rate: int = 16_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t) + 0.1 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+
+
+def corrupted(corruption: str, level: float, base: str = "egemaps", seed: int = 0, **extra):
+    return build_extractor("corrupted", {"base": base, "corruption": corruption, "level": level, "seed": seed,
+                                         **extra})
+
+
+@pytest.mark.parametrize("level", CORRUPTIONS["white-noise"].levels)
+def test_white_noise_reaches_the_requested_snr(level):
+    clean = tone()
+    noisy = corrupted("white-noise", level).corrupt(ClipInput("c1", audio=clean)).audio
+    assert snr_db(clean, noisy) == pytest.approx(level, abs=0.01)
+
+
+def test_babble_reaches_the_snr_and_never_uses_the_clip_itself(tmp_path):
+    import soundfile as sf
+
+    rate = 16_000
+    paths = []
+    for k, freq in enumerate((150.0, 250.0, 400.0)):
+        t = np.arange(rate // 2) / rate
+        path = tmp_path / f"talker{k}.wav"
+        sf.write(str(path), (0.2 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+        paths.append(str(path))
+    extractor = corrupted("babble", 5.0, noise_paths=paths)
+    clean = tone()
+    noisy = extractor.corrupt(ClipInput("talker0", audio=clean)).audio
+    assert snr_db(clean, noisy) == pytest.approx(5.0, abs=0.01)
+    assert len(extractor.noise_bank(exclude="talker0")) == 2
+    with pytest.raises(ExtractorConfigError, match="noise_paths"):
+        corrupted("babble", 5.0)
+
+
+def test_band_limit_removes_energy_above_the_cutoff():
+    clean = tone()
+    limited = corrupted("band-limit", 1000.0).corrupt(ClipInput("c", audio=clean)).audio
+    spectrum = np.abs(np.fft.rfft(limited))
+    freqs = np.fft.rfftfreq(len(limited), 1 / 16_000)
+    high = spectrum[(freqs > 2900) & (freqs < 3100)].max()
+    low = spectrum[(freqs > 200) & (freqs < 240)].max()
+    assert high < 1e-3 * low
+
+
+def test_video_corruptions():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(8, 64, 64, 3), dtype=np.uint8)
+    clip = ClipInput("v", frames=frames, fps=12.0, video_path="/somewhere/v.mp4")
+    blurred = [corrupted("blur", s, base="frame-grid").corrupt(clip).frames.astype(float).std() for s in (1, 2, 4)]
+    assert frames.std() > blurred[0] > blurred[1] > blurred[2]
+    lower = corrupted("occlude-lower", 0.5, base="frame-grid").corrupt(clip)
+    assert np.all(lower.frames[:, 32:] == 0) and np.array_equal(lower.frames[:, :32], frames[:, :32])
+    assert lower.video_path is None  # the face-crop cache of the clean file is never used
+    upper = corrupted("occlude-upper", 0.25, base="frame-grid").corrupt(clip).frames
+    assert np.all(upper[:, :16] == 0) and np.array_equal(upper[:, 16:], frames[:, 16:])
+    dropped = corrupted("frame-drop", 0.5, base="frame-grid").corrupt(clip).frames
+    repeats = sum(np.array_equal(dropped[i], dropped[i - 1]) for i in range(1, 8))
+    assert repeats == round(0.5 * 7) and np.array_equal(dropped[0], frames[0])
+
+
+def test_word_dropout_removes_the_stated_share_and_keeps_order():
+    clip = ClipInput("t", text="one two three four five six seven eight nine ten")
+    out = corrupted("word-dropout", 0.3, base="minilm").corrupt(clip).text.split()
+    assert len(out) == 7 and out == [w for w in clip.text.split() if w in out]
+
+
+def test_corruption_must_match_an_input_of_the_base_extractor():
+    with pytest.raises(ExtractorConfigError, match="degrades video"):
+        corrupted("blur", 1.0, base="egemaps")
+    with pytest.raises(ExtractorConfigError, match="unknown corruption"):
+        corrupted("rain", 1.0)
+    with pytest.raises(ExtractorConfigError, match="base=EXTRACTOR"):
+        build_extractor("corrupted", {"corruption": "blur"})
+
+
+def test_cache_key_differs_per_level_and_seed_and_not_per_spelling():
+    keys = {(level, seed): corrupted("white-noise", level, seed=seed).cache_key("m")
+            for level in (20, 10) for seed in (0, 1)}
+    assert len(set(keys.values())) == 4
+    assert corrupted("white-noise", 10, seed=0).cache_key("m") == corrupted(
+        "white-noise", 10.0, seed=0, base_config={"sample_rate": 16_000}).cache_key("m")
+    assert corrupted("white-noise", 10).cache_key("m") != build_extractor("egemaps").cache_key("m")
+    assert corrupted("white-noise", 10).cache_key("m") != corrupted("babble", 10, noise_paths=["x.wav"]).cache_key("m")
+
+
+def test_noise_is_seeded_per_clip():
+    clean = tone(0.25)
+    extractor = corrupted("white-noise", 10.0, seed=3)
+    first = extractor.corrupt(ClipInput("a", audio=clean)).audio
+    assert np.array_equal(first, extractor.corrupt(ClipInput("a", audio=clean)).audio)
+    assert not np.array_equal(first, extractor.corrupt(ClipInput("b", audio=clean)).audio)
+
+
+def _subset(root, n: int):
+    from harness.datasets.synthetic import scan
+    from harness.manifest import Manifest
+
+    manifest = scan(root)
+    return Manifest(manifest.dataset, manifest.root, manifest.classes, manifest.table.iloc[:n].copy())
+
+
+def test_corrupted_extraction_end_to_end_is_cached_per_level(small_synthetic, tmp_path):
+    from harness.features.runner import extract
+    from harness.features.store import FeatureStore
+
+    manifest = _subset(small_synthetic, 6)
+    store = FeatureStore(str(tmp_path / "store"))
+    clean = extract(manifest, "frame-grid", store, executor="local", verbose=False)
+    results = {}
+    for sigma in (1.0, 4.0):
+        config = {"base": "frame-grid", "corruption": "blur", "level": sigma, "seed": 0}
+        results[sigma] = extract(manifest, "corrupted", store, config, executor="local", verbose=False)
+        assert results[sigma].n_extracted_now == 6 and results[sigma].n_failed == 0
+    assert results[1.0].key != results[4.0].key
+    assert results[1.0].stored.pooled.shape == clean.stored.pooled.shape
+    # blur flattens the grid: the per-frame spread of cells (pooled second half = std over frames) shrinks
+    distance = [np.abs(results[s].stored.pooled - clean.stored.pooled).mean() for s in (1.0, 4.0)]
+    assert 0 < distance[0] < distance[1]
+    again = extract(manifest, "corrupted", store, {"base": "frame-grid", "corruption": "blur", "level": 1.0},
+                    executor="local", verbose=False)
+    assert again.cached and again.key == results[1.0].key
+
+
+@pytest.mark.slow
+def test_corrupted_audio_extraction_on_ray(small_synthetic, tmp_path, ray_session):
+    from harness.features.runner import extract
+    from harness.features.store import FeatureStore
+
+    manifest = _subset(small_synthetic, 8)
+    store = FeatureStore(str(tmp_path / "store"))
+    clean = extract(manifest, "egemaps", store, verbose=False)
+    noisy = extract(manifest, "corrupted", store, {"base": "egemaps", "corruption": "white-noise", "level": 0.0},
+                    verbose=False)
+    assert noisy.n_extracted_now == 8 and noisy.n_failed == 0 and not noisy.cached
+    assert noisy.stored.pooled.shape == clean.stored.pooled.shape
+    assert not np.allclose(noisy.stored.pooled, clean.stored.pooled)
