@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from harness.cli import build_parser
 from harness.datasets.synthetic import SyntheticConfig, generate, scan
 from harness.features import commands
 from harness.features.imports import ImportFormatError, import_features
@@ -91,8 +91,7 @@ def test_pickle_and_name_clashes_are_refused(manifest, tmp_path: Path) -> None:
 
 def test_cli_import_list_and_config_parsing(manifest, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("HARNESS_DATA_SYNTHETIC", str(manifest.root))
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     np.savez(tmp_path / "mine.npz", clip_id=np.array(manifest.ids), pooled=np.ones((8, 3)))
     store = str(tmp_path / "store")
     args = parser.parse_args(["features", "import", "--dataset", "synthetic", "--name", "mine", "--store", store,
@@ -110,3 +109,54 @@ def test_cli_import_list_and_config_parsing(manifest, tmp_path: Path, monkeypatc
                                                               "hubert": {"layer": 6}}
     with pytest.raises(ValueError, match="not one of the --extractor"):
         commands.parse_configs(["x.y=1"], ["wav2vec2"])
+
+
+def _without_video(manifest):
+    """The same clips with no video media at all (as when only feature files were shared)."""
+    import dataclasses
+
+    table = manifest.table.copy()
+    table["video_path"] = None
+    return dataclasses.replace(manifest, dataset="synthetic-novideo", table=table)
+
+
+def test_imported_modalities_make_a_modality_without_media(manifest, tmp_path: Path) -> None:
+    from harness.features.imports import imported_modalities
+
+    novideo = _without_video(manifest)
+    assert "video" not in novideo.modalities()
+    store = FeatureStore(str(tmp_path / "store"))
+    assert imported_modalities(novideo, store, {"video": "openface"}) == {}
+    au = pd.DataFrame([{"clip_id": c, "frame": f, "AU01_r": f * 0.5, "AU12_r": 1.0}
+                       for c in novideo.ids[:7] for f in (1, 2)])
+    au.to_csv(tmp_path / "au.csv", index=False)
+    report = import_features(novideo, "openface", tmp_path / "au.csv", store, modality="video")
+    assert report.missing_ids == novideo.ids[7:]
+    assert imported_modalities(novideo, store, {"video": "openface", "audio": "egemaps"}) == {"video": "openface"}
+    assert imported_modalities(novideo, store) == {"video": "openface"}
+    # imports belong to one manifest: the manifest with video media has none
+    assert imported_modalities(manifest, store) == {}
+    with pytest.raises(ValueError, match=r"imported as video .* --modality audio"):
+        imported_modalities(novideo, store, {"audio": "openface"})
+    # a clip the import lacked is a failure row, so availability masks mark it missing
+    stored, _ = load_features(novideo, "openface", store)
+    assert set(stored.ids) == set(novideo.ids[:7])
+    assert stored.failures["clip_id"].tolist() == novideo.ids[7:]
+
+
+def test_imports_with_no_clips_duplicates_or_overlong_lengths_are_refused(manifest, tmp_path: Path) -> None:
+    store = FeatureStore(str(tmp_path / "store"))
+    np.savez(tmp_path / "good.npz", clip_id=np.array(manifest.ids), pooled=np.ones((8, 2)))
+    import_features(manifest, "feats", tmp_path / "good.npz", store)
+    np.savez(tmp_path / "empty.npz", clip_id=np.array(["nope-1", "nope-2"]), pooled=np.ones((2, 2)))
+    with pytest.raises(ImportFormatError, match="no clip could be imported.*nothing was stored"):
+        import_features(manifest, "feats", tmp_path / "empty.npz", store)
+    stored, _ = load_features(manifest, "feats", store)  # the good import is still the one found
+    assert len(stored.ids) == 8
+    np.savez(tmp_path / "dup.npz", clip_id=np.array([manifest.ids[0]] * 2), pooled=np.ones((2, 2)))
+    with pytest.raises(ImportFormatError, match="more than once"):
+        import_features(manifest, "dup", tmp_path / "dup.npz", store)
+    np.savez(tmp_path / "long.npz", clip_id=np.array(manifest.ids[:2]), sequence=np.ones((2, 3, 2)),
+             lengths=np.array([3, 5]))
+    with pytest.raises(ImportFormatError, match="lengths <= 3"):
+        import_features(manifest, "long", tmp_path / "long.npz", store)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,12 +75,20 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[s
         raise ImportFormatError(f"{path}: needs a `clip_id` array (and `pooled` [N, D] or `sequence` + "
                                 f"`lengths`); it has {sorted(data)}")
     ids = [str(i) for i in data["clip_id"].tolist()]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+    if duplicated:
+        raise ImportFormatError(f"{path}: clip ids occur more than once, e.g. {duplicated[:5]}; an NPZ holds one "
+                                "entry per clip (for several frames per clip use `sequence` + `lengths`)")
     if "sequence" in data:
         if "lengths" not in data or len(data["lengths"]) != len(ids):
             raise ImportFormatError(f"{path}: `sequence` needs `lengths` with one entry per clip_id")
         lengths = data["lengths"].astype(int)
         seq = data["sequence"]
         if seq.ndim == 3:
+            if len(seq) != len(ids) or (lengths > seq.shape[1]).any() or (lengths < 0).any():
+                raise ImportFormatError(f"{path}: padded `sequence` {seq.shape} needs one row per clip_id "
+                                        f"({len(ids)}) and 0 <= lengths <= {seq.shape[1]}; the largest length "
+                                        f"is {lengths.max()}")
             parts = [seq[i, :n] for i, n in enumerate(lengths)]
         elif seq.ndim == 2 and lengths.sum() == len(seq):
             parts = np.split(seq, np.cumsum(lengths)[:-1])
@@ -162,6 +171,11 @@ def import_features(manifest: Manifest, name: str, path: str | Path, store: Feat
             continue
         ids.append(clip_id)
         features.append(Features(sequence=seq, pooled=seq.mean(axis=0)))
+    if not ids:  # storing it would make an empty import the newest under this name, hiding a good one
+        raise ImportFormatError(
+            f"{path}: no clip could be imported into {manifest.dataset} ({len(report.unknown_ids)} ids not in the "
+            f"manifest, e.g. {report.unknown_ids[:3]}; {len(report.bad_rows)} rejected rows); nothing was stored. "
+            f"The clip_id values must be the manifest's (`harness data scan {manifest.dataset}` lists them)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     key = imported_key(manifest, digest)
     entry = store.entry(manifest.dataset, name, key)
@@ -185,3 +199,44 @@ def find_imported(manifest: Manifest, name: str, store: FeatureStore) -> tuple[s
         return None
     entry = max(matches, key=lambda e: e.get("imported_at", 0))["entry"]
     return entry, entry.rsplit("/", 1)[-1]
+
+
+def imported_modalities(manifest: Manifest, store: FeatureStore,
+                        features: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{modality: feature name} for the modalities that imported features supply for exactly this manifest.
+
+    A modality can come from imported features alone (OpenFace action units for a corpus whose videos are not
+    on disk), so the pipeline adds these to the modalities it finds in the manifest's media.
+
+    features: the run's modality -> feature-name choice (`--features video=NAME`). When given, a modality is
+              returned when its chosen name is an import of this manifest (built-in extractor names never
+              are); an import declared for another modality (`features import --modality`) is an error
+              naming both. When None, every import that declared a modality counts, the newest per modality.
+    """
+    from harness.features.base import extractor_names
+
+    imports = [e for e in store.entries() if e.get("imported") and e.get("dataset") == manifest.dataset
+               and e.get("manifest") == manifest.fingerprint()]
+    if features is None:
+        newest: dict[str, dict] = {}
+        for spec in imports:
+            modality = spec.get("modality")
+            if modality and spec.get("imported_at", 0) >= newest.get(modality, {}).get("imported_at", 0):
+                newest[modality] = spec
+        return {modality: spec["extractor"] for modality, spec in sorted(newest.items())}
+    found: dict[str, str] = {}
+    builtin = set(extractor_names())
+    for modality, name in features.items():
+        if name in builtin:
+            continue
+        matches = [e for e in imports if e.get("extractor") == name]
+        if not matches:
+            continue
+        declared = max(matches, key=lambda e: e.get("imported_at", 0)).get("modality")
+        if declared and declared != modality:
+            raise ValueError(f"imported features {name!r} of {manifest.dataset} were imported as {declared} "
+                             f"(`harness features import --modality {declared}`), but the run uses them for "
+                             f"{modality}; use {declared}={name}, or import the file again with --modality "
+                             f"{modality}")
+        found[modality] = name
+    return found
