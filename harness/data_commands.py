@@ -1,13 +1,13 @@
 """`harness data list | scan NAME | verify NAME | fetch NAME`: find, read, check and download corpora.
 
-Data folders come from `Settings`: `<data_root>/<name>` unless overridden per dataset by `--data-dir`, the
-environment (`HARNESS_DATA_<NAME>`, e.g. HARNESS_DATA_CREMA_D) or a config. Manifests are written to the
-workspace, where `harness run` reads them.
+Data folders come from `Settings`: `<data_root>/<name>` unless overridden per dataset by `--data-dir NAME=PATH`,
+the environment (`HARNESS_DATA_<NAME>`, e.g. HARNESS_DATA_CREMA_D) or a settings file. Manifests are written to
+the workspace, where `harness run` reads them. The flags are parsed in `harness.cli.data`; these functions take
+resolved settings and return the exit status.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,52 +18,6 @@ from harness.datasets import DatasetSpec, dataset_names, get_dataset
 from harness.manifest import Manifest
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `data` command and its sub-commands to a CLI's subparsers."""
-    data = subparsers.add_parser("data", help="list, scan, verify and fetch corpora",
-                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = data.add_subparsers(dest="data_command", metavar="{list,scan,verify,fetch}", required=True)
-
-    def common(parser: argparse.ArgumentParser, named: bool = True) -> None:
-        # SUPPRESS: never overwrite the same options given to a parent parser.
-        parser.add_argument("--data-root", type=Path, default=argparse.SUPPRESS,
-                            help="folder holding <name>/ for every corpus (default: datasets, or $HARNESS_DATA_ROOT)")
-        parser.add_argument("--workspace", type=Path, default=argparse.SUPPRESS,
-                            help="where manifests are written (default: .harness, or $HARNESS_WORKSPACE)")
-        if named:
-            parser.add_argument("name", help="dataset name (see `harness data list`)")
-            parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
-                                help="this dataset's folder (overrides <data-root>/<name> and $HARNESS_DATA_<NAME>)")
-
-    listing = commands.add_parser("list", help="the dataset cards, where each corpus is looked for, found or not")
-    common(listing, named=False)
-    listing.set_defaults(func=cmd_list)
-
-    scan = commands.add_parser("scan", help="build the manifest; print counts per class, speaker, split; "
-                                            "list problems")
-    common(scan)
-    scan.add_argument("--target", default=None, help="an alternative label set the card defines")
-    scan.set_defaults(func=cmd_scan)
-
-    verify = commands.add_parser("verify", help="check that files are present, decodable and match checksums")
-    common(verify)
-    verify.add_argument("--no-decode", action="store_true", help="check presence and checksums only")
-    verify.add_argument("--limit", type=int, default=None, help="decode at most this many clips")
-    verify.set_defaults(func=cmd_verify)
-
-    fetch = commands.add_parser("fetch", help="download (resumably), check and extract a corpus with a public URL")
-    common(fetch)
-    fetch.add_argument("--mirror", default=None, help="base URL to fetch the card's archive names from instead")
-    fetch.set_defaults(func=cmd_fetch)
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    overrides = {"data_root": getattr(args, "data_root", None), "workspace": getattr(args, "workspace", None)}
-    if getattr(args, "data_dir", None) is not None:
-        overrides["data_dirs"] = {args.name: args.data_dir}
-    return Settings.from_env(**overrides)
-
-
 def _how_to_obtain(spec: DatasetSpec) -> str:
     if any(a.get("url") for a in spec.obtain.get("archives", [])):
         return f"harness data fetch {spec.name}"
@@ -72,8 +26,7 @@ def _how_to_obtain(spec: DatasetSpec) -> str:
     return f"by hand: {spec.homepage or spec.source}"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+def cmd_list(settings: Settings) -> int:
     rows = []
     for name in dataset_names():
         spec = get_dataset(name)
@@ -125,12 +78,11 @@ def report_problems(manifest: Manifest, limit: int = 30, where: Path | None = No
         print(f"... {len(problems) - limit} more", file=stream)
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    spec = get_dataset(args.name)
-    root = settings.data_dir(args.name)
+def cmd_scan(settings: Settings, name: str, target: str | None = None) -> int:
+    spec = get_dataset(name)
+    root = settings.data_dir(name)
     try:
-        manifest = _scan(spec, root, args.target)
+        manifest = _scan(spec, root, target)
     except (FileNotFoundError, KeyError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 1
@@ -180,12 +132,11 @@ def _probe_video(path: Path) -> None:
         raise ValueError(f"{path}: {error or 'no video frames'}") from error
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(settings: Settings, name: str, decode: bool = True, limit: int | None = None) -> int:
     from harness.datasets.fetch import DOWNLOADS, sha256_of
 
-    settings = settings_from(args)
-    spec = get_dataset(args.name)
-    root = settings.data_dir(args.name)
+    spec = get_dataset(name)
+    root = settings.data_dir(name)
     try:
         manifest = _scan(spec, root)
     except FileNotFoundError as error:
@@ -203,12 +154,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         elif sha256_of(path) != expected:
             failures.append((relative, f"SHA-256 mismatch (expected {expected})"))
     decoded = 0
-    if not args.no_decode:
-        rows = manifest.table if args.limit is None else manifest.table.head(args.limit)
+    if decode:
+        rows = manifest.table if limit is None else manifest.table.head(limit)
         for _, row in rows.iterrows():
             failures += _decode(manifest, row)
             decoded += 1
-    print(f"{args.name}: {len(manifest)} clips, {decoded} decoded, {len(checksums)} checksums checked")
+    print(f"{name}: {len(manifest)} clips, {decoded} decoded, {len(checksums)} checksums checked")
     if not failures:
         print("verify: OK")
         return 0
@@ -221,19 +172,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
-def cmd_fetch(args: argparse.Namespace) -> int:
+def cmd_fetch(settings: Settings, name: str, mirror: str | None = None) -> int:
     from harness.datasets.fetch import FetchError, fetch
 
-    settings = settings_from(args)
-    spec = get_dataset(args.name)
-    root = settings.data_dir(args.name)
+    spec = get_dataset(name)
+    root = settings.data_dir(name)
     try:
-        fetch(spec, root, mirror=args.mirror)
+        fetch(spec, root, mirror=mirror)
     except FetchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     found = spec.is_present(root)
-    print(f"{args.name}: fetched into {root}; " + (f"now run `harness data scan {args.name}`" if found else
+    print(f"{name}: fetched into {root}; " + (f"now run `harness data scan {name}`" if found else
                                                    "but the card's `present` paths are still missing: check "
                                                    "the layout"))
     return 0 if found else 1

@@ -58,3 +58,109 @@ def test_cluster_config_passes_ray_validation():
     from ray.autoscaler._private.util import fillout_defaults, validate_config
 
     validate_config(fillout_defaults(yaml.safe_load((REPO / "cluster.yaml").read_text())))
+
+
+def _commands(parser=None, prefix=()):
+    """Every leaf command of the CLI as (words, its parser)."""
+    import argparse
+
+    from harness.cli import build_parser
+
+    parser = parser or build_parser()
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(prefix, parser)]
+    return [leaf for name, child in subs[0].choices.items() for leaf in _commands(child, (*prefix, name))]
+
+
+def test_argparse_is_imported_only_by_the_cli_package():
+    """Flags are parsed in one place; nothing imports the CLI back (no hidden cycles through importlib)."""
+    import ast
+
+    offenders = []
+    for path in [*(REPO / "harness").rglob("*.py"), *(REPO / "methods").rglob("*.py")]:
+        if path.parent.name == "cli" and path.parent.parent.name == "harness":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            if any(m == "argparse" or m == "harness.cli" or m.startswith("harness.cli.") for m in modules):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_every_command_takes_the_same_settings_flags():
+    shared = {"--config", "--data-root", "--data-dir", "--workspace", "--feature-store", "--extractor-config",
+              "--tracking-uri", "--experiment"}
+    leaves = _commands()
+    assert {" ".join(words) for words, _ in leaves} >= {"run", "report", "list", "data list", "data scan",
+                                                        "extract", "features import", "e2e"}
+    for words, parser in leaves:
+        flags = {flag for action in parser._actions for flag in action.option_strings}
+        assert shared <= flags, f"harness {' '.join(words)} lacks {sorted(shared - flags)}"
+
+
+def test_help_texts_name_only_commands_that_exist():
+    import re
+
+    leaves = [words for words, _ in _commands()]
+    grouped = {words[0] for words in leaves if len(words) > 1}  # data, features: the next word is a command too
+    for words, parser in _commands():
+        text = parser.format_help() + " ".join(a.help or "" for a in parser._actions)
+        for mentioned in re.findall(r"`harness ([a-z0-9-]+(?: [a-z0-9-]+)?)", text):
+            named = tuple(mentioned.split()[:2 if mentioned.split()[0] in grouped else 1])
+            assert named in leaves, f"harness {' '.join(words)} --help mentions `harness {mentioned}`: no such command"
+
+
+def test_run_flags_reach_the_search_settings():
+    from harness.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args([
+        "run", "--all", "--scheduler", "asha", "--time-budget", "90", "--gpus-per-trial", "0.5", "--refit", "never",
+        "--tune-storage", "s3://bucket/tune", "--preset", "paper", "--protocol", "ravdess=ten-fold",
+        "--protocol", "crema-d=ten-fold"])
+    settings = settings_from_args(args)
+    assert (settings.scheduler, settings.time_budget_s, settings.gpus_per_trial) == ("asha", 90.0, 0.5)
+    assert (settings.refit, settings.tune_storage, settings.preset) == ("never", "s3://bucket/tune", "paper")
+    assert settings.protocols == {"ravdess": "ten-fold", "crema-d": "ten-fold"}
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "--all", "--gpus-per-trial", "0"], "gpus_per_trial must be in (0, 8]"),
+    (["run", "--all", "--protocol", "ravdess"], "--protocol expects NAME=VALUE"),
+    (["data", "scan", "no-such-corpus"], "unknown dataset 'no-such-corpus'"),
+    (["data", "list", "--data-dir", "/only/a/path"], "--data-dir expects DATASET=PATH"),
+])
+def test_usage_errors_share_one_path(argv, fragment, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and err.startswith(f"harness {argv[0]}")
+
+
+def test_data_commands_take_named_data_dirs_and_keep_the_old_spelling(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HARNESS_DATA_ROOT", raising=False)
+    assert main(["data", "list", "--data-dir", f"emodb={tmp_path / 'emo'}"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("emodb "))
+    assert str(tmp_path / "emo") in line
+    assert main(["data", "scan", "iemocap", "--data-dir", str(tmp_path / "iemo"), "--workspace",
+                 str(tmp_path / "ws")]) == 1  # absent, but looked for where the old spelling said
+    err = capsys.readouterr().err
+    assert "--data-dir PATH is deprecated" in err and "--data-dir iemocap=PATH" in err
+    assert str(tmp_path / "iemo") in err
+
+
+def test_extract_reads_the_settings_file_and_keeps_the_old_option_spelling(tmp_path, capsys):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f"extractor_config:\n  wav2vec2: {{checkpoint: {tmp_path / 'from-file'}}}\n")
+    assert main(["extract", "--dataset", "synthetic", "--extractor", "wav2vec2", "--config", str(settings),
+                 "--workspace", str(tmp_path / "ws")]) == 2  # the file's checkpoint is checked before any work
+    assert "from-file" in capsys.readouterr().err
+    assert main(["extract", "--dataset", "synthetic", "--extractor", "wav2vec2", "--config", str(settings),
+                 "--config", f"checkpoint={tmp_path / 'from-flag'}", "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "from-flag" in err and "--config [EXTRACTOR.]KEY=VALUE is deprecated" in err
+    assert "--extractor-config EXTRACTOR.KEY=VALUE" in err

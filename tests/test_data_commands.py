@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.server
 import io
@@ -13,14 +12,12 @@ import pytest
 from fixtures.corpora import REAL_DATA, ravdess_tree, touch, write_wav
 
 import harness.datasets as registry
-from harness.data_commands import register
+from harness.cli import build_parser
 from harness.datasets.cards import register_card_dir
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="harness")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
+    args = build_parser().parse_args(list(argv))
     return args.func(args)
 
 

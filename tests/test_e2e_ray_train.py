@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -59,11 +58,9 @@ def _printed_result(out: str) -> dict:
 
 
 def _cli(argv: list[str]) -> int:
-    from harness.e2e.commands import register
+    from harness.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -2,57 +2,26 @@
 
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
+
+The flags are parsed in `harness.cli.e2e`; `cmd_e2e` takes the resolved settings and the parsed options.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
+from typing import Any
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("e2e", help="end-to-end A-V cross-attention training on Ray Train (DDP)",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from harness.cli import add_settings_flags
-
-    add_settings_flags(parser)
-    parser.add_argument("--dataset", default="synthetic", help="a dataset with audio and video (default: synthetic)")
-    parser.add_argument("--fold", type=int, default=0, help="which fold of the dataset's protocol (default: 0)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="Ray Train workers (default: one per GPU, else 2 CPU workers)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--backbone", choices=("tiny", "resnet"), default="tiny",
-                        help="tiny CNNs (CPU smoke runs) or torchvision r3d_18 + resnet18 (the paper's setting)")
-    parser.add_argument("--video-weights", help="local state_dict file for r3d_18 (e.g. Kinetics-400)")
-    parser.add_argument("--audio-weights", help="local state_dict file for resnet18 (e.g. ImageNet)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--m-prime", type=int, default=None, help="fusion width m' (default: 32 tiny, 512 resnet)")
-    parser.add_argument("--frame-size", type=int, default=None, help="frame side (default: 32 tiny, 112 resnet)")
-    parser.add_argument("--frames-per-snippet", type=int, default=None, help="default: 4 tiny, 16 resnet")
-    parser.add_argument("--no-augment", action="store_true", help="disable random crop / flip / brightness")
-    parser.add_argument("--run-name", help="Ray Train run name (default: e2e-<dataset>-fold<k>-<backbone>)")
-    parser.add_argument("--storage", type=Path, help="where runs and checkpoints go (default: <workspace>/e2e)")
-    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
-                        help="continue from a checkpoint folder, or the run's latest one when no path is given")
-    parser.add_argument("--cpu", action="store_true", help="CPU workers even when GPUs are present")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray instance")
-    parser.add_argument("--address", help="an existing Ray cluster")
-    parser.set_defaults(func=cmd_e2e)
-
-
-def cmd_e2e(args: argparse.Namespace) -> int:
+def cmd_e2e(settings: Any, args: Any) -> int:
+    """Train one fold end to end; `args` holds the options `harness.cli.e2e` defines (dataset, fold, epochs...)."""
     import torch
 
-    from harness.cli import settings_from_args
     from harness.datasets import get_dataset
     from harness.e2e.clips import ClipSettings, build_clip_cache
     from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e
     from harness.pipeline import init_ray, load_manifest, locate_dataset, log
     from harness.protocols import load_or_make_folds
 
-    settings = settings_from_args(args)
     spec = get_dataset(args.dataset)
     if not {"audio", "video"} <= set(spec.modalities):
         log(f"[e2e] {spec.name} has no audio+video; the end-to-end mode needs both")

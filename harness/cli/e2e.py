@@ -1,0 +1,47 @@
+"""`harness e2e`: train the A-V cross-attention method end to end from decoded clips on Ray Train.
+
+Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
+Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.cli.common import add_ray_flags, add_settings_flags, settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("e2e", help="end-to-end A-V cross-attention training on Ray Train (DDP)",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="synthetic", help="a dataset with audio and video (default: synthetic)")
+    parser.add_argument("--fold", type=int, default=0, help="which fold of the dataset's protocol (default: 0)")
+    parser.add_argument("--seed", type=int, help="seed for training (default 0)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="Ray Train workers (default: one per GPU, else 2 CPU workers)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--backbone", choices=("tiny", "resnet"), default="tiny",
+                        help="tiny CNNs (CPU smoke runs) or torchvision r3d_18 + resnet18 (the paper's setting)")
+    parser.add_argument("--video-weights", help="local state_dict file for r3d_18 (e.g. Kinetics-400)")
+    parser.add_argument("--audio-weights", help="local state_dict file for resnet18 (e.g. ImageNet)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--m-prime", type=int, default=None, help="fusion width m' (default: 32 tiny, 512 resnet)")
+    parser.add_argument("--frame-size", type=int, default=None, help="frame side (default: 32 tiny, 112 resnet)")
+    parser.add_argument("--frames-per-snippet", type=int, default=None, help="default: 4 tiny, 16 resnet")
+    parser.add_argument("--no-augment", action="store_true", help="disable random crop / flip / brightness")
+    parser.add_argument("--run-name", help="Ray Train run name (default: e2e-<dataset>-fold<k>-<backbone>)")
+    parser.add_argument("--storage", type=Path, help="where runs and checkpoints go (default: <workspace>/e2e)")
+    parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                        help="continue from a checkpoint folder, or the run's latest one when no path is given")
+    parser.add_argument("--cpu", action="store_true", help="CPU workers even when GPUs are present")
+    add_ray_flags(parser)
+    add_settings_flags(parser)
+    parser.set_defaults(func=cmd_e2e)
+
+
+def cmd_e2e(args: argparse.Namespace) -> int:
+    from harness.e2e.commands import cmd_e2e as train_end_to_end
+
+    return train_end_to_end(settings_from_args(args), args)

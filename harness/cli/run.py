@@ -1,0 +1,84 @@
+"""`harness run`: tune and evaluate methods on datasets, then render the report."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, check_names, settings_from_args
+from harness.config import REFIT_MODES, SCHEDULERS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="tune and evaluate methods on datasets, then render the report")
+    run.add_argument("--all", action="store_true", help="every default method on every corpus found")
+    run.add_argument("--method", action="append", help="a method name (repeatable; see `harness list methods`)")
+    run.add_argument("--dataset", action="append", help="a dataset name (repeatable; see `harness list datasets`)")
+    run.add_argument("--trials", type=int, help="hyperparameter samples per (method, dataset) (default 4)")
+    run.add_argument("--seed", type=int, help="seed for folds, search and training (default 0)")
+    run.add_argument("--features", action="append", metavar="MODALITY=EXTRACTOR",
+                     help="override a dataset's default extractor, e.g. audio=wav2vec2 (repeatable)")
+    run.add_argument("--speaker-norm", action="store_true", help="z-score features per speaker (label-free)")
+    run.add_argument("--rerun", action="store_true", help="recompute results even when identical ones exist")
+    run.add_argument("--no-report", action="store_true", help="do not render the leaderboard at the end")
+    search = run.add_argument_group("search")
+    search.add_argument("--scheduler", choices=SCHEDULERS,
+                        help="Tune scheduler: auto (ASHA when neural units are searched), asha or none")
+    search.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="wall-clock limit of the whole search phase (default: none)")
+    search.add_argument("--gpus-per-trial", type=float, metavar="FLOAT",
+                        help="GPU share of one neural unit when the cluster has GPUs (default 0.25)")
+    search.add_argument("--refit", choices=REFIT_MODES,
+                        help="refit the chosen configuration on train+validation: auto, always or never")
+    search.add_argument("--tune-storage", metavar="URI", help="where Tune keeps trial state (a path or URI "
+                                                              "every node can reach; default <workspace>/tune)")
+    search.add_argument("--preset", choices=("default", "paper"),
+                        help="tune each method's search space (default) or run its paper preset")
+    search.add_argument("--protocol", action="append", metavar="DATASET=NAME",
+                        help="one of a card's alternative protocols for a dataset (repeatable)")
+    add_ray_flags(run)
+    add_settings_flags(run)
+    run.set_defaults(func=cmd_run)
+
+
+def check_extractors(settings, datasets: list[str] | None) -> None:
+    """Unknown extractors or options, and missing weights, fail here, before Ray starts, naming the fix.
+
+    Checked: every extractor the settings configure, and the dataset cards' defaults for the datasets asked for.
+    Names that are not extractors may be imported features; the pipeline resolves those.
+    """
+    from harness.datasets import dataset_names, get_dataset
+    from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor, extractor_names
+    from harness.pipeline import dataset_extractors
+
+    for name in settings.extractor_config:
+        if name not in extractor_names():
+            raise UsageError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
+    chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
+    for dataset in datasets or dataset_names():
+        chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
+    for name in sorted(chosen & set(extractor_names())):
+        try:
+            build_extractor(name, settings.extractor_config.get(name)).check_weights()
+        except (ExtractorConfigError, MissingWeightsError) as error:
+            raise UsageError(str(error)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    methods = args.method or list(settings.methods) or None
+    datasets = args.dataset or list(settings.datasets) or None
+    if not args.all and not (methods or datasets):
+        raise UsageError("run: give --all, or --method and/or --dataset (or methods/datasets in --config)")
+    from harness.datasets import get_dataset
+    from methods import get_method
+
+    check_names("--method", methods, get_method)
+    check_names("--dataset", datasets, get_dataset)
+    check_extractors(settings, datasets)
+    from harness import pipeline
+    from harness.cli.report import render
+
+    outcome = pipeline.run(settings, methods=methods, datasets=datasets, rerun=args.rerun)
+    if not args.no_report:
+        render(settings)
+    return 1 if outcome.failed else 0
