@@ -84,3 +84,30 @@ def summarise_folds(fold_scores: list[Scores]) -> dict[str, float]:
         summary[f"{name}_mean"] = float(values.mean())
         summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return summary
+
+
+def headline_from_confusions(matrices: np.ndarray) -> dict[str, np.ndarray]:
+    """The headline metrics of a stack of confusion matrices `[..., C, C]`, vectorised over the leading axes.
+
+    The same definitions as `scores_from_confusion` (a test holds them equal); this form exists so the report's
+    bootstrap and permutation tests can score thousands of resampled confusion matrices at once. A matrix with no
+    predictions scores NaN.
+    """
+    matrices = np.asarray(matrices, dtype=float)
+    support = matrices.sum(axis=-1)
+    predicted = matrices.sum(axis=-2)
+    correct = np.diagonal(matrices, axis1=-2, axis2=-1)
+    total = support.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, correct / np.maximum(support, 1), 0.0)
+        denominator = precision + recall
+        f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
+        present = support > 0
+        involved = present | (predicted > 0)
+        return {
+            "accuracy": np.where(total > 0, correct.sum(axis=-1) / total, np.nan),
+            "uar": np.where(total > 0, (recall * present).sum(axis=-1) / present.sum(axis=-1), np.nan),
+            "macro_f1": np.where(total > 0, (f1 * involved).sum(axis=-1) / involved.sum(axis=-1), np.nan),
+            "weighted_f1": np.where(total > 0, (f1 * support).sum(axis=-1) / total, np.nan),
+        }
