@@ -148,3 +148,36 @@ def test_corrupted_audio_extraction_on_ray(small_synthetic, tmp_path, ray_sessio
     assert noisy.n_extracted_now == 8 and noisy.n_failed == 0 and not noisy.cached
     assert noisy.stored.pooled.shape == clean.stored.pooled.shape
     assert not np.allclose(noisy.stored.pooled, clean.stored.pooled)
+
+
+def _stored(data, modality: str, noise: float, drop: int = 0, seed: int = 0):
+    import pandas as pd
+
+    from harness.features.store import StoredFeatures
+
+    rng = np.random.default_rng(seed)
+    pooled = data.pooled[modality] + noise * rng.standard_normal(data.pooled[modality].shape).astype(np.float32)
+    ids = data.ids[drop:]
+    return StoredFeatures(ids=ids, pooled=pooled[drop:], sequences=[p[None, :] for p in pooled[drop:]],
+                          failures=pd.DataFrame(columns=["clip_id", "stage", "error"]))
+
+
+def test_evaluate_corrupted_orders_levels_and_degrades():
+    from fixtures.robustness_data import fit_models, speaker_folds, tiny_data
+
+    from harness.robustness.corrupt import evaluate_corrupted, with_features
+
+    data = tiny_data(dims={"audio": 6, "video": 2})
+    folds = speaker_folds(data)
+    models = fit_models("late-average-svm", data, folds, C=1.0)
+    # levels in SNR dB: 20 (mild) .. 0 (severe) -> more noise on the features
+    features = {20.0: _stored(data, "audio", 0.1), 10.0: _stored(data, "audio", 2.0), 0.0: _stored(data, "audio", 20.0)}
+    frame = evaluate_corrupted(models, data, folds, "audio", "white-noise", features, seed=0)
+    uar = frame[frame["metric"] == "uar"].groupby("rate")["value"].mean()
+    assert list(uar.index) == [0.0, 1 / 3, 2 / 3, 1.0]
+    assert uar[1 / 3] == pytest.approx(uar[0.0], abs=0.1) and uar[1.0] < uar[0.0] - 0.15
+    levels = frame.drop_duplicates("rate").set_index("rate")["level"]
+    assert levels[1 / 3] == 20.0 and levels[1.0] == 0.0 and np.isnan(levels[0.0])
+    swapped = with_features(data, "audio", _stored(data, "audio", 0.0, drop=3))
+    assert not swapped.available["audio"][:3].any() and swapped.available["audio"][3:].all()
+    assert np.all(swapped.pooled["audio"][:3] == 0)
