@@ -9,14 +9,17 @@ from harness.datasets import get_dataset
 from harness.protocols import ProtocolSpec, get_protocol, make_folds
 
 SPEC = get_dataset("ravdess")
-N_PER_ACTOR = 8 + 6  # speech emotions + song emotions in the fixture
+N_PER_ACTOR = 8  # speech emotions per actor in the fixture (the default reads speech only)
+N_SONG = 6  # song emotions per actor in the fixture (the `song` target; `all` reads both)
 
 
 def test_full_tree_merges_wav_and_av_mp4_into_one_clip(tmp_path):
     ravdess_tree(tmp_path)
     assert SPEC.is_present(tmp_path)
     manifest = SPEC.scan(tmp_path)
-    assert len(manifest) == 24 * N_PER_ACTOR and manifest.problems.empty
+    assert len(manifest) == 24 * N_PER_ACTOR
+    # Song clips are left out of the default by design, and counted (one line per song label).
+    assert manifest.problems["reason"].str.contains("excluded by design").all() and len(manifest.problems) == 6
     assert manifest.classes == ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
     assert manifest.modalities() == ["audio", "video", "text"]
     clip = manifest.table.set_index("clip_id").loc["01-05-01-01-01-07"]
@@ -25,13 +28,29 @@ def test_full_tree_merges_wav_and_av_mp4_into_one_clip(tmp_path):
     assert (clip["label"], clip["speaker"], clip["gender"], clip["vocal_channel"], clip["intensity"]) == (
         "angry", "07", "male", "speech", "normal")
     assert clip["text"] == "Kids are talking by the door"
-    table = manifest.table
-    assert table.groupby("vocal_channel").size().to_dict() == {"song": 24 * 6, "speech": 24 * 8}
+    table = SPEC.with_target("all").scan(tmp_path).table
+    assert table.groupby("vocal_channel").size().to_dict() == {"song": 24 * N_SONG, "speech": 24 * 8}
     assert set(table.loc[table.vocal_channel == "song", "label"]) == {
         "neutral", "calm", "happy", "sad", "angry", "fearful"}
     assert table.groupby("gender")["speaker"].nunique().to_dict() == {"female": 12, "male": 12}
     # Text is one of two fixed statements whatever the emotion: it cannot carry the label.
     assert table["text"].nunique() == 1
+
+
+def test_default_is_the_speech_set_and_song_is_an_opt_in_target(tmp_path):
+    ravdess_tree(tmp_path, actors=range(1, 4), av=False)
+    speech = SPEC.scan(tmp_path)
+    assert set(speech.table["vocal_channel"]) == {"speech"} and len(speech) == 3 * 8
+    song_spec = SPEC.with_target("song")
+    song = song_spec.scan(tmp_path)
+    assert song.dataset == "ravdess@song" and song_spec.name == "ravdess"
+    assert set(song.table["vocal_channel"]) == {"song"} and len(song) == 3 * N_SONG
+    assert song.classes == list(song_spec.classes) == ["neutral", "calm", "happy", "sad", "angry", "fearful"]
+    assert set(song_spec.polarity) == set(song_spec.classes)
+    assert song.fingerprint() != speech.fingerprint()
+    assert len(SPEC.with_target("all").scan(tmp_path)) == 3 * (8 + N_SONG)
+    with pytest.raises(KeyError, match="defines: song, all"):
+        SPEC.with_target("speech-and-dance")
 
 
 def test_audio_only_wavs_give_an_audio_only_manifest(tmp_path):
@@ -56,8 +75,9 @@ def test_names_outside_the_scheme_are_reported_not_skipped(tmp_path):
     touch(tmp_path / "Actor_02/notes.wav")
     manifest = SPEC.scan(tmp_path)
     assert len(manifest) == 2 * N_PER_ACTOR
-    assert sorted(manifest.problems["path"]) == ["Actor_01/03-01-09-01-01-01-01.wav", "Actor_02/notes.wav"]
-    assert manifest.problems["reason"].str.contains("does not match the card's pattern").all()
+    problems = manifest.problems[~manifest.problems["reason"].str.contains("excluded by design")]
+    assert sorted(problems["path"]) == ["Actor_01/03-01-09-01-01-01-01.wav", "Actor_02/notes.wav"]
+    assert problems["reason"].str.contains("does not match the card's pattern").all()
 
 
 def test_absent_root_is_not_present(tmp_path):
@@ -90,6 +110,20 @@ def test_ten_fold_variant_is_about_80_10_10_by_actor(full):
     for fold in folds:
         n_test, n_val = len(full.speakers_of(fold.test)), len(full.speakers_of(fold.val))
         assert 2 <= n_test <= 3 and 2 <= n_val <= 3 and len(full.speakers_of(fold.train)) == 24 - n_test - n_val
+
+
+def test_protocol_alternative_by_name_yields_its_folds(full):
+    ten = SPEC.with_protocol("av-crossattention-10fold")
+    assert ten.protocol == ProtocolSpec("speaker-kfold", {"k": 10}) and ten.name == "ravdess"
+    folds = make_folds(full, ten.protocol)
+    assert len(folds) == 10
+    sizes = [(len(f.train), len(f.val), len(f.test)) for f in folds]
+    for n_train, n_val, n_test in sizes:  # about 80/10/10 of the 1,440-clip-shaped fixture, by actor
+        total = n_train + n_val + n_test
+        assert total == len(full) and 0.7 <= n_train / total <= 0.85 and 0.08 <= n_test / total <= 0.13
+    assert SPEC.with_protocol(None) is SPEC and SPEC.with_protocol("default") is SPEC
+    with pytest.raises(KeyError, match="av-crossattention-10fold, random-5fold-speaker-overlapping"):
+        SPEC.with_protocol("ten-fold")
 
 
 def test_random_split_is_an_explicit_speaker_overlapping_option(full):

@@ -59,6 +59,36 @@ class DatasetSpec:
     def builtin(self) -> bool:
         return self.prepare is not None
 
+    def with_protocol(self, name: str | None) -> DatasetSpec:
+        """This corpus evaluated by the card's alternative protocol `name` (None or "default": unchanged), so a
+        paper's protocol (e.g. RAVDESS `av-crossattention-10fold`) is one setting away. An unknown name is an
+        error that lists the alternatives and says where to add one."""
+        from dataclasses import replace
+
+        if name in (None, "", "default"):
+            return self
+        if name not in self.protocols:
+            where = self.card or self.source or "its spec"
+            raise KeyError(f"{self.name}: no protocol alternative {name!r}; {where} defines: "
+                           f"{', '.join(self.protocols) or 'none'} (add one under `protocols:` in the card)")
+        return replace(self, protocol=self.protocols[name])
+
+    def with_target(self, name: str | None) -> DatasetSpec:
+        """This corpus scanned with the card's alternative label set or subset `name` (e.g. RAVDESS `song`);
+        classes follow the target and the manifest's dataset becomes `<name>@<target>`, so fingerprints and
+        results differ from the default's. None or "default": unchanged."""
+        from dataclasses import replace
+
+        if name in (None, "", "default"):
+            return self
+        if name not in self.targets or self.scan_target is None:
+            where = self.card or self.source or "its spec"
+            raise KeyError(f"{self.name}: no target {name!r}; {where} defines: "
+                           f"{', '.join(self.targets) or 'none'} (add one under `targets:` in the card)")
+        scan_target = self.scan_target
+        return replace(self, classes=self.targets[name], scan=lambda root: scan_target(root, name),
+                       polarity={c: p for c, p in self.polarity.items() if c in self.targets[name]})
+
 
 _DATASETS: LazyRegistry[DatasetSpec] = LazyRegistry(
     "dataset", ("harness.datasets.synthetic", "harness.datasets.cards"))
