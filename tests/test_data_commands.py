@@ -46,10 +46,12 @@ def test_scan_prints_counts_and_writes_the_manifest(tmp_path, capsys):
     code = run("data", "scan", "ravdess", "--data-dir", str(tmp_path / "rav"), "--workspace", str(tmp_path / "ws"))
     assert code == 0
     captured = capsys.readouterr()
-    assert "ravdess: 56 clips" in captured.out and "protocol: speaker-kfold(k=6)" in captured.out
-    assert "modalities: audio (56 clips), text (56 clips); ABSENT: video" in captured.out
-    assert "speakers (4):\n  01: 14  02: 14  03: 14  04: 14" in captured.out
-    assert "PROBLEMS: 1 rows" in captured.err and "03-01-01-01-01-01-1.wav" in captured.err
+    # The default reads the speech clips only (8 per actor in the fixture); song is the `song` target.
+    assert "ravdess: 32 clips" in captured.out and "protocol: speaker-kfold(k=6)" in captured.out
+    assert "modalities: audio (32 clips), text (32 clips); ABSENT: video" in captured.out
+    assert "speakers (4):\n  01: 8  02: 8  03: 8  04: 8" in captured.out
+    # 1 malformed name + 6 song labels excluded by design (one row each)
+    assert "PROBLEMS: 7 rows" in captured.err and "03-01-01-01-01-01-1.wav" in captured.err
     assert (tmp_path / "ws" / "manifests" / "ravdess" / "manifest.parquet").exists()
 
 
