@@ -1,21 +1,49 @@
-"""Figures shared by MLflow artifacts and the report (matplotlib, headless)."""
+"""Figures shared by MLflow artifacts and the report (matplotlib, headless).
+
+Every figure is written deterministically (fixed SVG hash salt, no date in the metadata), so rendering the same
+MLflow store twice gives the same files.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.report import RunData, Section
+
+FAMILY_COLOURS = {"classical": "#4c72b0", "neural": "#dd8452", "unimodal": "#55a868"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "mer-harness"
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Write a figure atomically (PNG or SVG by suffix) without a creation date, then close it."""
+    from harness import atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = path.suffix.lstrip(".")
+    metadata = {"Date": None} if kind == "svg" else {}
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=kind, metadata=metadata)
+    return path
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> Path:
     """Row-normalised confusion matrix (each row = the true class, sums to 1), with counts in each cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from harness import atomic
-
+    plt = _pyplot()
     matrix = np.asarray(matrix, dtype=float)
     rows = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
@@ -34,8 +62,119 @@ def confusion_figure(matrix: np.ndarray, classes: list[str], title: str, path: P
                     fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    _save(fig, path, dpi=150)  # readable when the report opens it full size
     plt.close(fig)
     return path
+
+
+def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, path: Path) -> Path:
+    """Headline metric per method with its bootstrap 95 % interval, grouped by family; methods tied with the best
+    are drawn solid, the others pale, so the figure shows the same verdict as the table."""
+    plt = _pyplot()
+    ordered = rows.assign(_family=rows["family"].astype(str)).sort_values(
+        ["_family", f"{metric}_mean"], ascending=[True, False], kind="stable")
+    means = ordered[f"{metric}_mean"].to_numpy(dtype=float)
+    low = np.where(ordered["ci_low"].isna(), means, ordered["ci_low"].to_numpy(dtype=float))
+    high = np.where(ordered["ci_high"].isna(), means, ordered["ci_high"].to_numpy(dtype=float))
+    colours = [FAMILY_COLOURS.get(f, "#8172b3") for f in ordered["_family"]]
+    alphas = [1.0 if tied else 0.45 for tied in ordered["tied_with_best"]]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(ordered) + 2), 4.2))
+    positions = np.arange(len(ordered))
+    for x, mean, colour, alpha in zip(positions, means, colours, alphas, strict=True):
+        ax.bar(x, mean, color=colour, alpha=alpha)
+    ax.errorbar(positions, means, yerr=[means - low, high - means], fmt="none", ecolor="black", capsize=2, lw=0.8)
+    ax.set_xticks(positions, ordered["method"], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel(f"{metric_title} (mean over folds, 95 % CI)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    for family, colour in FAMILY_COLOURS.items():
+        if family in set(ordered["_family"]):
+            ax.bar(0, 0, color=colour, label=family)
+    ax.legend(fontsize=7, loc="upper right", title="solid = tied with best", title_fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def per_class_heatmap(f1: pd.DataFrame, title: str, path: Path) -> Path:
+    """Per-class F1 (rows = methods in leaderboard order, columns = classes), value printed in each cell."""
+    plt = _pyplot()
+    values = f1.to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.7 * f1.shape[1], 1.2 + 0.26 * f1.shape[0]))
+    image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(f1.shape[1]), [str(c) for c in f1.columns], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(f1.shape[0]), [str(m) for m in f1.index], fontsize=7)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="black" if values[i, j] > 0.6 else "white")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="F1")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def fusion_gain_figure(sections: list[Section], path: Path) -> Path:
+    """Per (dataset, setting): best fusion vs best single modality, with their 95 % intervals."""
+    plt = _pyplot()
+    with_gain = [s for s in sections if s.gain]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(with_gain) + 1.5), 3.8))
+    for i, section in enumerate(with_gain):
+        for offset, key, colour in ((-0.18, "single", "#55a868"), (0.18, "fused", "#4c72b0")):
+            row = section.gain[key]
+            mean = float(row[f"{section.metric}_mean"])
+            low = mean if np.isnan(row["ci_low"]) else float(row["ci_low"])
+            high = mean if np.isnan(row["ci_high"]) else float(row["ci_high"])
+            ax.bar(i + offset, mean, width=0.34, color=colour, label=None if i else f"best {key}")
+            ax.errorbar(i + offset, mean, yerr=[[mean - low], [high - mean]], fmt="none", ecolor="black", capsize=3)
+            ax.text(i + offset, 0.02, row["method"], rotation=90, fontsize=6, ha="center", va="bottom", color="white")
+    ax.set_xticks(range(len(with_gain)), [s.title for s in with_gain], fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("headline metric (95 % CI)")
+    ax.set_title("What the best fusion adds over the best single modality", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def critical_difference_figure(result: Any, stem: Path) -> list[Path]:
+    """autorank's critical-difference diagram (Friedman + Nemenyi) as PNG and SVG next to `stem`."""
+    plt = _pyplot()
+    from autorank import plot_stats
+
+    ax = plot_stats(result, allow_insignificant=True)
+    fig = ax.get_figure()
+    paths = [_save(fig, stem.with_suffix(".png"), dpi=130), _save(fig, stem.with_suffix(".svg"))]
+    plt.close(fig)
+    return paths
+
+
+def section_figures(sections: list[Section], figures: Path, runs: dict[str, RunData]) -> None:
+    """Every figure of every leaderboard section, recorded in `section.figures` (paths under `figures`)."""
+    from harness.report import METRIC_TITLES
+
+    for section in sections:
+        folder = figures / section.dataset if section.slug == section.dataset else figures / section.slug
+        metric_title = METRIC_TITLES.get(section.metric, section.metric)
+        if section.rows[f"{section.metric}_mean"].notna().any():
+            section.figures["scores"] = score_bars(section.rows, section.metric, metric_title,
+                                                   f"{section.title}: {metric_title}", folder / "scores.png")
+        if len(section.per_class_f1):
+            section.figures["per_class"] = per_class_heatmap(section.per_class_f1, f"{section.title}: per-class F1",
+                                                             folder / "per_class_f1.png")
+        for _, row in section.rows.iterrows():
+            run = runs[row["run_id"]]
+            if run.predictions is None:
+                continue
+            index = {c: i for i, c in enumerate(run.classes)}
+            from harness.metrics import confusion_matrix
+
+            matrix = confusion_matrix(run.predictions["y_true"].map(index).to_numpy(),
+                                      run.predictions["y_pred"].map(index).to_numpy(), len(run.classes))
+            section.figures[f"confusion:{row['method']}"] = confusion_figure(
+                matrix, run.classes, f"{row['method']} on {section.title}", folder / f"{row['method']}.png")

@@ -1,34 +1,100 @@
-"""The leaderboard: read the finished parent runs from MLflow and render Markdown, HTML, CSV and figures.
+"""The leaderboard: read the finished parent runs from MLflow, settle the comparisons, render Markdown, HTML, CSV.
 
-For every (dataset, method) the newest finished run counts. Rows are ranked within each dataset by the dataset's
-headline metric (UAR by default; weighted-F1 for MELD), and each dataset section says how much the best fusion
-method adds over the best single modality.
+Only results that share an evaluation setting (`harness.setting`: corpus fingerprint, protocol, features and their
+options, trial budget, preset, speaker normalisation, refit) are ranked in one table; each (dataset, setting) is its
+own section, headed by what differs from the dataset's other settings. Within a section the newest finished run of
+each method counts; rows are ordered by the dataset's headline metric (mean over folds), with a 95 % interval from
+a bootstrap over the protocol's groups, and a paired test against the best method on the same clips
+(`harness.stats`) decides which methods are tied with the best. Across datasets, methods get mean ranks and, with
+enough datasets, a Friedman test with a critical-difference diagram.
+
+Importing this module imports neither Ray nor MLflow (a test holds it so): MLflow is imported inside the functions
+that read runs.
 """
 
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from harness import atomic
-from harness.metrics import HEADLINE_METRICS
-from harness.plots import confusion_figure
-from harness.track import FAILURES_ARTIFACT, ROLE_TAG
+from harness import atomic, stats
+from harness.hashing import stable_hash
+from harness.metrics import HEADLINE_METRICS, score
+from harness.results import (
+    FAILURES_ARTIFACT,
+    PREDICTIONS_ARTIFACT,
+    ROLE_TAG,
+    SETTING_LABEL_TAG,
+    SETTING_TAG,
+)
 
 METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
+FAILURE_COLUMNS = ["modality", "clip_id", "stage", "error"]
 
 
 @dataclass
 class Leaderboard:
-    table: pd.DataFrame  # one row per (dataset, method)
+    table: pd.DataFrame  # one row per (dataset, setting, method)
     paths: dict[str, Path]
 
 
+@dataclass
+class RunData:
+    """What the report reads from one run's artifacts (None/empty when the run lacks them)."""
+
+    predictions: pd.DataFrame | None
+    classes: list[str]
+    grouped_by: str  # "group" (the protocol's unit) or "clip_id" for runs that did not store groups
+    failures: pd.DataFrame
+
+
+@dataclass
+class Section:
+    """One leaderboard table: the results of one dataset under one evaluation setting."""
+
+    dataset: str
+    setting: str
+    label: str  # the setting in words
+    title: str  # dataset, plus what differs from the dataset's other settings
+    slug: str  # folder/anchor name
+    metric: str
+    rows: pd.DataFrame  # ranked, with the statistics
+    classes: list[str]
+    grouped_by: str
+    n_groups: int
+    failures: pd.DataFrame
+    gain: dict[str, Any] | None = None
+    per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
+    figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"
+
+
+# ---------------------------------------------------------------- reading MLflow
+
+
+def _legacy_setting(run: pd.Series) -> tuple[str, str]:
+    """The setting of a run written before `harness.setting` existed: its features tag, protocol and budget."""
+    record = {"protocol": run.get("tags.protocol"), "features": run.get("tags.features"),
+              "trials": run.get("params.n_trials"), "speaker_norm": run.get("params.settings.speaker_norm"),
+              "seed": run.get("params.settings.seed")}
+    norm = str(record["speaker_norm"]).lower() == "true"
+    words = (f"{record['protocol']}; features {record['features'] or 'unknown'}; {record['trials']} trials; "
+             f"speaker-norm {'on' if norm else 'off'}; recorded before settings were tagged")
+    return "legacy-" + stable_hash(record)[:12], words
+
+
+def _text(run: pd.Series, column: str, default: str = "") -> str:
+    value = run.get(column)
+    return default if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def collect(tracking_uri: str, experiment: str) -> pd.DataFrame:
+    """One row per (dataset, setting, method): the newest finished parent run of each."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -40,157 +106,234 @@ def collect(tracking_uri: str, experiment: str) -> pd.DataFrame:
                               order_by=["attributes.start_time DESC"])
     if runs.empty:
         return runs
-    runs = runs.drop_duplicates(subset=["tags.dataset", "tags.method"], keep="first")
     rows = []
     for _, run in runs.iterrows():
-        row = {"dataset": run["tags.dataset"], "method": run["tags.method"], "family": run["tags.family"],
-               "modalities": run["tags.modalities"], "protocol": run["tags.protocol"],
-               "headline": run["tags.headline_metric"], "folds": int(float(run["params.n_folds"])),
-               "feature_failures": int(run.get("tags.feature_failures") or 0), "run_id": run["run_id"],
-               "artifact_uri": run["artifact_uri"]}
+        setting, label = _text(run, f"tags.{SETTING_TAG}"), _text(run, f"tags.{SETTING_LABEL_TAG}")
+        if not setting:
+            setting, label = _legacy_setting(run)
+        config = {k.removeprefix("params."): v for k, v in run.items()
+                  if k.startswith("params.") and not k.startswith("params.settings.")
+                  and k not in ("params.n_folds", "params.n_trials") and isinstance(v, str)}
+        row = {"dataset": run["tags.dataset"], "setting": setting, "setting_label": label,
+               "method": run["tags.method"], "family": _text(run, "tags.family"),
+               "modalities": _text(run, "tags.modalities"), "protocol": _text(run, "tags.protocol"),
+               "headline": _text(run, "tags.headline_metric", "uar") or "uar",
+               "folds": int(float(run["params.n_folds"])), "n_trials": _text(run, "params.n_trials"),
+               "features": _text(run, "tags.features"), "seed": _text(run, "params.settings.seed"),
+               "git_commit": _text(run, "tags.git_commit", "unknown"),
+               "feature_failures": int(float(_text(run, "tags.feature_failures", "0") or 0)),
+               "seconds": float(run.get("metrics.seconds", np.nan) or np.nan),
+               "run_id": run["run_id"], "experiment_id": found.experiment_id,
+               "config": json.dumps(dict(sorted(config.items())))}
         for metric in HEADLINE_METRICS:
-            row[f"{metric}_mean"] = run[f"metrics.test_{metric}_mean"]
-            row[f"{metric}_std"] = run[f"metrics.test_{metric}_std"]
+            row[f"{metric}_mean"] = run.get(f"metrics.test_{metric}_mean", np.nan)
+            row[f"{metric}_std"] = run.get(f"metrics.test_{metric}_std", np.nan)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows).drop_duplicates(subset=["dataset", "setting", "method"], keep="first")
+    return table.reset_index(drop=True)
 
 
-def _ranked(table: pd.DataFrame) -> pd.DataFrame:
-    parts = []
-    for _, group in table.groupby("dataset", sort=True):
-        metric = group["headline"].iloc[0]
-        group = group.sort_values(f"{metric}_mean", ascending=False).reset_index(drop=True)
-        group.insert(0, "rank", range(1, len(group) + 1))
-        parts.append(group)
-    return pd.concat(parts, ignore_index=True)
-
-
-def _cell(row: pd.Series, metric: str) -> str:
-    return f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
-
-
-def fusion_gain(group: pd.DataFrame) -> str | None:
-    metric = group["headline"].iloc[0]
-    single = group[group["modalities"].str.count(",") == 0]
-    fused = group[group["modalities"].str.count(",") > 0]
-    if single.empty or fused.empty:
-        return None
-    best_single = single.loc[single[f"{metric}_mean"].idxmax()]
-    best_fused = fused.loc[fused[f"{metric}_mean"].idxmax()]
-    gain = best_fused[f"{metric}_mean"] - best_single[f"{metric}_mean"]
-    return (f"Best fusion `{best_fused['method']}` {best_fused[f'{metric}_mean']:.3f} vs best single modality "
-            f"`{best_single['method']}` ({best_single['modalities']}) {best_single[f'{metric}_mean']:.3f}: "
-            f"{gain:+.3f} {METRIC_TITLES[metric]}.")
-
-
-def _figure(row: pd.Series, figures: Path) -> Path | None:
+def _download(run_id: str, name: str, folder: Path) -> Path | None:
     import mlflow
 
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=row["run_id"], artifact_path="confusion.json")
-    except Exception:  # a run without the artifact (e.g. deleted artifact store) still gets its table row
+        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(folder)))
+    except Exception:  # the run lacks this artifact (older runs, a cleaned artifact store): reported, not fatal
         return None
-    content = json.loads(Path(local).read_text())
-    return confusion_figure(content["matrix"], content["classes"], f"{row['method']} on {row['dataset']}",
-                            figures / row["dataset"] / f"{row['method']}.png")
+
+
+def read_run(run_id: str) -> RunData:
+    """A run's predictions, class names and feature failures, from its artifacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        predictions_path = _download(run_id, PREDICTIONS_ARTIFACT, folder)
+        confusion_path = _download(run_id, "confusion.json", folder)
+        failures_path = _download(run_id, FAILURES_ARTIFACT, folder)
+        predictions = pd.read_csv(predictions_path, dtype={"fold": str, "clip_id": str}) if predictions_path else None
+        classes = json.loads(confusion_path.read_text())["classes"] if confusion_path else []
+        failures = pd.read_csv(failures_path) if failures_path else pd.DataFrame(columns=FAILURE_COLUMNS)
+    if predictions is not None and not classes:
+        classes = sorted(set(predictions["y_true"].astype(str)) | set(predictions["y_pred"].astype(str)))
+    grouped_by = "group"
+    if predictions is not None and "group" not in predictions.columns:
+        grouped_by = "clip_id"
+    return RunData(predictions, [str(c) for c in classes], grouped_by, failures)
 
 
 def failures_of(run_id: str) -> pd.DataFrame:
     """The feature-extraction failures stored with a run (empty when there were none)."""
-    import mlflow
+    return read_run(run_id).failures
 
-    try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=FAILURES_ARTIFACT)
-    except Exception:  # no failures artifact: the run had none
-        return pd.DataFrame(columns=["modality", "clip_id", "stage", "error"])
-    return pd.read_csv(local)
+
+# ---------------------------------------------------------------- analysis
+
+
+def _differing_title(dataset: str, label: str, labels: list[str]) -> str:
+    """The dataset's name, plus the parts of this setting's words that other settings of the dataset lack."""
+    if len(set(labels)) <= 1:
+        return dataset
+    shared = set.intersection(*[set(other.split("; ")) for other in labels])
+    differing = [part for part in label.split("; ") if part not in shared]
+    return f"{dataset}: {'; '.join(differing) or label}"
+
+
+def analyse(table: pd.DataFrame, runs: dict[str, RunData], seed: int = 0) -> list[Section]:
+    """One `Section` per (dataset, setting), rows ordered best first, with CIs, paired tests and ties."""
+    sections = []
+    for dataset, of_dataset in table.groupby("dataset", sort=True):
+        settings = of_dataset.groupby("setting", sort=False)["setting_label"].first()
+        # the setting with the most methods first, then by setting hash: a stable order
+        order = sorted(settings.index, key=lambda s: (-int((of_dataset["setting"] == s).sum()), s))
+        for setting in order:
+            group = of_dataset[of_dataset["setting"] == setting]
+            slug = dataset if len(order) == 1 else f"{dataset}--{setting[:8]}"
+            title = _differing_title(dataset, settings[setting], list(settings.values))
+            sections.append(_section(dataset, setting, settings[setting], title, slug, group, runs, seed))
+    return sections
+
+
+def _section(dataset: str, setting: str, label: str, title: str, slug: str, group: pd.DataFrame,
+             runs: dict[str, RunData], seed: int) -> Section:
+    metric = group["headline"].iloc[0]
+    group = group.sort_values([f"{metric}_mean", "method"], ascending=[False, True]).reset_index(drop=True)
+    with_predictions = {row["method"]: runs[row["run_id"]] for _, row in group.iterrows()
+                        if runs[row["run_id"]].predictions is not None}
+    classes = next((r.classes for r in with_predictions.values()), [])
+    grouped_by = "clip_id" if any(r.grouped_by == "clip_id" for r in with_predictions.values()) else "group"
+    predictions = {m: r.predictions for m, r in with_predictions.items()}
+    columns = ["ci_low", "ci_high", "difference", "p_perm", "p_perm_holm", "p_mcnemar", "p_mcnemar_holm"]
+    group = group.assign(**{c: np.nan for c in columns}, tied_with_best=False)
+    n_groups = 0
+    if predictions:
+        n_groups = int(next(iter(predictions.values()))[grouped_by].nunique())
+        for i, row in group.iterrows():
+            if row["method"] in predictions:
+                interval = stats.group_bootstrap_ci(predictions[row["method"]], metric, classes,
+                                                    group_column=grouped_by, seed=seed)
+                group.loc[i, ["ci_low", "ci_high"]] = [interval.low, interval.high]
+        compared = stats.compare_with_best(predictions, metric, classes, group_column=grouped_by, seed=seed)
+        compared = compared.set_index("method")
+        for c in [*columns[2:], "tied_with_best"]:
+            group[c] = group["method"].map(compared[c]) if c != "tied_with_best" else \
+                group["method"].map(compared[c]).fillna(False).astype(bool)
+        # the order the tests saw (by the pooled-prediction fold mean, equal to the logged mean) leads
+        group = group.set_index("method").loc[list(compared.index) + [m for m in group["method"]
+                                                                       if m not in compared.index]].reset_index()
+    group.insert(0, "rank", range(1, len(group) + 1))
+    group.insert(1, "rank_label", stats.tie_aware_ranks(group["tied_with_best"].tolist()))
+    failures = next((runs[r].failures for r in group["run_id"] if len(runs[r].failures)),
+                    pd.DataFrame(columns=FAILURE_COLUMNS))
+    per_class = pd.DataFrame({m: score(p["y_true"].map({c: i for i, c in enumerate(classes)}).to_numpy(),
+                                       p["y_pred"].map({c: i for i, c in enumerate(classes)}).to_numpy(),
+                                       classes).per_class["f1"] for m, p in predictions.items()}).T
+    if len(per_class):
+        per_class = per_class.loc[[m for m in group["method"] if m in per_class.index]]
+    section = Section(dataset, setting, label, title, slug, metric, group, classes, grouped_by, n_groups, failures,
+                      per_class_f1=per_class)
+    section.gain = fusion_gain(section, predictions, seed)
+    return section
+
+
+def fusion_gain(section: Section, predictions: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any] | None:
+    """Best fusion vs best single modality within this one setting, with intervals and a paired test."""
+    rows, metric = section.rows, section.metric
+    single = rows[rows["modalities"].str.count(",") == 0]
+    fused = rows[rows["modalities"].str.count(",") > 0]
+    if single.empty or fused.empty:
+        return None
+    best_single = single.loc[single[f"{metric}_mean"].idxmax()]
+    best_fused = fused.loc[fused[f"{metric}_mean"].idxmax()]
+    gain: dict[str, Any] = {"fused": best_fused, "single": best_single,
+                            "gain": float(best_fused[f"{metric}_mean"] - best_single[f"{metric}_mean"]),
+                            "p": np.nan}
+    if best_fused["method"] in predictions and best_single["method"] in predictions:
+        test = stats.paired_permutation_test(predictions[best_fused["method"]], predictions[best_single["method"]],
+                                             metric, section.classes, group_column=section.grouped_by, seed=seed)
+        gain["p"] = test.p_value
+    return gain
+
+
+def gain_text(section: Section) -> str | None:
+    """The fusion-gain line in words (Markdown backticks around method names)."""
+    gain = section.gain
+    if gain is None:
+        return None
+    metric = section.metric
+    fused, single = gain["fused"], gain["single"]
+    test = "" if np.isnan(gain["p"]) else (f" (paired permutation test over {section.n_groups} "
+                                           f"{unit_name(section)}, p = {gain['p']:.3g})")
+    return (f"Best fusion `{fused['method']}` {fused[f'{metric}_mean']:.3f} {ci_text(fused)} vs best single "
+            f"modality `{single['method']}` ({single['modalities']}) {single[f'{metric}_mean']:.3f} "
+            f"{ci_text(single)}: {gain['gain']:+.3f} {METRIC_TITLES[metric]}{test}.")
+
+
+def unit_name(section: Section) -> str:
+    return "clips" if section.grouped_by == "clip_id" else "groups"
+
+
+def ci_text(row: pd.Series) -> str:
+    return "" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def cross_dataset(sections: list[Section]) -> stats.CrossDatasetRanking | None:
+    """Mean ranks (and the Friedman test when possible) over each dataset's main setting (its first section)."""
+    main: dict[str, Section] = {}
+    for section in sections:
+        main.setdefault(section.dataset, section)
+    if len(main) < 2:
+        return None
+    scores = pd.DataFrame({d: s.rows.set_index("method")[f"{s.metric}_mean"] for d, s in main.items()}).T
+    if scores.dropna(axis=1).shape[1] < 2:
+        return None
+    return stats.cross_dataset_ranking(scores.astype(float))
+
+
+# ---------------------------------------------------------------- rendering
 
 
 def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True) -> Leaderboard:
+    """Read the experiment's finished runs and write leaderboard.md, index.html, leaderboard.csv and figures."""
+    from harness import plots
+    from harness.report_html import html_page
+    from harness.report_markdown import markdown_page
+
     table = collect(tracking_uri, experiment)
     out_dir.mkdir(parents=True, exist_ok=True)
     if table.empty:
         raise LookupError(f"no finished runs in experiment {experiment!r} at {tracking_uri}; run `harness run`")
-    table = _ranked(table)
-    figure_paths: dict[tuple[str, str], Path] = {}
+    runs = {run_id: read_run(run_id) for run_id in table["run_id"]}
+    sections = analyse(table, runs)
+    ranking = cross_dataset(sections)
+    figure_dir = out_dir / "figures"
     if figures:
-        for _, row in table.iterrows():
-            path = _figure(row, out_dir / "figures")
-            if path is not None:
-                figure_paths[(row["dataset"], row["method"])] = path
-    columns = ["dataset", "rank", "method", "family", "modalities", "protocol", "folds"] + [
-        f"{m}_{s}" for m in HEADLINE_METRICS for s in ("mean", "std")]
-    paths = {"csv": out_dir / "leaderboard.csv", "md": out_dir / "leaderboard.md", "html": out_dir / "leaderboard.html"}
+        plots.section_figures(sections, figure_dir, runs)
+        if ranking is not None and ranking.tested:
+            plots.critical_difference_figure(ranking.result, figure_dir / "critical_difference")
+        if any(s.gain for s in sections):
+            plots.fusion_gain_figure(sections, figure_dir / "fusion_gain.png")
+    context = {"tracking_uri": tracking_uri, "experiment": experiment, "ranking": ranking,
+               "reproducibility": reproducibility(table)}
+    board = pd.concat([s.rows.assign(setting_title=s.title) for s in sections], ignore_index=True)
+    paths = {"csv": out_dir / "leaderboard.csv", "md": out_dir / "leaderboard.md", "html": out_dir / "index.html"}
+    columns = ["dataset", "setting", "setting_label", "rank", "rank_label", "method", "family", "modalities",
+               "protocol", "folds", "n_trials", "features"] + [f"{m}_{s}" for m in HEADLINE_METRICS
+                                                             for s in ("mean", "std")] + [
+        "ci_low", "ci_high", "difference", "p_perm", "p_perm_holm", "p_mcnemar", "p_mcnemar_holm", "tied_with_best",
+        "run_id"]
     with atomic.atomic_path(paths["csv"]) as tmp:
-        table[columns].to_csv(tmp, index=False, float_format="%.4f")
-    atomic.write_text(paths["md"], _markdown(table, figure_paths, out_dir))
-    atomic.write_text(paths["html"], _html(table, figure_paths, out_dir))
-    return Leaderboard(table, paths)
+        board[columns].to_csv(tmp, index=False, float_format="%.4f")
+    atomic.write_text(paths["md"], markdown_page(sections, context, out_dir))
+    atomic.write_text(paths["html"], html_page(sections, context, out_dir))
+    return Leaderboard(board, paths)
 
 
-def _markdown(table: pd.DataFrame, figures: dict[tuple[str, str], Path], out_dir: Path) -> str:
-    lines = ["# Leaderboard", "",
-             "Test scores, mean ± standard deviation over folds; configurations were chosen on validation folds "
-             "only. WA = accuracy, UAR = unweighted average recall. Regenerate with `harness report`.", ""]
-    for dataset, group in table.groupby("dataset", sort=True):
-        metric = group["headline"].iloc[0]
-        lines += [f"## {dataset}", "",
-                  f"Protocol: `{group['protocol'].iloc[0]}`, {group['folds'].iloc[0]} folds; ranked by "
-                  f"{METRIC_TITLES[metric]}. Feature extraction failures: {group['feature_failures'].iloc[0]}.", ""]
-        gain = fusion_gain(group)
-        if gain:
-            lines += [gain, ""]
-        lines += _failure_lines(group)
-        lines += ["| # | method | family | modalities | " + " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
-                  + " | confusion |", "|---" * (5 + len(HEADLINE_METRICS)) + "|"]
-        for _, row in group.iterrows():
-            figure = figures.get((dataset, row["method"]))
-            link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
-            lines.append(f"| {row['rank']} | `{row['method']}` | {row['family']} | {row['modalities']} | "
-                         + " | ".join(_cell(row, m) for m in HEADLINE_METRICS) + f" | {link} |")
-        lines.append("")
-    return "\n".join(lines)
+def reproducibility(table: pd.DataFrame) -> dict[str, str]:
+    """What produced these results: code versions, feature keys, budgets, seeds, wall time (from the runs)."""
+    def joined(column: str) -> str:
+        return ", ".join(sorted({str(v) for v in table[column] if str(v)})) or "unknown"
 
-
-def _failure_lines(group: pd.DataFrame, shown: int = 20) -> list[str]:
-    if group["feature_failures"].iloc[0] == 0:
-        return []
-    failures = failures_of(group["run_id"].iloc[0])
-    lines = [f"Clips whose features failed ({len(failures)}; methods handle them by their missing-modality rule):", "",
-             "| modality | clip | stage | error |", "|---|---|---|---|"]
-    for _, row in failures.head(shown).iterrows():
-        error = str(row["error"]).replace("|", "/")[:160]
-        lines.append(f"| {row['modality']} | `{row['clip_id']}` | {row['stage']} | {error} |")
-    if len(failures) > shown:
-        lines.append(f"| ... | {len(failures) - shown} more | | |")
-    return [*lines, ""]
-
-
-def _html(table: pd.DataFrame, figures: dict[tuple[str, str], Path], out_dir: Path) -> str:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>MER leaderboard</title><style>",
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}",
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+4){text-align:left}",
-             "th{background:#f0f0f0}.figs img{width:260px;margin:4px}</style></head><body>",
-             "<h1>MER leaderboard</h1><p>Test scores, mean ± std over folds; configurations chosen on validation "
-             "folds only.</p>"]
-    for dataset, group in table.groupby("dataset", sort=True):
-        metric = group["headline"].iloc[0]
-        parts.append(f"<h2>{html.escape(dataset)}</h2><p>Protocol <code>{html.escape(group['protocol'].iloc[0])}"
-                     f"</code>, ranked by {METRIC_TITLES[metric]}.</p>")
-        gain = fusion_gain(group)
-        if gain:
-            parts.append(f"<p>{html.escape(gain.replace('`', ''))}</p>")
-        header = "".join(f"<th>{METRIC_TITLES[m]}</th>" for m in HEADLINE_METRICS)
-        parts.append(f"<table><tr><th>#</th><th>method</th><th>family</th><th>modalities</th>{header}</tr>")
-        for _, row in group.iterrows():
-            cells = "".join(f"<td>{_cell(row, m)}</td>" for m in HEADLINE_METRICS)
-            parts.append(f"<tr><td>{row['rank']}</td><td>{html.escape(row['method'])}</td>"
-                         f"<td>{html.escape(row['family'])}</td><td>{html.escape(row['modalities'])}</td>{cells}</tr>")
-        parts.append("</table><div class='figs'>")
-        for _, row in group.iterrows():
-            figure = figures.get((dataset, row["method"]))
-            if figure:
-                parts.append(f"<img src='{figure.relative_to(out_dir).as_posix()}' alt='{html.escape(row['method'])}'>")
-        parts.append("</div>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return {"code version (git commit)": joined("git_commit"), "feature cache keys": joined("features"),
+            "trial budgets": joined("n_trials"), "seeds": joined("seed"),
+            "runs": f"{len(table)} results in {table['dataset'].nunique()} dataset(s)",
+            "wall time of the runs": f"{np.nansum(table['seconds'].to_numpy(dtype=float)):.0f} s "
+                                     "(sum of the results' search and test time)"}

@@ -1,0 +1,105 @@
+"""The leaderboard as Markdown for GitHub (`reports/leaderboard.md`): the same statistics as the HTML page, compact."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import stats
+from harness.metrics import HEADLINE_METRICS
+from harness.report import METRIC_TITLES, Section, ci_text, gain_text, unit_name
+
+TIMESTAMP_PREFIX = "Rendered "
+
+
+def method_text(section: Section) -> str:
+    """How the section's intervals and tests were obtained, with resample counts (the report must state them)."""
+    unit = ("clips (these runs stored no protocol groups)" if section.grouped_by == "clip_id"
+            else f"{section.n_groups} groups (the protocol's speakers or sessions/dialogues)")
+    return (f"95 % CI: percentile bootstrap, {stats.BOOTSTRAP_RESAMPLES} resamples of {unit}, of the mean over "
+            f"folds. Tied with best (`=`): not significantly worse than the best at alpha = {stats.ALPHA} by a "
+            f"paired permutation test over the same {unit_name(section)} (exact when 2^groups <= "
+            f"{stats.PERMUTATION_RESAMPLES}, else {stats.PERMUTATION_RESAMPLES} random swaps), Holm-corrected over "
+            "the dataset's comparisons. McNemar (exact, clip level, Holm) is in the CSV and HTML.")
+
+
+def timestamp_line() -> str:
+    return f"{TIMESTAMP_PREFIX}{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}."
+
+
+def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -> str:
+    lines = ["# Leaderboard", "",
+             "Test scores, mean ± standard deviation over folds, with a 95 % confidence interval in brackets; "
+             "configurations were chosen on validation folds only. Only results of one evaluation setting (same "
+             "corpus, protocol, features and options, trial budget, preset, speaker normalisation) share a table. "
+             "WA = accuracy, UAR = unweighted average recall. `1=` marks methods statistically tied with the best. "
+             "Regenerate with `harness report`; the HTML page is `index.html`.", ""]
+    for section in sections:
+        lines += _section_lines(section, out_dir)
+    lines += _ranking_lines(context["ranking"], out_dir)
+    lines += ["## Reproducibility", ""]
+    lines += [f"- {key}: {value}" for key, value in context["reproducibility"].items()]
+    lines += ["", timestamp_line(), ""]
+    return "\n".join(lines)
+
+
+def _section_lines(section: Section, out_dir: Path) -> list[str]:
+    metric = section.metric
+    rows = section.rows
+    lines = [f"## {section.title}", "",
+             f"Setting: {section.label}. Protocol: `{rows['protocol'].iloc[0]}`, {rows['folds'].iloc[0]} folds; "
+             f"ranked by {METRIC_TITLES[metric]}. Feature extraction failures: {rows['feature_failures'].iloc[0]}.",
+             "", method_text(section), ""]
+    gain = gain_text(section)
+    if gain:
+        lines += [gain, ""]
+    lines += failure_lines(section.failures, int(rows["feature_failures"].iloc[0]))
+    title = METRIC_TITLES[metric]
+    header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
+    lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | p vs best (Holm) | confusion |",
+              "|---" * (8 + len(HEADLINE_METRICS)) + "|"]
+    for _, row in rows.iterrows():
+        figure = section.figures.get(f"confusion:{row['method']}")
+        link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
+        cells = " | ".join(f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in HEADLINE_METRICS)
+        p = "" if pd.isna(row["p_perm_holm"]) else f"{row['p_perm_holm']:.3g}"
+        lines.append(f"| {row['rank_label']} | `{row['method']}` | {row['family']} | {row['modalities']} | {cells} | "
+                     f"{ci_text(row)} | {p} | {link} |")
+    lines.append("")
+    for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
+        if key in section.figures:
+            lines.append(f"![{section.title}: {caption}]({section.figures[key].relative_to(out_dir).as_posix()})")
+    return [*lines, ""]
+
+
+def failure_lines(failures: pd.DataFrame, count: int, shown: int = 20) -> list[str]:
+    if count == 0 and failures.empty:
+        return []
+    lines = [f"Clips whose features failed ({len(failures)}; methods handle them by their missing-modality rule):", "",
+             "| modality | clip | stage | error |", "|---|---|---|---|"]
+    for _, row in failures.head(shown).iterrows():
+        error = str(row["error"]).replace("|", "/")[:160]
+        lines.append(f"| {row['modality']} | `{row['clip_id']}` | {row['stage']} | {error} |")
+    if len(failures) > shown:
+        lines.append(f"| ... | {len(failures) - shown} more | | |")
+    return [*lines, ""]
+
+
+def _ranking_lines(ranking: stats.CrossDatasetRanking | None, out_dir: Path) -> list[str]:
+    lines = ["## Across datasets", ""]
+    if ranking is None:
+        return [*lines, "Fewer than two datasets share at least two methods: no cross-dataset ranking.", ""]
+    datasets = ", ".join(ranking.scores.index)
+    lines += [f"Mean rank (1 = best) of the {len(ranking.mean_ranks)} methods run on every one of {datasets}, by each "
+              "dataset's headline metric in its main setting (the one with the most methods).", "",
+              ranking.reason, ""]
+    if ranking.tested:
+        lines += [f"Friedman chi-square = {ranking.friedman_statistic:.3f}, p = {ranking.friedman_p:.3g}; Nemenyi "
+                  f"critical difference = {ranking.critical_difference:.3f} ranks.", "",
+                  f"![critical-difference diagram]({(Path('figures') / 'critical_difference.png').as_posix()})", ""]
+    lines += ["| method | mean rank |", "|---|---|"]
+    lines += [f"| `{method}` | {rank:.2f} |" for method, rank in ranking.mean_ranks.items()]
+    return [*lines, ""]
