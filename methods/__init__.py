@@ -1,23 +1,25 @@
 """Fusion methods, registered by name.
 
 Adding a method = adding one module to this package that calls `register(...)`; the module is listed in
-`_METHOD_MODULES` so it is imported lazily (torch-heavy methods do not slow `harness --help`).
+`_METHOD_MODULES` so it is imported lazily (torch-heavy methods do not slow `harness --help`). This package
+never imports the harness (a test keeps it so): a method works in a notebook by itself.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from methods.base import FusionMethod, Param
 from methods.data import MultimodalData
+from methods.registry import Registry
 
 __all__ = ["FusionMethod", "MultimodalData", "Param", "MethodSpec", "register", "get_method", "method_names"]
 
-# Modules that register methods when imported. Order defines the order of `harness list`.
+# Modules that register methods when imported (`harness list` sorts the names).
 _METHOD_MODULES: tuple[str, ...] = (
     "methods.classical",
+    "methods.babaali",
     "methods.neural.unimodal",
     "methods.neural.ima_hadamard",
     "methods.neural.embracenet",
@@ -73,36 +75,21 @@ class MethodSpec:
         return replace(self, name=f"{self.name}@{name}", fixed={**values, **self.fixed})
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
-_loaded = False
+_METHODS: Registry[MethodSpec] = Registry("method", _METHOD_MODULES)
 
 
 def register(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _REGISTRY and _REGISTRY[spec.name].cls is not spec.cls:
-        raise ValueError(f"method name {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        for module in _METHOD_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    """Register a variant; a name registered twice for two different variants is an error."""
+    return _METHODS.add(spec.name, spec)
 
 
 def method_names(default_suite_only: bool = False) -> list[str]:
-    _load_all()
-    return [n for n, s in _REGISTRY.items() if s.in_default_suite or not default_suite_only]
+    """Sorted variant names; `default_suite_only` keeps those `harness run --all` runs."""
+    return [n for n in _METHODS.names() if _METHODS.items[n].in_default_suite or not default_suite_only]
 
 
 def get_method(name: str) -> MethodSpec:
-    _load_all()
-    if "@" in name and name not in _REGISTRY:  # `<variant>@<preset>`, e.g. av-xattn@paper
+    if "@" in name and name not in _METHODS:  # `<variant>@<preset>`, e.g. av-xattn@paper
         base, preset = name.rsplit("@", 1)
         return get_method(base).with_preset(preset)
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; choose from: {', '.join(_REGISTRY)}") from None
+    return _METHODS.get(name)
