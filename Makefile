@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	# harness/features/mesh.py bridges the protobuf API difference. Its real runtime needs are listed here.
 	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14 opencv-python-headless==5.0.0.93 absl-py==2.5.1 \
 		flatbuffers==25.12.19
+	# Debian's Chromium for the browser tests (HTML report, MLflow UI), driven by Playwright; needs root (CI is root)
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || \
+		echo "chromium could not be installed: the browser tests will skip (and fail under CI=true)"
 	touch $@
 
 demo: install

@@ -165,7 +165,7 @@ def section_figures(sections: list[Section], figures: Path, runs: dict[str, RunD
             section.figures["scores"] = score_bars(section.rows, section.metric, metric_title,
                                                    f"{section.title}: {metric_title}", folder / "scores.png")
         if len(section.per_class_f1):
-            section.figures["per_class"] = per_class_heatmap(section.per_class_f1, f"{section.title}: per-class F1",
+            section.figures["per_class"] = per_class_heatmap(section.per_class_f1, f"{section.dataset}: per-class F1",
                                                              folder / "per_class_f1.png")
         for _, row in section.rows.iterrows():
             run = runs[row["run_id"]]
@@ -177,4 +177,4 @@ def section_figures(sections: list[Section], figures: Path, runs: dict[str, RunD
             matrix = confusion_matrix(run.predictions["y_true"].map(index).to_numpy(),
                                       run.predictions["y_pred"].map(index).to_numpy(), len(run.classes))
             section.figures[f"confusion:{row['method']}"] = confusion_figure(
-                matrix, run.classes, f"{row['method']} on {section.title}", folder / f"{row['method']}.png")
+                matrix, run.classes, f"{row['method']} on {section.dataset}", folder / f"{row['method']}.png")

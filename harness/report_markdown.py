@@ -20,7 +20,7 @@ def method_text(section: Section) -> str:
     unit = ("clips (these runs stored no protocol groups)" if section.grouped_by == "clip_id"
             else f"{section.n_groups} groups (the protocol's speakers or sessions/dialogues)")
     return (f"95 % CI: percentile bootstrap, {stats.BOOTSTRAP_RESAMPLES} resamples of {unit}, of the mean over "
-            f"folds. Tied with best (`=`): not significantly worse than the best at alpha = {stats.ALPHA} by a "
+            f"folds. Tied with best (rank 1=): not significantly worse than the best at alpha = {stats.ALPHA} by a "
             f"paired permutation test over the same {unit_name(section)} (exact when 2^groups <= "
             f"{stats.PERMUTATION_RESAMPLES}, else {stats.PERMUTATION_RESAMPLES} random swaps), Holm-corrected over "
             "the dataset's comparisons. McNemar (exact, clip level, Holm) is in the CSV and HTML.")

@@ -5,34 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
-from fixtures.mlflow_runs import FakeResult, fold_mean, log_result
-
-EXPERIMENT = "mer-benchmark"
-GEMAPS_V1 = "audio=egemaps:GeMAPSv01b-bbbb"
+from fixtures.mlflow_runs import EXPERIMENT, FakeResult, fold_mean, log_result, write_mixed_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> str:
-    """The issue's mixed case on emodb (one eGeMAPSv02 result at 3 trials, two GeMAPSv01b results at 2), plus a
-    second dataset with three methods in one setting, one of them clearly worse. Three methods run on both."""
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder}/mlruns.db"
-    log_result(uri, EXPERIMENT, FakeResult("audio-xgboost", 0.95, trials=3))
-    log_result(uri, EXPERIMENT, FakeResult("audio-svm", 0.55, features=GEMAPS_V1, trials=2))
-    failures = pd.DataFrame({"modality": ["video"], "clip_id": ["spk1-03"], "stage": ["decode"],
-                             "error": ["moov atom not found"]})
-    log_result(uri, EXPERIMENT, FakeResult("early-concat-svm", 0.75, modalities="audio,text", family="classical",
-                                           features=GEMAPS_V1, trials=2), failures=failures)
-    log_result(uri, EXPERIMENT, FakeResult("late-stack-xgboost", 0.62, modalities="audio,video", family="classical",
-                                           features=GEMAPS_V1, trials=2))
-    log_result(uri, EXPERIMENT, FakeResult("video-svm", 0.4, modalities="video", features=GEMAPS_V1, trials=2))
-    for method, accuracy, modalities in (("late-stack-xgboost", 0.80, "audio,video"), ("audio-svm", 0.79, "audio"),
-                                         ("video-svm", 0.30, "video")):
-        log_result(uri, EXPERIMENT, FakeResult(method, accuracy, modalities=modalities, dataset="synthetic",
-                                               features="audio=egemaps:cccc"))
-    return uri
+    return write_mixed_store(tmp_path_factory.mktemp("mlflow"), EXPERIMENT)
 
 
 @pytest.fixture(scope="module")
