@@ -1,0 +1,349 @@
+"""`run_robustness`: the robustness and cross-corpus evaluations of finished results, scheduled on Ray.
+
+Inputs are the finished parent runs of the experiment (tag `harness.role` = "parent", with a `models.pkl` of the
+chosen configuration's validated fold models). Each (method, dataset, condition) is one Ray task; corrupted
+features are extracted before, on Ray Data, by the feature runner (cached per corruption, level and seed).
+Each task's tidy scores become one MLflow child run of the parent (tag `harness.role` = "robustness",
+`robustness.condition`, artifact `robustness.csv`), keyed by a fingerprint of the parent result and the
+condition's parameters: a second call reuses finished children and computes only what is new (`rerun` forces).
+Cross-corpus pairs train anew (on A), so they are children of A's parent for the method when one exists, and
+top-level runs otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.config import Settings
+from harness.hashing import stable_hash
+from harness.robustness.missing import DEFAULT_RATES, DEFAULT_SEEDS
+
+ROBUSTNESS_ROLE = "robustness"
+CONDITION_TAG = "robustness.condition"
+ROBUSTNESS_FINGERPRINT_TAG = "harness.robustness_fingerprint"
+TABLE_ARTIFACT = "robustness.csv"
+RECORD_ARTIFACT = "robustness.json"
+VERSION = 1  # bump when an evaluation's computation changes, to invalidate reused children
+
+
+@dataclass
+class RobustnessReport:
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    tables: dict[str, list[pd.DataFrame]] = field(default_factory=lambda: {"missing": [], "corrupt": [], "cross": []})
+
+    def frame(self, kind: str) -> pd.DataFrame:
+        """All tidy rows of one kind ("missing", "corrupt", "cross"), with dataset and method columns."""
+        parts = self.tables[kind]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+@dataclass
+class _Task:
+    kind: str  # missing | corrupt | cross
+    label: str
+    dataset: str
+    method: str
+    parent_id: str | None
+    fingerprint: str
+    condition: str
+    ref: Any = None  # the Ray object ref, or the reused frame
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _spec(settings: Settings, name: str):
+    from harness.datasets import get_dataset
+
+    spec = get_dataset(name)
+    chosen = settings.protocols.get(name)
+    return spec.with_protocol(chosen) if chosen and hasattr(spec, "with_protocol") else spec
+
+
+def finished_parents(experiment_id: str, methods: Sequence[str] | None, datasets: Sequence[str] | None
+                     ) -> pd.DataFrame:
+    """The newest finished parent run per (dataset, method), filtered by the names given."""
+    from harness import track
+
+    runs = track.parent_runs(experiment_id)
+    if runs.empty:
+        return runs
+    if methods:
+        runs = runs[runs["tags.method"].isin(methods)]
+    if datasets:
+        runs = runs[runs["tags.dataset"].isin(datasets)]
+    return runs.drop_duplicates(["tags.dataset", "tags.method"], keep="first")
+
+
+def load_models(run_id: str) -> dict[str, Any]:
+    """The parent's `models.pkl` (fold -> fitted method), written by the harness's own tracking code."""
+    import mlflow
+
+    from harness.results import MODELS_ARTIFACT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODELS_ARTIFACT, dst_path=tmp)
+        return pickle.loads(Path(path).read_bytes())  # the harness wrote it into its own tracking store
+
+
+def feature_mismatch(tag: str, feature_keys: dict[str, str]) -> str:
+    """Why a parent's models do not fit today's features ("" when they do): its `features` tag lists
+    modality=extractor:key pairs, which must equal the prepared dataset's."""
+    recorded = dict(item.split("=", 1) for item in tag.split(",") if "=" in item)
+    changed = [m for m, key in recorded.items() if feature_keys.get(m) != key]
+    return f"features changed since the result ({', '.join(changed)}); rerun `harness run`" if changed else ""
+
+
+def _reusable(experiment_id: str, fingerprint: str) -> pd.DataFrame | None:
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list", max_results=1,
+                              filter_string=f"tags.`{ROBUSTNESS_FINGERPRINT_TAG}` = '{fingerprint}' and "
+                                            "attributes.status = 'FINISHED'")
+    if not runs:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=TABLE_ARTIFACT,
+                                                   dst_path=tmp)
+        return pd.read_csv(path)
+
+
+def _missing_task(models, data, folds, rates, seeds) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from harness.robustness.missing import evaluate_missing
+
+    return evaluate_missing(models, data, folds, rates=rates, seeds=seeds), {}
+
+
+def _corrupt_task(models, data, folds, modality, corruption, features, seed) -> tuple[pd.DataFrame, dict[str, Any]]:
+    from harness.robustness.corrupt import evaluate_corrupted
+
+    return evaluate_corrupted(models, data, folds, modality, corruption, features, seed), {}
+
+
+def _cross_task(method, fixed, train, folds, test, train_on, test_on, label_map, metric, trials, seed):
+    from harness.robustness.cross_corpus import cross_corpus
+
+    return cross_corpus(method, fixed, train, folds, test, train_on, test_on, label_map, metric, trials, seed)
+
+
+def _log_child(experiment_id: str, task: _Task, frame: pd.DataFrame, record: dict[str, Any]) -> str:
+    """One child run: condition tags, per-condition mean metrics, the tidy table and the record as artifacts."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from harness.results import ROLE_TAG
+
+    client = MlflowClient()
+    tags = {ROLE_TAG: ROBUSTNESS_ROLE, CONDITION_TAG: task.condition, "dataset": task.dataset, "method": task.method,
+            ROBUSTNESS_FINGERPRINT_TAG: task.fingerprint}
+    if task.parent_id:
+        tags["mlflow.parentRunId"] = task.parent_id
+    run = client.create_run(experiment_id, run_name=f"{task.condition}:{task.method}@{task.dataset}", tags=tags)
+    keys = [c for c in ("condition", "modality", "rate", "test_on") if c in frame.columns]
+    means = frame.groupby([*keys, "metric"], dropna=False)["value"].mean()
+    metrics = []
+    for key, value in means.items():
+        name = ".".join(str(k) for k in key if str(k) not in ("", "nan")).replace(":", "_").replace("+", "_")
+        metrics.append(Metric(name[:250], float(value), 0, 0))
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        frame.to_csv(Path(tmp) / TABLE_ARTIFACT, index=False)
+        (Path(tmp) / RECORD_ARTIFACT).write_text(json.dumps(record, indent=2, default=str))
+        client.log_artifacts(run.info.run_id, tmp)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_corpus: list[tuple[str, str]] | None,
+                   methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
+                   rates: Sequence[float] = DEFAULT_RATES, seeds: Sequence[int] = DEFAULT_SEEDS,
+                   levels: dict[str, Sequence[float]] | None = None, corruption_seed: int = 0,
+                   label_map: str | Path | None = None, rerun: bool = False) -> RobustnessReport:
+    """Evaluate finished results with modalities missing (`missing`), with corrupted test media (`corrupt`: names
+    from `harness.features.corrupted.CORRUPTIONS`) and across corpora (`cross_corpus`: (train_on, test_on) pairs).
+
+    methods / datasets: limit to these names (default: every finished parent run; for cross-corpus, every
+    default-suite method that can run on both corpora). levels: corruption -> severities (default: its levels).
+    """
+    import ray
+
+    from harness import track
+    from harness.runtime import init_ray
+
+    report = RobustnessReport()
+    init_ray(settings)
+    experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)
+    tasks: list[_Task] = []
+    if missing or corrupt:
+        parents = finished_parents(experiment_id, methods, datasets)
+        if parents.empty:
+            report.skipped.append("missing/corrupt: no finished results in MLflow; run `harness run` first")
+            _log(f"[skip] robustness: {report.skipped[-1]}")
+        for dataset, runs in parents.groupby("tags.dataset", sort=True):
+            tasks += _dataset_tasks(settings, str(dataset), runs, missing, corrupt, rates, seeds, levels or {},
+                                    corruption_seed, experiment_id, rerun, report)
+    for train_on, test_on in cross_corpus or []:
+        tasks += _cross_tasks(settings, train_on, test_on, methods, label_map, experiment_id, rerun, report)
+    for task in tasks:
+        try:
+            if isinstance(task.ref, pd.DataFrame):
+                frame = task.ref
+                report.reused.append(task.label)
+            else:
+                frame, record = ray.get(task.ref)
+                _log_child(experiment_id, task, frame, record)
+                report.ran.append(task.label)
+            report.tables[task.kind].append(frame.assign(dataset=task.dataset, method=task.method))
+            _log(f"[robustness] {task.label}: {len(frame)} scores")
+        except Exception as error:  # one broken evaluation must not sink the rest; it is reported
+            report.failed.append(f"{task.label}: {type(error).__name__}: {error}")
+            _log(f"[error] {report.failed[-1]}")
+    _log(f"[done] robustness: {len(report.ran)} computed, {len(report.reused)} reused, {len(report.skipped)} "
+         f"skipped, {len(report.failed)} failed")
+    return report
+
+
+def _submit(kind: str, label: str, dataset: str, method: str, parent_id: str | None, fingerprint: str,
+            condition: str, experiment_id: str, rerun: bool, function, *args) -> _Task:
+    import ray
+
+    task = _Task(kind, label, dataset, method, parent_id, fingerprint, condition)
+    reused = None if rerun else _reusable(experiment_id, fingerprint)
+    task.ref = reused if reused is not None else ray.remote(num_cpus=1)(function).remote(*args)
+    return task
+
+
+def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing: bool, corrupt: list[str],
+                   rates, seeds, levels, corruption_seed: int, experiment_id: str, rerun: bool,
+                   report: RobustnessReport) -> list[_Task]:
+    import ray
+
+    from harness.features.corrupted import get_corruption
+    from harness.features.store import FeatureStore
+    from harness.pipeline import dataset_extractors, locate_dataset, prepare_dataset
+    from harness.robustness.corrupt import extract_corrupted
+    from methods import get_method
+
+    spec = _spec(settings, dataset)
+    present, why = locate_dataset(settings, spec)
+    if not present:
+        report.skipped.append(f"{dataset}: {why}")
+        return []
+    need_sequences = any(get_method(m).cls.input_kind == "sequence" for m in runs["tags.method"])
+    prepared = prepare_dataset(settings, spec, need_sequences)
+    data_ref = ray.put(prepared.data)
+    corrupted: dict[str, tuple[str, dict[float, Any], list[str]]] = {}
+    for name in corrupt:
+        corruption = get_corruption(name)
+        if corruption.modality not in prepared.data.modalities:
+            report.skipped.append(f"corrupt:{name}@{dataset}: the dataset has no {corruption.modality} features")
+            continue
+        base = dataset_extractors(spec, settings)[corruption.modality]
+        extracted = extract_corrupted(prepared.manifest, prepared.folds, FeatureStore(settings.feature_store_uri()),
+                                      base, settings.extractor_config.get(base), name,
+                                      levels.get(name, corruption.levels), corruption_seed)
+        corrupted[name] = (corruption.modality, {lv: s for lv, (s, _) in extracted.items()},
+                           [key for _, key in extracted.values()])
+    tasks = []
+    for _, run in runs.iterrows():
+        method, parent_id, parent_fp = run["tags.method"], run["run_id"], run.get("tags.harness.fingerprint", "")
+        label = f"{method}@{dataset}"
+        mismatch = feature_mismatch(str(run.get("tags.features", "") or ""), prepared.feature_keys)
+        if mismatch:
+            report.skipped.append(f"{label}: {mismatch}")
+            continue
+        try:
+            models_ref = ray.put(load_models(parent_id))
+        except Exception as error:  # an older result without models.pkl
+            report.skipped.append(f"{label}: no fold models stored with the result ({type(error).__name__}); "
+                                  "rerun `harness run --rerun` for it")
+            continue
+        if missing:
+            fp = stable_hash({"v": VERSION, "parent": parent_fp, "missing": [list(rates), list(seeds)]})
+            tasks.append(_submit("missing", f"missing:{label}", dataset, method, parent_id, fp, "missing",
+                                 experiment_id, rerun, _missing_task, models_ref, data_ref, prepared.folds,
+                                 list(rates), list(seeds)))
+        for name, (modality, features, keys) in corrupted.items():
+            fp = stable_hash({"v": VERSION, "parent": parent_fp, "corrupt": name, "keys": keys})
+            tasks.append(_submit("corrupt", f"corrupt:{name}:{label}", dataset, method, parent_id, fp,
+                                 f"corrupt:{name}", experiment_id, rerun, _corrupt_task, models_ref, data_ref,
+                                 prepared.folds, modality, name, features, corruption_seed))
+    return tasks
+
+
+def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Sequence[str] | None,
+                 label_map_path: str | Path | None, experiment_id: str, rerun: bool,
+                 report: RobustnessReport) -> list[_Task]:
+    import ray
+
+    from harness.pipeline import applicable, locate_dataset, prepare_dataset
+    from harness.robustness.cross_corpus import load_label_map
+    from methods import get_method, method_names
+
+    label_map = load_label_map(label_map_path)
+    specs = {name: _spec(settings, name) for name in (train_on, test_on)}
+    for name, spec in specs.items():
+        present, why = locate_dataset(settings, spec)
+        if not present:
+            report.skipped.append(f"cross:{train_on}->{test_on}: {name} {why}")
+            return []
+    chosen = [get_method(m) for m in (methods or method_names(default_suite_only=True))]
+    need_sequences = any(m.cls.input_kind == "sequence" for m in chosen)
+    train, test = (prepare_dataset(settings, specs[n], need_sequences) for n in (train_on, test_on))
+    common = set(train.data.modalities) & set(test.data.modalities)
+    parents = finished_parents(experiment_id, None, [train_on])
+    parent_of = dict(zip(parents.get("tags.method", []), parents.get("run_id", []), strict=True))
+    refs = (ray.put(train.data), ray.put(test.data))
+    tasks = []
+    for method in chosen:
+        ok, why = applicable(method, sorted(common))
+        if not ok:
+            report.skipped.append(f"cross:{method.name}@{train_on}->{test_on}: {why} (modalities both corpora have)")
+            continue
+        fixed = {"seed": settings.seed} if "seed" in method.cls.context_params else {}
+        fp = stable_hash({"v": VERSION, "method": method.name, "fixed": {**method.fixed, **fixed},
+                          "train": train.evaluation_digest, "test": test.evaluation_digest,
+                          "features": [train.feature_keys, test.feature_keys], "trials": settings.trials,
+                          "seed": settings.seed, "map": label_map.corpora, "shared": label_map.shared})
+        tasks.append(_submit("cross", f"cross:{method.name}@{train_on}->{test_on}", train_on, method.name,
+                             parent_of.get(method.name), fp, f"cross-corpus:{train_on}->{test_on}", experiment_id,
+                             rerun, _cross_task, method.name, fixed, refs[0], train.folds, refs[1], train_on,
+                             test_on, label_map, train.spec.headline_metric, settings.trials, settings.seed))
+    return tasks
+
+
+def robustness_results(experiment_id: str, condition_prefix: str = "") -> pd.DataFrame:
+    """Every finished robustness child's tidy table (with dataset, method, condition_tag columns), for the
+    report: `condition_prefix` "missing", "corrupt:" or "cross-corpus:" selects one kind."""
+    import mlflow
+
+    from harness.results import ROLE_TAG
+
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{ROBUSTNESS_ROLE}' and attributes.status = "
+                                            "'FINISHED'", order_by=["attributes.start_time DESC"])
+    frames, seen = [], set()
+    for run in runs:
+        tags = run.data.tags
+        key = (tags.get("dataset"), tags.get("method"), tags.get(CONDITION_TAG))
+        if key in seen or not str(key[2]).startswith(condition_prefix):
+            continue
+        seen.add(key)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=TABLE_ARTIFACT,
+                                                       dst_path=tmp)
+            frames.append(pd.read_csv(path).assign(dataset=key[0], method=key[1], condition_tag=key[2]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
