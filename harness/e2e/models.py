@@ -104,9 +104,12 @@ class EndToEndAV(nn.Module):
     """Video [B, N, k, S, S, 3] uint8-range floats and log-mel [B, N, mels, t] -> the fusion head's outputs."""
 
     def __init__(self, video: nn.Module, audio: nn.Module, n_classes: int, n_snippets: int,
-                 frames_per_snippet: int, frame_size: int, head_params: dict) -> None:
+                 frames_per_snippet: int, frame_size: int, head_params: dict, detach_head: bool = False) -> None:
+        """detach_head: the classifier sees the fused vector detached (loss="metric": the metric loss alone
+        trains the backbones and attention, cross-entropy trains only the classifier)."""
         super().__init__()
         self.video, self.audio = video, audio
+        self.detach_head = detach_head
         with torch.no_grad():  # the number of positions s of the feature map depends on the input size
             probe = torch.zeros(1, 3, frames_per_snippet, frame_size, frame_size)
             was_training = video.training
@@ -124,4 +127,4 @@ class EndToEndAV(nn.Module):
         maps = self.video((clips - self.mean) / self.std)  # [B*N, m, t, h, w]
         maps = maps.flatten(2).transpose(1, 2).reshape(b, n, -1, maps.shape[1])  # [B, N, s, m]
         audio = self.audio(spectrogram.flatten(0, 1).unsqueeze(1)).reshape(b, n, -1)  # [B, N, m_a]
-        return self.head(maps, audio)
+        return self.head(maps, audio, detach_head=self.detach_head)

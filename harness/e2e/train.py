@@ -82,6 +82,51 @@ def _uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
 
 
+def e2e_loss(out: dict[str, Any], y: Any, cfg: E2EConfig, class_polarity: Any) -> Any:
+    """CE, CE + metric_weight x metric, or (loss="metric", the paper) metric + CE where the CE reaches only the
+    classifier (the model detaches its input), so the classifier is trained and the embedding is shaped by the
+    metric loss alone."""
+    import torch
+
+    from methods.neural.losses import emotion_metric_loss
+
+    ce = torch.nn.functional.cross_entropy(out["logits"].float(), y)
+    if cfg.loss == "ce":
+        return ce
+    if cfg.loss not in ("metric", "ce+metric"):
+        raise ValueError(f"loss must be 'ce', 'metric' or 'ce+metric', got {cfg.loss!r}")
+    metric = emotion_metric_loss(torch.nn.functional.normalize(out["embedding"].float(), dim=1), y, class_polarity,
+                                 cfg.alpha, cfg.beta)
+    return ce + (1.0 if cfg.loss == "metric" else cfg.metric_weight) * metric
+
+
+def score_checkpoint(checkpoint: str | Path, cache: Path, ids: list[str], use_best: bool = True,
+                     batch_size: int = 32) -> dict[str, Any]:
+    """Class probabilities of the clips `ids` from a run's checkpoint (the best epoch's weights by default), on
+    the CPU in the driver: how the end-to-end mode scores its test fold once, after training."""
+    import torch
+
+    from harness.e2e.models import EndToEndAV, build_backbones
+
+    state = torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    raw = dict(state["config"])
+    cfg = E2EConfig(**{**raw, "clips": ClipSettings(**raw["clips"]), "video_weights": None, "audio_weights": None})
+    video_net, audio_net = build_backbones(cfg.backbone)
+    model = EndToEndAV(video_net, audio_net, len(state["classes"]), cfg.clips.n_snippets,
+                       cfg.clips.frames_per_snippet, cfg.clips.frame_size, cfg.head_params())
+    model.load_state_dict(state["best_model"] if use_best and state.get("best_model") else state["model"])
+    model.eval()
+    arrays = np.load(cache)
+    position = {clip_id: i for i, clip_id in enumerate(arrays["ids"].tolist())}
+    index = np.array([position[i] for i in ids])
+    video, audio = torch.from_numpy(arrays["video"]).float(), torch.from_numpy(arrays["audio"])
+    with torch.no_grad():
+        logits = torch.cat([model(video[index[i:i + batch_size]], audio[index[i:i + batch_size]])["logits"]
+                            for i in range(0, len(index), batch_size)])
+    return {"ids": list(ids), "classes": list(state["classes"]), "labels": arrays["labels"][index],
+            "probabilities": torch.softmax(logits.float(), dim=1).numpy(), "epoch": int(state["epoch"])}
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs inside each Ray Train worker."""
     import ray.train
@@ -91,7 +136,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     from harness.e2e.models import EndToEndAV, build_backbones
-    from methods.neural.losses import emotion_metric_loss, polarity_vector
+    from methods.neural.losses import polarity_vector
 
     cfg = E2EConfig(**{**loop_config["config"], "clips": ClipSettings(**loop_config["config"]["clips"])})
     context = ray.train.get_context()
@@ -111,7 +156,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     video_net, audio_net = build_backbones(cfg.backbone, cfg.video_weights, cfg.audio_weights)
     model = EndToEndAV(video_net, audio_net, len(classes), cfg.clips.n_snippets, cfg.clips.frames_per_snippet,
-                       cfg.clips.frame_size, cfg.head_params())
+                       cfg.clips.frame_size, cfg.head_params(), detach_head=cfg.loss == "metric")
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start_epoch, best_uar, since_best, best_state, resumed_from = 0, -1.0, 0, None, -1
     # Ray's own checkpoint (a restarted worker group within this run) wins; else the one we were asked to resume.
@@ -146,11 +191,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             y = labels[index].to(device)
             with autocast:
                 out = model(clips.to(device), audio[index].to(device))
-            loss = torch.nn.functional.cross_entropy(out["logits"].float(), y)
-            if cfg.loss != "ce":
-                metric = emotion_metric_loss(torch.nn.functional.normalize(out["embedding"].float(), dim=1), y,
-                                             class_polarity, cfg.alpha, cfg.beta)
-                loss = (metric + 0.0 * loss) if cfg.loss == "metric" else loss + cfg.metric_weight * metric
+            loss = e2e_loss(out, y, cfg, class_polarity)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
