@@ -1,18 +1,19 @@
-"""The stages of a benchmark as plain functions: dataset -> manifest + folds -> features -> trials -> MLflow.
+"""The stages of a benchmark as plain functions: dataset -> manifest + folds -> features -> one search -> MLflow.
 
-`run` is what `harness run` calls. Each stage reuses what an earlier run stored when its inputs are unchanged
-(manifests and folds by manifest fingerprint, features by cache key, finished (method, dataset) results by a
-fingerprint of everything that determines them), so an interrupted benchmark resumes where it stopped.
+`run` is what `harness run` calls: it prepares every dataset (extracting only the modalities the planned methods
+read), turns every applicable (method, dataset) into a search `Job`, and runs all of them as one distributed
+search (`harness.search`). Each stage reuses what an earlier run stored when its inputs are unchanged (manifests
+and folds by manifest fingerprint, features by cache key, finished units by unit key, finished (method, dataset)
+results by a fingerprint of everything that determines them), so an interrupted benchmark resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,12 @@ from harness.datasets import DatasetSpec, dataset_names, get_dataset
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
 from harness.protocols import Fold, get_protocol, load_or_make_folds
+from harness.results import MethodOutcome, ResultTags, TrialRecord, evaluation_setting
+from harness.runtime import init_ray, log
 from methods import MethodSpec, MultimodalData, get_method, method_names
+
+if TYPE_CHECKING:
+    from harness.search import Job
 
 FAILURES_SHOWN = 10
 
@@ -55,33 +61,6 @@ class RunReport:
     def skip(self, label: str, reason: str) -> None:
         log(f"[skip] {label}: {reason}")
         self.skipped.append(f"{label}: {reason}")
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def quiet_libraries() -> None:
-    """Our own one-line progress replaces Tune's tables and MLflow's artifact progress bars."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
-
-
-def init_ray(settings: Settings) -> None:
-    import ray
-
-    quiet_libraries()
-    if ray.is_initialized():
-        return
-    if settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False)
-    else:
-        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
-    from ray.data import DataContext
-
-    DataContext.get_current().enable_progress_bars = False
 
 
 def locate_dataset(settings: Settings, spec: DatasetSpec) -> tuple[bool, str]:
@@ -133,7 +112,20 @@ def usable_modalities(manifest: Manifest, extractors: dict[str, str],
     return usable
 
 
-def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool) -> PreparedDataset:
+def needed_modalities(methods: list[MethodSpec]) -> set[str] | None:
+    """The modalities the planned methods read; None when one of them fuses whatever a dataset offers."""
+    needed: set[str] = set()
+    for method in methods:
+        required = method.required_modalities()
+        if not required:
+            return None
+        needed |= set(required)
+    return needed
+
+
+def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
+                    modalities: set[str] | None = None) -> PreparedDataset:
+    """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read."""
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
 
@@ -144,6 +136,8 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool)
     n = len(manifest)
     pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
     for modality in usable_modalities(manifest, extractors, settings.extractor_config):
+        if modalities is not None and modality not in modalities:
+            continue
         if modality not in extractors:
             log(f"[features] {spec.name}: no extractor configured for {modality}; modality not used")
             continue
@@ -191,51 +185,204 @@ def applicable(method: MethodSpec, modalities: list[str]) -> tuple[bool, str]:
 
 
 def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, Any]:
-    from harness.tune import accepts_param
-
+    """The context a method declares it uses (the run's seed, the card's polarity map); see context_params."""
     fixed: dict[str, Any] = {}
-    if accepts_param(method, "seed"):
+    if "seed" in method.cls.context_params:
         fixed["seed"] = settings.seed
-    if prepared.spec.polarity and accepts_param(method, "polarity"):
+    if prepared.spec.polarity and "polarity" in method.cls.context_params:
         fixed["polarity"] = dict(prepared.spec.polarity)
     return fixed
 
 
+def planned_feature_keys(settings: Settings, prepared: PreparedDataset) -> dict[str, str]:
+    """modality -> "extractor:key" for every modality the dataset offers, extracted in this run or not.
+
+    The evaluation setting of a result names all of them, so `harness run --method audio-svm` and `--all` put
+    their audio-svm results in one comparable table although the first extracts audio only.
+    """
+    from harness.features.base import build_extractor, extractor_names
+
+    keys = dict(prepared.feature_keys)
+    extractors = dataset_extractors(prepared.spec, settings)
+    for modality in usable_modalities(prepared.manifest, extractors, settings.extractor_config):
+        name = extractors.get(modality)
+        if modality in keys or name is None or name not in extractor_names():
+            continue
+        extractor = build_extractor(name, settings.extractor_config.get(name))
+        keys[modality] = f"{name}:{extractor.cache_key(prepared.manifest.fingerprint())}"
+    return keys
+
+
 def result_fingerprint(method: MethodSpec, prepared: PreparedDataset, settings: Settings,
-                       fixed: dict[str, Any]) -> str:
-    space = {k: repr(v) for k, v in method.search_space().items()}
+                       fixed: dict[str, Any], refit: bool, configs: list[dict[str, Any]]) -> str:
+    """Everything that determines one result: a finished parent run with this fingerprint is reused."""
+    used = method.required_modalities() or prepared.data.modalities
     return stable_hash({
-        "harness": __version__, "method": method.name, "fixed": {**method.fixed, **fixed}, "space": space,
+        "harness": __version__, "method": method.name, "fixed": {**method.fixed, **fixed}, "configs": configs,
         "evaluation": prepared.evaluation_digest, "protocol": prepared.spec.protocol.label(),
-        "features": prepared.feature_keys, "trials": settings.trials, "seed": settings.seed,
-        "speaker_norm": settings.speaker_norm,
+        "features": {m: k for m, k in prepared.feature_keys.items() if m in used}, "seed": settings.seed,
+        "speaker_norm": settings.speaker_norm, "refit": refit, "preset": settings.preset,
+        "scheduler": settings.scheduler if method.cls.input_kind == "sequence" else "none",
     })
+
+
+def refit_for(method: MethodSpec, settings: Settings) -> bool:
+    """`auto` refits methods without early stopping (their fits do not use the validation part)."""
+    neural = method.cls.input_kind == "sequence"
+    return settings.refit == "always" or (settings.refit == "auto" and not neural)
+
+
+def group_column(manifest: Manifest) -> str:
+    """The unit clips depend through, for bootstrap intervals: the speaker, or the session when speakers of
+    one session share a recording (IEMOCAP)."""
+    return "speaker"
+
+
+def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> tuple[Job, ResultTags]:
+    """One (method, dataset) of the search, with its configurations sampled once, and its MLflow tags."""
+    from harness.search import Job, sample_configs
+
+    fixed = {**method.fixed, **method_fixed_params(method, prepared, settings)}
+    configs = sample_configs(method.search_space(), settings.trials, settings.seed, method.name, prepared.spec.name)
+    refit = refit_for(method, settings)
+    fingerprint = result_fingerprint(method, prepared, settings, fixed, refit, configs)
+    table = prepared.manifest.table
+    groups = dict(zip(table["clip_id"].astype(str), table[group_column(prepared.manifest)].astype(str), strict=True))
+    job = Job(method.name, prepared.spec.name, fixed, configs, prepared.folds, prepared.spec.headline_metric,
+              fingerprint, method.cls.input_kind == "sequence", refit, groups)
+    setting, words = evaluation_setting(
+        evaluation_digest=prepared.evaluation_digest, protocol=prepared.spec.protocol.label(),
+        features=planned_feature_keys(settings, prepared), trials=settings.trials, preset=settings.preset,
+        speaker_norm=settings.speaker_norm, refit=settings.refit)
+    modalities = prepared.data.modalities
+    tags = ResultTags(
+        dataset=prepared.spec.name, method=method.name, family=method.cls.family,
+        modalities=",".join(sorted(method.required_modalities() or modalities)),
+        protocol=prepared.spec.protocol.label(),
+        speaker_independent=str(get_protocol(prepared.spec.protocol.name).speaker_independent),
+        features=",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
+        feature_failures=str(len(prepared.failures)), headline_metric=prepared.spec.headline_metric,
+        selection_metric=prepared.spec.headline_metric, setting=stable_hash(setting), setting_label=words,
+        fingerprint=fingerprint, git_commit=_git_commit())
+    return job, tags
+
+
+@functools.cache
+def _git_commit() -> str:
+    from harness import track
+
+    return track.git_commit()
+
+
+class TrackingListener:
+    """The search's events to MLflow (parent and trial runs) and to the console (one line each)."""
+
+    def __init__(self, experiment_id: str, settings: Settings, report: RunReport) -> None:
+        self.experiment_id, self.settings, self.report = experiment_id, settings, report
+        self.parents: dict[str, str] = {}
+        self.tags: dict[str, ResultTags] = {}
+        self.prepared: dict[str, PreparedDataset] = {}
+        self.last_line = ""
+
+    def start(self, job: Job, tags: ResultTags, prepared: PreparedDataset) -> None:
+        from harness import track
+
+        self.tags[job.label], self.prepared[job.label] = tags, prepared
+        self.parents[job.label] = track.start_result(self.experiment_id, tags, self.settings.as_record())
+
+    def on_trial(self, job: Job, record: TrialRecord) -> None:
+        from harness import track
+
+        track.log_trial(self.experiment_id, self.parents[job.label], self.tags[job.label], record)
+
+    def on_outcome(self, job: Job, outcome: MethodOutcome, models: dict[str, Any]) -> None:
+        from harness import track
+
+        prepared = self.prepared[job.label]
+        track.finish_result(self.parents[job.label], outcome, prepared.data.classes, models, prepared.failures)
+        s = outcome.summary()
+        log(f"[result] {job.label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
+            f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f}"
+            f"{' (refit on train+val)' if outcome.refit else ''}")
+        self.report.ran.append(job.label)
+
+    def on_failure(self, job: Job, error: str) -> None:
+        from harness import track
+
+        track.fail_result(self.parents[job.label], error)
+        log(f"[error] {job.label}: {error}")
+        self.report.failed.append(f"{job.label}: {error}")
+
+    def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None:
+        eta = f", about {elapsed / done * (total - done):.0f}s left" if 0 < done < total else ""
+        line = f"[search] {done}/{total} units, {jobs_done}/{jobs_total} results, {elapsed:.0f}s{eta}"
+        if line != self.last_line:
+            self.last_line = line
+            log(line)
 
 
 def run(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,
         rerun: bool = False) -> RunReport:
     """Benchmark `methods` (default: the default suite) on `datasets` (default: every corpus found)."""
     from harness import track
+    from harness.runtime import check_shared_storage
+    from harness.search import Search, SearchOptions
 
     started = time.perf_counter()
     method_list = [get_method(m) for m in (methods or method_names(default_suite_only=True))]
     dataset_list = [get_dataset(d) for d in (datasets or dataset_names())]
     init_ray(settings)
+    check_shared_storage(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)
+    stale = track.close_stale_runs(experiment_id)
+    if stale:
+        log(f"[mlflow] {stale} runs left RUNNING by an interrupted run marked KILLED")
     report = RunReport()
+    listener = TrackingListener(experiment_id, settings, report)
     need_sequences = any(m.cls.input_kind == "sequence" for m in method_list)
+    jobs, data = [], {}
     for spec in dataset_list:
         present, reason = locate_dataset(settings, spec)
         if not present:
             report.skip(spec.name, reason)
             continue
-        prepared = prepare_dataset(settings, spec, need_sequences)
+        prepared = prepare_dataset(settings, spec, need_sequences, needed_modalities(method_list))
         _log_prepared(prepared)
         for method in method_list:
-            _run_method(method, prepared, settings, experiment_id, rerun, report)
+            label = f"{method.name}@{spec.name}"
+            ok, why = applicable(method, prepared.data.modalities)
+            if not ok:
+                report.skip(label, why)
+                continue
+            job, tags = plan_job(method, prepared, settings)
+            if not rerun and track.finished_run(experiment_id, job.fingerprint) is not None:
+                log(f"[cache] {label}: finished result with identical inputs exists in MLflow; reused")
+                report.reused.append(label)
+                continue
+            listener.start(job, tags, prepared)
+            jobs.append(job)
+            data[spec.name] = prepared.data
+    if jobs:
+        log(f"[search] {len(jobs)} (method, dataset) searches, {sum(len(j.units()) for j in jobs)} units, "
+            f"on {_slots()} CPU slots")
+        options = SearchOptions(settings.tune_storage_uri(), settings.scheduler, settings.gpus_per_trial,
+                                settings.time_budget_s, _max_epochs(jobs))
+        Search(jobs, data, options, listener).run()
     log(f"[done] {len(report.ran)} results computed, {len(report.reused)} reused, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed in {time.perf_counter() - started:.0f}s")
     return report
+
+
+def _slots() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 0))
+
+
+def _max_epochs(jobs: list[Job]) -> int:
+    epochs = [int(c.get("max_epochs", j.fixed.get("max_epochs", 30))) for j in jobs if j.neural
+              for c in [j.config(i) for i in range(len(j.configs))]]
+    return max(epochs, default=30)
 
 
 def _log_prepared(prepared: PreparedDataset) -> None:
@@ -246,42 +393,3 @@ def _log_prepared(prepared: PreparedDataset) -> None:
         log(f"[failure] {name} {failure['modality']} {failure['clip_id']} ({failure['stage']}): {failure['error']}")
     if len(failures) > FAILURES_SHOWN:
         log(f"[failure] ... and {len(failures) - FAILURES_SHOWN} more (logged with each MLflow run)")
-
-
-def _run_method(method: MethodSpec, prepared: PreparedDataset, settings: Settings, experiment_id: str,
-                rerun: bool, report: RunReport) -> None:
-    """Tune, test and log one (method, dataset), or say why not; a failure is reported, never raised."""
-    from harness import track
-    from harness.tune import tune_and_test
-
-    spec, modalities = prepared.spec, prepared.data.modalities
-    label = f"{method.name}@{spec.name}"
-    ok, why = applicable(method, modalities)
-    if not ok:
-        report.skip(label, why)
-        return
-    fixed = method_fixed_params(method, prepared, settings)
-    fingerprint = result_fingerprint(method, prepared, settings, fixed)
-    if not rerun and track.finished_run(experiment_id, fingerprint) is not None:
-        log(f"[cache] {label}: finished result with identical inputs exists in MLflow; reused")
-        report.reused.append(label)
-        return
-    try:
-        outcome = tune_and_test(method.name, spec.name, prepared.data, prepared.folds, spec.headline_metric,
-                                settings.trials, settings.seed, {**method.fixed, **fixed}, settings.workspace / "tune")
-    except Exception as error:  # one broken method must not sink the benchmark; it is reported
-        log(f"[error] {label}: {type(error).__name__}: {error}")
-        report.failed.append(f"{label}: {type(error).__name__}: {error}")
-        return
-    tags = {"dataset": spec.name, "method": method.name, "family": method.cls.family,
-            "modalities": ",".join(sorted(method.required_modalities() or modalities)),
-            "protocol": spec.protocol.label(),
-            "speaker_independent": str(get_protocol(spec.protocol.name).speaker_independent),
-            "features": ",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
-            "feature_failures": str(len(prepared.failures)), "headline_metric": spec.headline_metric}
-    track.log_outcome(experiment_id, outcome, prepared.data.classes, tags, settings.as_record(), fingerprint,
-                      prepared.failures)
-    s = outcome.summary()
-    log(f"[result] {label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
-        f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f} ({outcome.seconds:.1f}s)")
-    report.ran.append(label)

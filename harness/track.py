@@ -1,14 +1,16 @@
-"""MLflow tracking: one parent run per (method, dataset), one child run per Tune trial.
+"""MLflow tracking: the only module that writes or reads runs, through the names in `harness.results`.
 
-Parent runs carry the chosen configuration, the per-fold test metrics and their mean/std, the predictions of
-every fold (`predictions.csv`), the pooled confusion matrix (`confusion.json` and a PNG) and the tags the report
-and reruns need (dataset, method, protocol, feature keys, git commit, run fingerprint). Child runs carry each
-trial's configuration and validation metrics, so the whole search is inspectable in the MLflow UI.
+A (method, dataset) result is a parent run, created when the search plans it (status RUNNING), with one child
+run per sampled configuration written as soon as that configuration's last fold finishes (so the MLflow UI shows
+the search while it runs), and finished with the test scores, predictions, confusion matrix and fold models.
+A driver killed mid-search leaves RUNNING parents behind; `close_stale_runs` marks them KILLED on the next start,
+and the report only ever reads FINISHED parents.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import tempfile
 from pathlib import Path
@@ -17,23 +19,40 @@ from typing import Any
 import pandas as pd
 
 from harness.metrics import HEADLINE_METRICS
-from harness.plots import confusion_figure
-from harness.tune import MethodOutcome
+from harness.results import (
+    FAILURES_ARTIFACT,
+    FINGERPRINT_TAG,
+    MODELS_ARTIFACT,
+    PARENT,
+    PREDICTIONS_ARTIFACT,
+    ROLE_TAG,
+    TRIAL,
+    MethodOutcome,
+    ResultTags,
+    TrialRecord,
+    test_metric,
+    val_metric,
+)
 
-ROLE_TAG = "harness.role"
-FINGERPRINT_TAG = "harness.fingerprint"
-FAILURES_ARTIFACT = "feature_failures.csv"
+__all__ = ["FAILURES_ARTIFACT", "ROLE_TAG", "use_experiment", "finished_run", "close_stale_runs", "start_result",
+           "log_trial", "finish_result", "fail_result", "git_commit"]
 
 
 def git_commit() -> str:
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+                               text=True, timeout=5, cwd=here).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _client():
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
 
 
 def use_experiment(tracking_uri: str, experiment: str) -> str:
@@ -55,57 +74,119 @@ def finished_run(experiment_id: str, fingerprint: str) -> Any | None:
     return runs[0] if runs else None
 
 
+def close_stale_runs(experiment_id: str) -> int:
+    """Mark RUNNING runs left by a killed driver as KILLED; returns how many. One driver per experiment at a time
+    is assumed (two concurrent `harness run`s on one experiment would close each other's runs)."""
+    import mlflow
+
+    client = _client()
+    stale = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
+                               filter_string="attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(stale)
+
+
 def _flat_params(prefix: str, values: dict[str, Any]) -> dict[str, str]:
     return {f"{prefix}{k}": (json.dumps(v, default=str) if isinstance(v, dict | list | tuple) else str(v))[:500]
             for k, v in values.items()}
 
 
-def log_outcome(experiment_id: str, outcome: MethodOutcome, classes: list[str], tags: dict[str, str],
-                settings_record: dict[str, Any], fingerprint: str, failures: pd.DataFrame | None = None) -> str:
-    """Write the parent run (and its trial children); return the parent run id.
+def _log_params(client, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
 
-    `failures` (clips whose features could not be extracted) is stored with the run, so the report can list them.
-    """
+    items = [Param(k, v) for k, v in params.items()]
+    for start in range(0, len(items), 100):  # MLflow's batch limit
+        client.log_batch(run_id, params=items[start:start + 100])
+
+
+def _log_metrics(client, run_id: str, metrics: dict[str, float]) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start:start + 1000])
+
+
+def start_result(experiment_id: str, tags: ResultTags, settings_record: dict[str, Any]) -> str:
+    """Create the RUNNING parent run of one (method, dataset) result; returns its id."""
+    client = _client()
+    run = client.create_run(experiment_id, run_name=f"{tags.method}@{tags.dataset}", tags=tags.to_tags())
+    _log_params(client, run.info.run_id, _flat_params("settings.", settings_record))
+    return run.info.run_id
+
+
+def log_trial(experiment_id: str, parent_id: str, tags: ResultTags, record: TrialRecord) -> None:
+    """One child run per sampled configuration: its values, per-fold validation scores and fit notes."""
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = _client()
+    run = client.create_run(experiment_id, run_name=f"trial-{record.number}",
+                            tags={ROLE_TAG: TRIAL, MLFLOW_PARENT_RUN_ID: parent_id, "dataset": tags.dataset,
+                                  "method": tags.method, FINGERPRINT_TAG: tags.fingerprint})
+    _log_params(client, run.info.run_id, _flat_params("", record.config))
+    stopped = {f: n["stopped_at_epoch"] for f, n in record.notes_by_fold.items() if "stopped_at_epoch" in n}
+    metrics: dict[str, float] = {}
+    if record.val_by_fold and not stopped:  # a mean over some folds only would mislead
+        metrics.update({val_metric(m): v for m, v in record.val_mean.items()})
+    for fold, values in record.val_by_fold.items():
+        metrics.update({val_metric(m, fold): values[m] for m in HEADLINE_METRICS})
+    for fold, notes in record.notes_by_fold.items():
+        metrics.update({f"{fold}.{k}": float(v) for k, v in notes.items() if isinstance(v, int | float)})
+    client.set_tag(run.info.run_id, "stopped_early", str(bool(stopped)).lower())
+    _log_metrics(client, run.info.run_id, metrics)
+    client.set_terminated(run.info.run_id)
+
+
+def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], models: dict[str, Any],
+                  failures: pd.DataFrame | None = None) -> None:
+    """Add the test scores and artifacts to the parent run and mark it FINISHED."""
+    from harness.plots import confusion_figure
+
+    client = _client()
+    summary = outcome.summary()
+    best = outcome.best_trial()
+    _log_params(client, parent_id, {**_flat_params("", outcome.best_config),
+                                    "n_trials": str(len(outcome.trials)), "n_folds": str(len(outcome.fold_names)),
+                                    "refit": str(outcome.refit).lower()})
+    metrics = {f"test_{k}": v for k, v in summary.items()}
+    for fold, scores in zip(outcome.fold_names, outcome.fold_scores, strict=True):
+        metrics.update({test_metric(m, fold): v for m, v in scores.headline().items()})
+    metrics.update({val_metric(m): v for m, v in best.val_mean.items()})
+    metrics.update({k.replace("/", "."): v for k, v in outcome.notes.items() if isinstance(v, int | float)})
+    metrics["seconds"] = outcome.seconds
+    _log_metrics(client, parent_id, metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        outcome.predictions.to_csv(folder / PREDICTIONS_ARTIFACT, index=False)
+        if failures is not None and len(failures):
+            failures.to_csv(folder / FAILURES_ARTIFACT, index=False)
+        outcome.pooled_scores(classes).per_class.to_csv(folder / "per_class.csv")
+        (folder / "confusion.json").write_text(json.dumps(
+            {"classes": classes, "matrix": outcome.pooled_confusion().tolist(),
+             "by_fold": {f: s.confusion.tolist() for f, s in zip(outcome.fold_names, outcome.fold_scores,
+                                                                strict=True)}}))
+        (folder / "config.json").write_text(json.dumps({"best_config": outcome.best_config}, indent=2, default=str))
+        (folder / MODELS_ARTIFACT).write_bytes(pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL))
+        confusion_figure(outcome.pooled_confusion(), classes,
+                         f"{outcome.method} on {outcome.dataset} (all test folds)", folder / "confusion.png")
+        client.log_artifacts(parent_id, str(folder))
+    client.set_terminated(parent_id, status="FINISHED")
+
+
+def fail_result(parent_id: str, error: str) -> None:
+    client = _client()
+    client.set_tag(parent_id, "error", error[:5000])
+    client.set_terminated(parent_id, status="FAILED")
+
+
+def parent_runs(experiment_id: str) -> pd.DataFrame:
+    """Every FINISHED parent run, newest first (what the report reads)."""
     import mlflow
 
-    summary = outcome.summary()
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{outcome.method}@{outcome.dataset}") as parent:
-        mlflow.set_tags({**tags, ROLE_TAG: "parent", FINGERPRINT_TAG: fingerprint, "git_commit": git_commit(),
-                         "selection_metric": outcome.selection_metric})
-        mlflow.log_params(_flat_params("", outcome.best_config))
-        mlflow.log_params(_flat_params("settings.", settings_record))
-        mlflow.log_params({"n_trials": len(outcome.trials), "n_folds": len(outcome.fold_names)})
-        metrics = {f"test_{k}": v for k, v in summary.items()}
-        for fold, scores in zip(outcome.fold_names, outcome.fold_scores, strict=True):
-            metrics.update({f"test_{m}_{fold}": v for m, v in scores.headline().items()})
-        best_trial = max(outcome.trials, key=lambda t: t.val_mean[outcome.selection_metric])
-        metrics.update({f"val_{m}_mean": v for m, v in best_trial.val_mean.items()})
-        metrics.update({k.replace("/", "."): v for k, v in outcome.notes.items()})
-        metrics["seconds"] = outcome.seconds
-        mlflow.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            outcome.predictions.to_csv(folder / "predictions.csv", index=False)
-            if failures is not None and len(failures):
-                failures.to_csv(folder / FAILURES_ARTIFACT, index=False)
-            pooled = outcome.pooled_scores(classes)
-            pooled.per_class.to_csv(folder / "per_class.csv")
-            (folder / "confusion.json").write_text(json.dumps(
-                {"classes": classes, "matrix": outcome.pooled_confusion().tolist(),
-                 "by_fold": {f: s.confusion.tolist() for f, s in zip(outcome.fold_names, outcome.fold_scores,
-                                                                    strict=True)}}))
-            (folder / "config.json").write_text(json.dumps(
-                {"best_config": outcome.best_config, "settings": settings_record, "tags": tags}, indent=2,
-                default=str))
-            confusion_figure(outcome.pooled_confusion(), classes,
-                             f"{outcome.method} on {outcome.dataset} (all test folds)", folder / "confusion.png")
-            mlflow.log_artifacts(str(folder))
-        for number, trial in enumerate(outcome.trials):
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{number}", nested=True):
-                mlflow.set_tags({ROLE_TAG: "trial", "dataset": outcome.dataset, "method": outcome.method})
-                mlflow.log_params(_flat_params("", trial.config))
-                trial_metrics = {f"val_{m}_mean": v for m, v in trial.val_mean.items()}
-                for fold, values in trial.val_by_fold.items():
-                    trial_metrics.update({f"val_{m}_{fold}": values[m] for m in HEADLINE_METRICS})
-                mlflow.log_metrics(trial_metrics)
-        return parent.info.run_id
+    return mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])

@@ -273,7 +273,8 @@ def test_unknown_hyperparameter_is_an_error() -> None:
 
 
 def test_context_params_reach_only_the_methods_that_declare_them() -> None:
-    from harness.tune import accepts_param
+    def accepts_param(spec, name: str) -> bool:
+        return name in spec.cls.context_params
 
     polarity = {"happy": "positive", "sad": "negative"}
     assert accepts_param(get_method("av-xattn"), "polarity")

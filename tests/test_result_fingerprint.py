@@ -29,10 +29,13 @@ def _prepared(tmp_path, labels: list[str], test_ids: list[str]) -> PreparedDatas
 def test_labels_and_fold_membership_are_part_of_the_result_key(tmp_path):
     method, settings = get_method("audio-svm"), Settings()
     labels = ["happy", "sad"] * 3
-    base = result_fingerprint(method, _prepared(tmp_path, labels, ["c4", "c5"]), settings, {})
-    assert base == result_fingerprint(method, _prepared(tmp_path, labels, ["c4", "c5"]), settings, {})
+    base = result_fingerprint(method, _prepared(tmp_path, labels, ["c4", "c5"]), settings, {}, True, [{}])
+    assert base == result_fingerprint(method, _prepared(tmp_path, labels, ["c4", "c5"]), settings, {}, True, [{}])
     relabelled = ["sad"] + labels[1:]  # a card's label mapping changed; media and fold sizes did not
-    assert base != result_fingerprint(method, _prepared(tmp_path, relabelled, ["c4", "c5"]), settings, {})
+    assert base != result_fingerprint(method, _prepared(tmp_path, relabelled, ["c4", "c5"]), settings, {}, True, [{}])
     moved = _prepared(tmp_path, labels, ["c4", "c5"])
     moved = dataclasses.replace(moved, folds=[Fold("fold0", ["c4", "c5"], ["c2", "c3"], ["c0", "c1"])])
-    assert base != result_fingerprint(method, moved, settings, {})  # same fold sizes, other clips
+    assert base != result_fingerprint(method, moved, settings, {}, True, [{}])  # same fold sizes, other clips
+    same = _prepared(tmp_path, labels, ["c4", "c5"])
+    assert base != result_fingerprint(method, same, settings, {}, False, [{}])  # validated models, no refit
+    assert base != result_fingerprint(method, same, settings, {}, True, [{"C": 2.0}])  # other sampled configs

@@ -1,0 +1,516 @@
+"""The whole benchmark as one search on Ray Tune: every (method, dataset, configuration, fold) unit at once.
+
+Why this shape (the alternatives are in docs/scheduling.md):
+- One `Tuner` per `harness run`, one Tune trial per *unit* = one fit of (method, dataset, sampled
+  configuration, fold). With S slots and U units Ray runs min(S, U) at a time; nothing waits for a slow
+  (method, dataset) to finish before the next starts, and Tune's fixed start-up is paid once per run, not once
+  per method (measured: ~8 ms per extra trial with actor reuse, against ~7 s per `Tuner.fit`).
+- Configurations are sampled here, once per (method, dataset), from a seeded generator, so every fold of a
+  configuration sees the same values and a rerun samples the same ones. Tune receives the units as a grid.
+- Each unit declares its resources from its method: classical units one CPU, neural units a GPU share when the
+  cluster has GPUs (so `device="auto"` finds it), one CPU otherwise.
+- Neural units report validation UAR per epoch; `PerGroupScheduler` runs one ASHA per (method, dataset, fold),
+  so a configuration is only ever compared with other configurations of the same fold.
+- A finished unit writes its fitted model and validation scores to the unit store (under the Tune storage URI,
+  atomically) before it reports; a later run skips every unit whose result is stored, so a killed driver
+  resumes at unit granularity. Tune retries units lost with a node (`FailureConfig(max_failures)`).
+- Each dataset's features go to the object store once (`ray.put`) and are shared by all its units.
+- When a (method, dataset)'s last unit finishes, its test evaluation is submitted at once as a Ray task (the
+  chosen configuration's validated fold models, or a refit on train+validation, score each fold's test part
+  once); its trial child runs are written to MLflow as each configuration's folds complete.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray.tune import Callback
+
+from harness.hashing import stable_hash
+from harness.metrics import HEADLINE_METRICS, score
+from harness.protocols import Fold
+from harness.results import MethodOutcome, TrialRecord
+from methods import FusionMethod, MultimodalData, Param, get_method
+
+EPOCH_METRIC = "epoch_val_uar"  # what ASHA compares between configurations of one fold
+UNIT_NAMESPACE = "units"
+MAX_FAILURES = 3  # retries of a unit whose worker or node died
+
+
+# ---- the plan of a search -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One (method, dataset) of the search: its sampled configurations and the folds each is fitted on."""
+
+    method: str
+    dataset: str
+    fixed: dict[str, Any]
+    configs: list[dict[str, Any]]
+    folds: list[Fold]
+    metric: str  # the dataset's selection (headline) metric
+    fingerprint: str  # identifies the result; unit keys derive from it
+    neural: bool
+    refit: bool  # refit the chosen configuration on train+validation before testing
+    groups: dict[str, str] = field(default_factory=dict)  # clip id -> bootstrap group (speaker, session...)
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}@{self.dataset}"
+
+    def fold(self, name: str) -> Fold:
+        return next(f for f in self.folds if f.name == name)
+
+    def config(self, index: int) -> dict[str, Any]:
+        return {**self.fixed, **self.configs[index]}
+
+    def unit_key(self, config: int, fold: str) -> str:
+        return stable_hash({"job": self.fingerprint, "config": self.configs[config], "fold": fold}, length=24)
+
+    def units(self) -> list[Unit]:
+        return [Unit(self.label, c, f.name) for c in range(len(self.configs)) for f in self.folds]
+
+
+@dataclass(frozen=True)
+class Unit:
+    job: str
+    config: int
+    fold: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.job}|{self.config}|{self.fold}"
+
+
+def sample_configs(space: dict[str, Param], trials: int, seed: int, method: str, dataset: str
+                   ) -> list[dict[str, Any]]:
+    """`trials` configurations drawn once per (method, dataset) from a generator seeded by the run seed and the
+    pair's names (so adding a method to a run does not change another method's draws). No space: defaults."""
+    if not space:
+        return [{}]
+    rng = np.random.default_rng([seed, int(stable_hash([method, dataset], length=8), 16)])
+    return [{name: _plain(param.sample(rng)) for name, param in sorted(space.items())} for _ in range(trials)]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# ---- the unit store -----------------------------------------------------------------------------------------
+class UnitStore:
+    """Finished units (fitted model + validation scores), one atomic blob each, under the Tune storage URI.
+
+    Pickles written by the harness itself in its own storage; nothing else is ever unpickled.
+    """
+
+    def __init__(self, uri: str) -> None:
+        from harness.features.store import FeatureStore
+
+        self.uri = uri
+        self._blobs = FeatureStore(uri)  # its atomic blob API on any pyarrow filesystem (local, S3, ...)
+
+    def save(self, key: str, payload: dict[str, Any]) -> None:
+        self._blobs.write_blob(UNIT_NAMESPACE, key, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        data = self._blobs.read_blob(UNIT_NAMESPACE, key)
+        return None if data is None else pickle.loads(data)
+
+
+# ---- one unit (runs inside a Tune trial) ------------------------------------------------------------------
+def _limit_threads() -> None:
+    """One unit = one CPU: keep BLAS/torch from oversubscribing the cores Ray gave other units."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def fit_unit(job: Job, unit: Unit, data: MultimodalData,
+             on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Fit one configuration on one fold's training part; score it on the fold's validation part."""
+    fold = job.fold(unit.fold)
+    method = get_method(job.method).build(**job.config(unit.config))
+    if on_epoch is not None and hasattr(method, "epoch_callback"):
+        method.epoch_callback = on_epoch
+    validation = data.select(fold.val)
+    method.fit(data.select(fold.train), validation)
+    if hasattr(method, "epoch_callback"):
+        method.epoch_callback = None  # a closure over Tune's session must not travel with the pickled model
+    scores = score(validation.labels, method.predict(validation), data.classes).headline()
+    return {"val": scores, "notes": method.fit_notes(), "model": method}
+
+
+def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[str, Unit],
+                    data_refs: dict[str, Any], store_uri: str) -> None:
+    import ray
+    from ray import tune
+
+    _limit_threads()
+    unit = units[config["unit"]]
+    job = jobs[unit.job]
+    data = ray.get(data_refs[job.dataset])
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+
+    def report_epoch(epoch: int, values: dict[str, float]) -> None:
+        tune.report({EPOCH_METRIC: values["val_uar"], "epoch": epoch, "final": 0})
+
+    payload = fit_unit(job, unit, data, report_epoch if job.neural else None)
+    payload["notes"] = {**payload["notes"], "gpus": len(gpu_ids)}
+    payload["gpu_ids"] = gpu_ids
+    UnitStore(store_uri).save(job.unit_key(unit.config, unit.fold), payload)
+    tune.report({EPOCH_METRIC: payload["val"]["uar"], "final": 1, "unit": unit.id,
+                 **{f"val_{m}": v for m, v in payload["val"].items()}})
+
+
+# ---- evaluation of a finished (method, dataset) ------------------------------------------------------------
+def choose_config(job: Job, val: dict[int, dict[str, dict[str, float]]]) -> int:
+    """The configuration with the best mean validation score over folds, among those whose every fold
+    finished (a configuration stopped early on some fold has no model there and cannot be tested)."""
+    complete = {c: by_fold for c, by_fold in val.items() if len(by_fold) == len(job.folds)}
+    if not complete:
+        raise RuntimeError(f"{job.label}: no configuration finished on every fold")
+    return max(sorted(complete), key=lambda c: float(np.mean([s[job.metric] for s in complete[c].values()])))
+
+
+def evaluate_job(job: Job, data: MultimodalData, chosen: int, store_uri: str) -> dict[str, Any]:
+    """Score each fold's test part once with the chosen configuration: its validated fold models, or (refit)
+    the configuration refitted on the fold's training + validation parts."""
+    _limit_threads()
+    store = UnitStore(store_uri)
+    fold_scores, frames, notes, models = [], [], {}, {}
+    for fold in job.folds:
+        unit = store.load(job.unit_key(chosen, fold.name))
+        if unit is None:
+            raise RuntimeError(f"{job.label}: the stored model of fold {fold.name} is missing from {store_uri}")
+        model: FusionMethod = unit["model"]
+        if job.refit:
+            model = refit(job, chosen, unit, data.select(fold.train + fold.val))
+            notes[f"{fold.name}/refit_train_clips"] = float(len(fold.train) + len(fold.val))
+        test = data.select(fold.test)
+        probabilities = model.predict_proba(test)
+        predicted = probabilities.argmax(axis=1)
+        fold_scores.append(score(test.labels, predicted, data.classes))
+        frame = pd.DataFrame({"fold": fold.name, "clip_id": test.ids,
+                              "group": [job.groups.get(i, "") for i in test.ids],
+                              "y_true": [data.classes[i] for i in test.labels],
+                              "y_pred": [data.classes[i] for i in predicted]})
+        for c, name in enumerate(data.classes):
+            frame[f"p_{name}"] = probabilities[:, c]
+        frames.append(frame)
+        notes.update({f"{fold.name}/{k}": v for k, v in model.fit_notes().items()})
+        models[fold.name] = model
+    return {"fold_scores": fold_scores, "predictions": pd.concat(frames, ignore_index=True), "notes": notes,
+            "models": models}
+
+
+def refit(job: Job, chosen: int, unit: dict[str, Any], train_and_val: MultimodalData) -> FusionMethod:
+    """The chosen configuration fitted on train+validation. Neural methods train for the epochs that validation
+    selected (no validation part is left to stop on); the others are fitted as before, on more speakers."""
+    config = job.config(chosen)
+    if job.neural:
+        epochs = int(unit["notes"].get("best_epoch", config.get("max_epochs", 1)))
+        config = {**config, "max_epochs": max(1, epochs), "patience": max(1, epochs)}
+    return get_method(job.method).build(**config).fit(train_and_val, None)
+
+
+# ---- the scheduler ------------------------------------------------------------------------------------------
+def per_fold_asha(units: dict[str, Unit], neural: dict[str, bool], max_t: int, grace_period: int = 3,
+                  reduction_factor: int = 2):
+    """ASHA brackets per (method, dataset, fold): configurations compete only with their own fold's peers.
+    Classical units (one report each) pass through untouched."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+    class PerGroupScheduler(FIFOScheduler):
+        def __init__(self) -> None:
+            super().__init__()
+            self._by_group: dict[str, TrialScheduler] = {}
+
+        def _for(self, trial) -> TrialScheduler | None:
+            unit_id = trial.config["unit"]
+            if not neural[unit_id]:
+                return None
+            unit = units[unit_id]
+            group = f"{unit.job}|{unit.fold}"
+            if group not in self._by_group:
+                self._by_group[group] = AsyncHyperBandScheduler(
+                    time_attr="training_iteration", metric=EPOCH_METRIC, mode="max", max_t=max_t,
+                    grace_period=min(grace_period, max_t), reduction_factor=reduction_factor)
+            return self._by_group[group]
+
+        def on_trial_add(self, tune_controller, trial) -> None:
+            inner = self._for(trial)
+            if inner is not None:
+                inner.on_trial_add(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller, trial, result):
+            inner = self._for(trial)
+            if inner is None or result.get("final"):
+                return TrialScheduler.CONTINUE
+            return inner.on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller, trial, result) -> None:
+            inner = self._for(trial)
+            if inner is not None:
+                inner.on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_remove(self, tune_controller, trial) -> None:
+            inner = self._for(trial)
+            if inner is not None:
+                inner.on_trial_remove(tune_controller, trial)
+
+        def debug_string(self) -> str:
+            return f"ASHA per fold ({len(self._by_group)} brackets)"
+
+    return PerGroupScheduler()
+
+
+# ---- driving the search ----------------------------------------------------------------------------------------
+@dataclass
+class JobState:
+    job: Job
+    val: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)  # config -> fold -> scores
+    notes: dict[int, dict[str, dict[str, float]]] = field(default_factory=dict)
+    stopped: dict[int, dict[str, int]] = field(default_factory=dict)  # config -> fold -> epoch stopped at
+    logged_configs: set[int] = field(default_factory=set)
+    chosen: int = -1
+    started: float = field(default_factory=time.perf_counter)
+    submitted: bool = False
+
+    def finished_units(self) -> int:
+        return sum(len(v) for v in self.val.values()) + sum(len(v) for v in self.stopped.values())
+
+    def config_done(self, config: int) -> bool:
+        return len(self.val.get(config, {})) + len(self.stopped.get(config, {})) == len(self.job.folds)
+
+    def trial_record(self, config: int) -> TrialRecord:
+        notes = {f: dict(n) for f, n in self.notes.get(config, {}).items()}
+        for fold, epoch in self.stopped.get(config, {}).items():
+            notes[fold] = {"stopped_early": 1.0, "stopped_at_epoch": float(epoch)}
+        return TrialRecord(config, self.job.config(config), dict(self.val.get(config, {})), notes)
+
+
+class SearchListener:
+    """What the search tells the outside world: trial child runs as configurations finish, outcomes as
+    (method, dataset)s finish, failures. `harness.pipeline` implements it with MLflow and the console."""
+
+    def on_trial(self, job: Job, record: TrialRecord) -> None: ...
+
+    def on_outcome(self, job: Job, outcome: MethodOutcome, models: dict[str, FusionMethod]) -> None: ...
+
+    def on_failure(self, job: Job, error: str) -> None: ...
+
+    def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None: ...
+
+
+@dataclass
+class SearchOptions:
+    storage_uri: str  # Tune storage; finished units live under it too
+    scheduler: str = "auto"  # auto | asha | none
+    gpus_per_trial: float = 0.25
+    time_budget_s: float | None = None
+    max_epochs: int = 30  # ASHA's horizon for neural units
+
+
+class Search:
+    """One Tune search over every unit of `jobs`; `run()` returns when every job is evaluated or failed."""
+
+    def __init__(self, jobs: list[Job], data: dict[str, MultimodalData], options: SearchOptions,
+                 listener: SearchListener) -> None:
+        self.jobs = {j.label: j for j in jobs}
+        self.data = data
+        self.options = options
+        self.listener = listener
+        self.store = UnitStore(options.storage_uri)
+        self.states = {label: JobState(job) for label, job in self.jobs.items()}
+        self.pending: dict[Any, str] = {}  # evaluation task ref -> job label
+        self.finished_jobs = 0
+        self.total_units = sum(len(j.units()) for j in jobs)
+        self.started = time.perf_counter()
+
+    # -- resume ----------------------------------------------------------------------------------------
+    def _load_stored(self) -> list[Unit]:
+        """Record units a previous (interrupted) run finished; return the ones still to run."""
+        todo = []
+        for label, job in self.jobs.items():
+            state = self.states[label]
+            for unit in job.units():
+                stored = self.store.load(job.unit_key(unit.config, unit.fold))
+                if stored is None:
+                    todo.append(unit)
+                elif "stopped_at_epoch" in stored:
+                    state.stopped.setdefault(unit.config, {})[unit.fold] = int(stored["stopped_at_epoch"])
+                else:
+                    state.val.setdefault(unit.config, {})[unit.fold] = stored["val"]
+                    state.notes.setdefault(unit.config, {})[unit.fold] = stored["notes"]
+        return todo
+
+    # -- events ----------------------------------------------------------------------------------------
+    def unit_finished(self, unit: Unit, val: dict[str, float] | None, notes: dict[str, float],
+                      stopped_at: int | None = None) -> None:
+        state = self.states[unit.job]
+        if stopped_at is not None:
+            if unit.fold in state.val.get(unit.config, {}):
+                return
+            state.stopped.setdefault(unit.config, {})[unit.fold] = stopped_at
+            self.store.save(state.job.unit_key(unit.config, unit.fold), {"stopped_at_epoch": stopped_at})
+        else:
+            state.val.setdefault(unit.config, {})[unit.fold] = val
+            state.notes.setdefault(unit.config, {})[unit.fold] = notes
+        self._after_unit(state, unit.config)
+
+    def _after_unit(self, state: JobState, config: int) -> None:
+        if state.config_done(config) and config not in state.logged_configs:
+            state.logged_configs.add(config)
+            self.listener.on_trial(state.job, state.trial_record(config))
+        if not state.submitted and state.finished_units() == len(state.job.units()):
+            self._submit(state)
+
+    def _submit(self, state: JobState) -> None:
+
+        state.submitted = True
+        try:
+            chosen = choose_config(state.job, state.val)
+        except RuntimeError as error:
+            self._fail(state.job, str(error))
+            return
+        resources = self._resources(state.job)
+        task = self._evaluate.options(num_cpus=resources.get("CPU", 1), num_gpus=resources.get("GPU", 0),
+                                                max_retries=MAX_FAILURES)
+        ref = task.remote(state.job, self._refs[state.job.dataset], chosen, self.options.storage_uri)
+        self.pending[ref] = state.job.label
+        state.chosen = chosen
+
+    def collect_ready(self, timeout: float = 0.0) -> None:
+        import ray
+
+        if not self.pending:
+            return
+        ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout)
+        for ref in ready:
+            label = self.pending.pop(ref)
+            state = self.states[label]
+            try:
+                evaluated = ray.get(ref)
+            except Exception as error:  # one broken method must not sink the benchmark; it is reported
+                self._fail(state.job, f"{type(error).__name__}: {error}")
+                continue
+            self.finished_jobs += 1
+            job = state.job
+            trials = [state.trial_record(c) for c in sorted(set(state.val) | set(state.stopped))]
+            outcome = MethodOutcome(job.method, job.dataset, job.metric, job.config(state.chosen), trials,
+                                    [f.name for f in job.folds], evaluated["fold_scores"], evaluated["predictions"],
+                                    evaluated["notes"], time.perf_counter() - state.started, job.refit)
+            self.listener.on_outcome(job, outcome, evaluated["models"])
+
+    def _fail(self, job: Job, error: str) -> None:
+        self.finished_jobs += 1
+        self.listener.on_failure(job, error)
+
+    def progress(self) -> None:
+        done = sum(s.finished_units() for s in self.states.values())
+        self.listener.on_progress(done, self.total_units, self.finished_jobs, len(self.jobs),
+                                  time.perf_counter() - self.started)
+
+    # -- resources -------------------------------------------------------------------------------------
+    def _resources(self, job: Job) -> dict[str, float]:
+        if job.neural and self._cluster_gpus > 0:
+            return {"CPU": 1, "GPU": self.options.gpus_per_trial}
+        return {"CPU": 1}
+
+    # -- the Tune run ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        import ray
+
+        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        self._evaluate = ray.remote(evaluate_job)
+        todo = self._load_stored()
+        needed = {self.jobs[u.job].dataset for u in todo} | {
+            s.job.dataset for s in self.states.values() if s.finished_units() == len(s.job.units())}
+        self._refs = {name: ray.put(self.data[name]) for name in needed}  # each dataset moved once
+        for state in self.states.values():  # jobs a previous run finished searching: evaluate now
+            for config in sorted(set(state.val) | set(state.stopped)):
+                if state.config_done(config) and len(state.job.folds):
+                    self._after_unit(state, config)
+        if todo:
+            self._tune(todo)
+        while self.pending:
+            self.collect_ready(timeout=1.0)
+            self.progress()
+        for state in self.states.values():
+            if not state.submitted:
+                missing = len(state.job.units()) - state.finished_units()
+                self._fail(state.job, f"{missing} of its units did not finish (time budget or errors)")
+
+    def _tune(self, todo: list[Unit]) -> None:
+        from ray import tune
+
+        units = {u.id: u for u in todo}
+        neural = {u.id: self.jobs[u.job].neural for u in todo}
+        trainable = tune.with_parameters(_unit_trainable, jobs=self.jobs, units=units, data_refs=self._refs,
+                                         store_uri=self.options.storage_uri)
+        resources = {label: self._resources(job) for label, job in self.jobs.items()}
+        trainable = tune.with_resources(
+            trainable, lambda config: _placement(resources[units[config["unit"]].job]))
+        use_asha = self.options.scheduler == "asha" or (self.options.scheduler == "auto" and any(neural.values()))
+        scheduler = per_fold_asha(units, neural, self.options.max_epochs) if use_asha else None
+        tuner = tune.Tuner(
+            trainable,
+            # Units in the order they should start: the slowest (neural) first, so the tail is short.
+            param_space={"unit": tune.grid_search(sorted(units, key=lambda u: (not neural[u], u)))},
+            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=scheduler,
+                                        time_budget_s=self.options.time_budget_s),
+            run_config=tune.RunConfig(name=f"search-{stable_hash(sorted(units))}",
+                                      storage_path=self.options.storage_uri, verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                                      callbacks=[_Events(self, units)]),
+        )
+        tuner.fit()
+
+
+def _placement(resources: dict[str, float]):
+    from ray.tune import PlacementGroupFactory
+
+    return PlacementGroupFactory([resources])
+
+
+class _Events(Callback):
+    """Tune callback: turns trial results into unit events, and evaluates finished jobs while Tune runs."""
+
+    def __init__(self, search: Search, units: dict[str, Unit]) -> None:
+        self.search, self.units = search, units
+        self.last_progress = 0.0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if result.get("final"):
+            unit = self.units[trial.config["unit"]]
+            val = {m: float(result[f"val_{m}"]) for m in HEADLINE_METRICS}
+            stored = self.search.store.load(self.search.jobs[unit.job].unit_key(unit.config, unit.fold))
+            self.search.unit_finished(unit, val, stored["notes"] if stored else {})
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        result = trial.last_result or {}
+        if not result.get("final"):  # stopped by the scheduler before its fit finished
+            unit = self.units[trial.config["unit"]]
+            self.search.unit_finished(unit, None, {}, stopped_at=int(result.get("epoch", 0)))
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        unit = self.units[trial.config["unit"]]
+        state = self.search.states[unit.job]
+        if not state.submitted:
+            state.submitted = True
+            self.search._fail(state.job, f"unit {unit.id} failed after {MAX_FAILURES} retries: {trial.error_file}")
+
+    def on_step(self, iteration, trials, **info) -> None:
+        self.search.collect_ready()
+        now = time.perf_counter()
+        if now - self.last_progress >= 5.0:
+            self.last_progress = now
+            self.search.progress()
