@@ -16,8 +16,9 @@ from harness.features.base import (
     extractor_names,
     get_extractor,
 )
+from harness.features.decode import decode_clip
+from harness.features.decode import media_rows as _media_rows
 from harness.features.face import NoFaceError, align_crop
-from harness.features.runner import _media_rows, decode_clip
 from harness.features.store import FeatureStore
 
 SPEECH = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from harness.datasets.synthetic import EMOTIONS, SyntheticConfig, generate, scan
+from harness.features.base import ExtractorRef
 from harness.features.runner import extract, load_features, longest_first, plan_resources
 from harness.features.store import FeatureStore
 from harness.manifest import Manifest
@@ -101,7 +102,7 @@ def test_resume_extracts_only_missing_clips(ray_session, corpus: Path, tmp_path:
     half = Manifest(manifest.dataset, manifest.root, manifest.classes, manifest.table.iloc[:6])
     done = extract(half, "logmel", store, executor="local", batch_size=3, verbose=False)
     # pretend the interrupted run was the full manifest: move its shards under the full manifest's key
-    full_key = extract.__globals__["build_extractor"]("logmel").cache_key(manifest.fingerprint())
+    full_key = ExtractorRef("logmel").cache_key(manifest.fingerprint())
     target = Path(store.entry(manifest.dataset, "logmel", full_key)) / "shards"
     target.mkdir(parents=True)
     for shard in Path(done.location, "shards").iterdir():

@@ -9,7 +9,8 @@ import pytest
 
 from harness.datasets.synthetic import SyntheticConfig, generate, scan
 from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor
-from harness.features.runner import _media_rows, decode_clip
+from harness.features.decode import decode_clip
+from harness.features.decode import media_rows as _media_rows
 
 timm = pytest.importorskip("timm", reason="timm is not installed (pip install timm==1.0.31)")
 

@@ -8,7 +8,7 @@ building an extractor to compute its cache key is cheap.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -175,6 +175,55 @@ def get_extractor(name: str) -> type[Extractor]:
 
 def build_extractor(name: str, config: dict[str, Any] | None = None) -> Extractor:
     return get_extractor(name)(**(config or {}))
+
+
+@dataclass(frozen=True, eq=False)
+class ExtractorRef:
+    """An extractor as a value: its name and the user's options, resolved once and passed around whole.
+
+    Frozen and picklable (plain str and dict), so it crosses to Ray tasks and actors unchanged; `build()` makes
+    the `Extractor` (cheap: models load in `setup()`), `cache_key()` is the feature-store key. A name that is
+    not a registered extractor and has no options refers to imported features (`is_imported`).
+    Equality and hashing are by value (name and options, order-free).
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", dict(self.options or {}))
+
+    @classmethod
+    def of(cls, extractor: str | ExtractorRef, options: dict[str, Any] | None = None) -> ExtractorRef:
+        """Accept the old loose `(name, config)` pair or a ref (then `options` must be empty)."""
+        if isinstance(extractor, ExtractorRef):
+            if options:
+                raise TypeError(f"extractor {extractor.name!r}: pass options inside the ExtractorRef, not beside it")
+            return extractor
+        return cls(str(extractor), dict(options or {}))
+
+    @property
+    def is_imported(self) -> bool:
+        return self.name not in extractor_names() and not self.options
+
+    def build(self) -> Extractor:
+        return build_extractor(self.name, self.options)
+
+    def cache_key(self, manifest_fingerprint: str) -> str:
+        return self.build().cache_key(manifest_fingerprint)
+
+    def _identity(self) -> str:
+        return stable_hash({"name": self.name, "options": self.options})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExtractorRef) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __str__(self) -> str:
+        options = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+        return f"{self.name}({options})" if options else self.name
 
 
 def option_hint(option: str, value: str) -> str:

@@ -30,7 +30,6 @@ from harness.features.base import (
     Features,
     MissingWeightsError,
     directory_identity,
-    option_hint,
     register_extractor,
 )
 from harness.hashing import stable_hash
@@ -303,7 +302,9 @@ class FaceEmbedExtractor(FaceExtractor):
 
     def weights_identity(self) -> str:
         if self.config["backbone"] == "timm":
-            return f"{super().weights_identity()};{self._timm_identity()}"
+            from harness.features.timm_weights import timm_identity
+
+            return f"{super().weights_identity()};{timm_identity(self.config['checkpoint'])}"
         from harness.features.hf import checkpoint_identity
 
         return f"{super().weights_identity()};{checkpoint_identity(self.config['checkpoint'])}"
@@ -311,7 +312,9 @@ class FaceEmbedExtractor(FaceExtractor):
     def check_weights(self) -> None:
         super().check_weights()
         if self.config["backbone"] == "timm":
-            self._timm_checkpoint()
+            from harness.features.timm_weights import timm_checkpoint
+
+            timm_checkpoint(self.config["checkpoint"], self.config["model"])
             return
         from harness.features.hf import resolve_checkpoint
 
@@ -323,7 +326,10 @@ class FaceEmbedExtractor(FaceExtractor):
         self._mean, self._std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
         self._processor = None
         if self.config["backbone"] == "timm":
-            self._model = self._load_timm().eval().to(self._device)
+            from harness.features.timm_weights import load_timm
+
+            model, self._mean, self._std = load_timm(self.config["checkpoint"], self.config["model"])
+            self._model = model.eval().to(self._device)
             return
         from transformers import AutoModel
 
@@ -335,93 +341,6 @@ class FaceEmbedExtractor(FaceExtractor):
             from transformers import AutoImageProcessor
 
             self._processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
-
-    # ---- timm ----------------------------------------------------------------------------------------
-    def _timm_identity(self) -> str:
-        """timm's version (architecture definitions change between releases) and the weights' identity."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            timm_version = version("timm")
-        except PackageNotFoundError:
-            timm_version = "missing"
-        path = Path(self.config["checkpoint"]).expanduser()
-        if path.is_dir():
-            weights = directory_identity(path)
-        elif path.is_file():  # size and mtime: a checkpoint retrained in place keeps its size
-            info = path.stat()
-            weights = f"{path.resolve()}:{info.st_size}:{info.st_mtime_ns}"
-        else:
-            weights = f"{self.config['checkpoint']}:missing"
-        return f"timm=={timm_version};{weights}"
-
-    def _timm_checkpoint(self) -> Path:
-        """The checkpoint path, validated against what timm can load; raises with the fix otherwise."""
-        import json
-
-        try:
-            import timm
-        except ImportError:
-            raise MissingWeightsError("face-embed backbone=timm needs timm: pip install timm==1.0.31") from None
-        path = Path(self.config["checkpoint"]).expanduser().resolve()
-        model = self.config["model"]
-        if path.is_dir():
-            config_file = path / "config.json"
-            if not config_file.is_file():
-                raise MissingWeightsError(
-                    f"face-embed: {config_file} does not exist, so {path} is not a timm model directory. Write "
-                    "one with timm.models.save_for_hf(model, dir), or pass a state_dict file and its architecture: "
-                    f"{option_hint('checkpoint', '/path/to/weights.pth')} and model=<timm architecture>")
-            architecture = json.loads(config_file.read_text()).get("architecture")
-            if model and model != architecture:
-                raise ExtractorConfigError(f"face-embed: model={model!r} but {config_file} names architecture "
-                                           f"{architecture!r}; drop model= for a timm directory")
-            return path
-        if not path.is_file():
-            raise MissingWeightsError(
-                f"face-embed: timm checkpoint {path} does not exist. Pass a local state_dict file "
-                "(.pth/.pt/.bin/.safetensors) with model=<timm architecture, e.g. resnet18>, or a directory "
-                "written by timm.models.save_for_hf; extraction never downloads weights")
-        if not model:
-            raise ExtractorConfigError(f"face-embed: {path} is a state_dict file; name its timm architecture "
-                                       "with model=<name> (e.g. model=resnet18)")
-        if not timm.is_model(model):
-            raise ExtractorConfigError(f"face-embed: {model!r} is not a timm architecture; list them with "
-                                       "python -c \"import timm; print(timm.list_models())\"")
-        return path
-
-    def _load_timm(self):
-        """Build the timm model without classifier and load the local weights (never pickled objects)."""
-        import timm
-        from timm.models import load_state_dict
-
-        path = self._timm_checkpoint()
-        if path.is_dir():
-            model = timm.create_model(f"local-dir:{path}", pretrained=True, num_classes=0)
-        else:
-            model = timm.create_model(self.config["model"], pretrained=False, num_classes=0)
-            try:
-                state = load_state_dict(str(path), weights_only=True)
-            except Exception as error:  # a corrupt file, or a pickle that weights_only refuses
-                raise MissingWeightsError(
-                    f"face-embed: {path} is not a loadable state_dict ({type(error).__name__}: {error}). Save the "
-                    "weights with torch.save(model.state_dict(), path) or safetensors.torch.save_file") from None
-            classifier = model.pretrained_cfg.get("classifier") or ()
-            heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-            try:
-                result = model.load_state_dict(state, strict=False)
-            except RuntimeError as error:  # same keys, different shapes
-                raise ExtractorConfigError(f"face-embed: {path} does not fit timm model {self.config['model']!r}: "
-                                           f"{error}") from None
-            unexpected = [k for k in result.unexpected_keys if not k.startswith(tuple(f"{h}." for h in heads))]
-            if result.missing_keys or unexpected:
-                raise ExtractorConfigError(
-                    f"face-embed: {path} does not fit timm model {self.config['model']!r} (missing keys "
-                    f"{result.missing_keys[:5]}, unexpected keys {unexpected[:5]}); set model= to the "
-                    "architecture the weights were saved from")
-        data = timm.data.resolve_model_data_config(model)
-        self._mean, self._std = tuple(data["mean"]), tuple(data["std"])
-        return model
 
     # ---- inference -----------------------------------------------------------------------------------
     def pixel_values(self, crops: np.ndarray):

@@ -6,10 +6,11 @@ so a killed run loses at most the blocks in flight and the next run extracts onl
 Failures (undecodable media, silent audio, no face, empty transcript) are stored in the shard like features, so
 they are reported and not retried forever.
 
-Where decoding runs is a resource decision (`plan_resources`). When the actors hold GPUs, CPU tasks decode
-(`decode_batch`) so the GPUs never wait on a decoder. When the actors run on CPUs they already occupy every
-core, so a separate decode stage adds serialisation and scheduling but no parallelism: each actor decodes its
-own block (measured in benchmarks/extraction.md).
+Where decoding runs is a resource decision (`plan_resources`); how a clip is decoded lives in
+`harness.features.decode`. When the actors hold GPUs, CPU tasks decode (`decode_batch`) so the GPUs never wait
+on a decoder. When the actors run on CPUs they already occupy every core, so a separate decode stage adds
+serialisation and scheduling but no parallelism: each actor decodes its own block (measured in
+benchmarks/extraction.md).
 
 The same decode/encode code also runs as a plain loop in this process (`executor="local"`): the sequential
 baseline of the benchmark, and a debugging aid.
@@ -17,20 +18,22 @@ baseline of the benchmark, and a debugging aid.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from harness.features.asr import AUDIO_IF_NO_TEXT
-from harness.features.base import ClipInput, Extractor, build_extractor, extractor_names
+from harness.features.base import ClipInput, ExtractorRef, extractor_names
+from harness.features.decode import decode_batch, decode_clip, decode_or_error, error_text, longest_first, media_rows
 from harness.features.store import FeatureStore, StoredFeatures
-from harness.manifest import SEGMENT_COLUMNS, Manifest
-from harness.media import MediaError, load_audio, load_frames, segment_bound
+from harness.manifest import Manifest
+
+# Moved to harness.features.decode; kept importable from here for callers outside harness/features/.
+_media_rows = media_rows
+__all__ = ["EXECUTORS", "ExtractionResult", "EncodeBlock", "extract", "load_features", "plan_resources",
+           "decode_clip", "longest_first", "format_failures"]
 
 EXECUTORS = ("ray", "local")
 DECODE_PLACEMENTS = ("auto", "tasks", "actors")
@@ -65,58 +68,6 @@ class ExtractionResult:
                 f"{self.seconds:.1f}s ({rate:.1f} clips/s), {self.n_failed} failed, stored at {self.location}")
 
 
-def decode_clip(row: dict[str, Any], extractor: Extractor) -> ClipInput:
-    """Decode what the extractor needs; raises MediaError/ValueError naming the file.
-
-    Optional video_start/video_end (seconds) cut the clip out of a video holding several clips, for its frames
-    and for its audio when that comes from the video's track.
-    """
-    start, end = segment_bound(row.get("video_start")), segment_bound(row.get("video_end"))
-    clip = ClipInput(clip_id=str(row["clip_id"]), video_path=row.get("video_path") or None, video_start=start,
-                     video_end=end)
-    needs = extractor.inputs()
-    if AUDIO_IF_NO_TEXT in needs and not str(row.get("text") or "").strip():
-        needs = (*needs, "audio")  # transcript="auto": ASR only where the manifest has no transcript
-    if "audio" in needs:
-        source = row.get("audio_path") or row.get("video_path")
-        if not source:
-            raise MediaError("the manifest names no audio or video file for this clip")
-        cut = (None, None) if row.get("audio_path") else (start, end)  # bounds locate the clip in the video file
-        clip.audio = load_audio(source, extractor.sample_rate, *cut)
-        if float(np.max(np.abs(clip.audio))) == 0.0:
-            raise MediaError(f"{source}: audio is silent (every sample is zero)")
-    if "video" in needs:
-        if not row.get("video_path"):
-            raise MediaError("the manifest names no video file for this clip")
-        clip.frames, clip.fps = load_frames(row["video_path"], extractor.fps, extractor.max_frames, start, end)
-    if "text" in needs:
-        clip.text = str(row.get("text") or "")
-        if not clip.text.strip() and "audio" not in needs:
-            raise ValueError("the manifest has no transcript for this clip")
-    return clip
-
-
-def _error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"
-
-
-def _decode_or_error(row: dict[str, Any], extractor: Extractor) -> ClipInput | str:
-    try:
-        return decode_clip(row, extractor)
-    except Exception as error:  # recorded with its stage, never dropped
-        return _error(error)
-
-
-def decode_batch(batch: pd.DataFrame, extractor_name: str, config: dict[str, Any]) -> pd.DataFrame:
-    """Ray Data CPU task: decode a block into serialised `ClipInput`s, or a decode failure per clip."""
-    extractor = build_extractor(extractor_name, config)  # cheap: no model is loaded here
-    out = []
-    for row in batch.to_dict("records"):
-        clip = _decode_or_error(row, extractor)
-        out.append((str(row["clip_id"]), b"", clip) if isinstance(clip, str) else (clip.clip_id, clip.to_bytes(), ""))
-    return pd.DataFrame(out, columns=["clip_id", "payload", "error"])
-
-
 class EncodeBlock:
     """Ray Data actor: set up the extractor once, then encode and store each block it is given.
 
@@ -124,9 +75,8 @@ class EncodeBlock:
     decode=True:  the block holds manifest rows, decoded here in the same process (no serialisation hop).
     """
 
-    def __init__(self, extractor_name: str, config: dict[str, Any], store_root: str, entry: str,
-                 decode: bool = False) -> None:
-        self.extractor = build_extractor(extractor_name, config)
+    def __init__(self, extractor: ExtractorRef, store_root: str, entry: str, decode: bool = False) -> None:
+        self.extractor = extractor.build()
         self.store = FeatureStore(store_root)
         self.extractor.cache = self.store  # intermediate results (face crops) live next to the features
         self.extractor.setup()
@@ -135,7 +85,7 @@ class EncodeBlock:
 
     def _clips(self, batch: pd.DataFrame) -> list[tuple[str, ClipInput | str]]:
         if self.decode:
-            return [(str(row["clip_id"]), _decode_or_error(row, self.extractor)) for row in batch.to_dict("records")]
+            return [(str(row["clip_id"]), decode_or_error(row, self.extractor)) for row in batch.to_dict("records")]
         return [(str(clip_id), str(error) if error else ClipInput.from_bytes(payload))
                 for clip_id, payload, error in zip(batch["clip_id"], batch["payload"], batch["error"], strict=True)]
 
@@ -149,42 +99,9 @@ class EncodeBlock:
                 features.append(self.extractor.extract(clip))
                 ids.append(clip_id)
             except Exception as exc:  # recorded with its stage, never dropped
-                failures.append((clip_id, "extract", _error(exc)))
+                failures.append((clip_id, "extract", error_text(exc)))
         self.store.write_shard(self.entry, ids, features, failures)
         return pd.DataFrame({"n_ok": [len(ids)], "n_failed": [len(failures)]})
-
-
-def _media_rows(manifest: Manifest, todo: set[str]) -> pd.DataFrame:
-    table = manifest.table[manifest.table["clip_id"].isin(todo)]
-    rows = pd.DataFrame({"clip_id": table["clip_id"].astype(str).values})
-    for column in ("audio_path", "video_path"):
-        rows[column] = [str(p) if (p := manifest.resolve(v)) else "" for v in table[column]]
-    rows["text"] = table["text"].fillna("").astype(str).values
-    for column in SEGMENT_COLUMNS:
-        rows[column] = [segment_bound(v) for v in table[column]]
-    return longest_first(rows)
-
-
-def _work_estimate(row: pd.Series) -> float:
-    """How long a clip takes to extract, up to a constant: its segment's length, else its media file's size."""
-    start, end = segment_bound(row["video_start"]), segment_bound(row["video_end"])
-    if start is not None and end is not None:
-        return end - start
-    for column in ("audio_path", "video_path"):
-        if row[column] and os.path.exists(row[column]):
-            return float(os.path.getsize(row[column]))
-    return 0.0
-
-
-def longest_first(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows ordered longest clip first (ties by clip id), so the last blocks are the shortest.
-
-    Workers take blocks in order; whoever finishes last is then late by a short block, not a long one
-    (the longest-processing-time-first rule for parallel machines).
-    """
-    estimate = [_work_estimate(row) for _, row in rows.iterrows()]
-    ordered = rows.assign(_estimate=estimate).sort_values(["_estimate", "clip_id"], ascending=[False, True])
-    return ordered.drop(columns="_estimate").reset_index(drop=True)
 
 
 class Progress:
@@ -214,10 +131,13 @@ class Progress:
             self.bar.close()
 
 
-def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config: dict[str, Any] | None = None,
+def extract(manifest: Manifest, extractor: str | ExtractorRef, store: FeatureStore,
+            config: dict[str, Any] | None = None,
             batch_size: int = 16, concurrency: int | None = None, num_gpus: float | None = None,
             verbose: bool = True, executor: str = "ray", decode: str = "auto") -> ExtractionResult:
     """Extract the clips of `manifest` that the store lacks; return where the features are and what happened.
+
+    extractor:   an ExtractorRef, or a name with its options in `config` (the older loose pair, still accepted).
 
     batch_size:  clips per block (= per shard); small enough that a killed run loses little.
     concurrency: encode actors (default: one per GPU, else the CPUs minus the decode reserve).
@@ -229,9 +149,11 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if decode not in DECODE_PLACEMENTS:
         raise ValueError(f"decode must be one of {DECODE_PLACEMENTS}, got {decode!r}")
-    if extractor_name not in extractor_names() and not config:
+    ref = ExtractorRef.of(extractor, config)
+    extractor_name = ref.name
+    if ref.is_imported:
         return _imported_result(manifest, extractor_name, store, verbose)
-    extractor = build_extractor(extractor_name, config)
+    extractor = ref.build()
     fingerprint = manifest.fingerprint()
     key = extractor.cache_key(fingerprint)
     entry = store.entry(manifest.dataset, extractor_name, key)
@@ -243,12 +165,12 @@ def extract(manifest: Manifest, extractor_name: str, store: FeatureStore, config
     n_now = 0
     if todo:
         extractor.check_weights()
-        rows = _media_rows(manifest, todo)
+        rows = media_rows(manifest, todo)
         progress = Progress(f"{manifest.dataset}/{extractor_name}", len(rows), verbose)
         try:
             run = _run_local if executor == "local" else _run_ray
-            n_now = run(rows, extractor_name, extractor.config, store, entry, batch_size, concurrency, num_gpus,
-                        decode, progress)
+            n_now = run(rows, ExtractorRef(extractor_name, extractor.config), store, entry, batch_size,
+                        concurrency, num_gpus, decode, progress)
         finally:
             progress.close()
     stored = store.load(entry)
@@ -277,10 +199,9 @@ def _blocks(rows: pd.DataFrame, batch_size: int) -> list[pd.DataFrame]:
     return [rows.iloc[i:i + batch_size].reset_index(drop=True) for i in range(0, len(rows), batch_size)]
 
 
-def _run_local(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
-               entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None, decode: str,
-               progress: Progress) -> int:
-    encoder = EncodeBlock(extractor_name, config, store.root, entry, decode=True)
+def _run_local(rows: pd.DataFrame, extractor: ExtractorRef, store: FeatureStore, entry: str, batch_size: int,
+               concurrency: int | None, num_gpus: float | None, decode: str, progress: Progress) -> int:
+    encoder = EncodeBlock(extractor, store.root, entry, decode=True)
     done = 0
     for block in _blocks(rows, batch_size):
         counts = encoder(block)
@@ -314,9 +235,8 @@ def plan_resources(cpus: float, gpus: float, concurrency: int | None, num_gpus: 
     return ResourcePlan(actors, min(1.0, available / actors), per_gpu, in_tasks)
 
 
-def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], store: FeatureStore,
-             entry: str, batch_size: int, concurrency: int | None, num_gpus: float | None, decode: str,
-             progress: Progress) -> int:
+def _run_ray(rows: pd.DataFrame, extractor: ExtractorRef, store: FeatureStore, entry: str, batch_size: int,
+             concurrency: int | None, num_gpus: float | None, decode: str, progress: Progress) -> int:
     import ray
 
     if not ray.is_initialized():
@@ -331,12 +251,12 @@ def _run_ray(rows: pd.DataFrame, extractor_name: str, config: dict[str, Any], st
     dataset = ray.data.from_items(rows.to_dict("records"), override_num_blocks=n_blocks)
     if plan.decode_in_tasks:
         dataset = dataset.map_batches(decode_batch, batch_format="pandas", batch_size=None,
-                                      fn_kwargs={"extractor_name": extractor_name, "config": config},
+                                      fn_kwargs={"extractor": extractor},
                                       num_cpus=DECODE_CPUS)
     pool = ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR)
     counts = dataset.map_batches(
         EncodeBlock, batch_format="pandas", batch_size=None,
-        fn_constructor_kwargs={"extractor_name": extractor_name, "config": config, "store_root": store.root,
+        fn_constructor_kwargs={"extractor": extractor, "store_root": store.root,
                                "entry": entry, "decode": not plan.decode_in_tasks},
         compute=pool,
         num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor,
@@ -371,12 +291,12 @@ def _imported_result(manifest: Manifest, name: str, store: FeatureStore, verbose
     return result
 
 
-def load_features(manifest: Manifest, extractor_name: str, store: FeatureStore,
+def load_features(manifest: Manifest, extractor: str | ExtractorRef, store: FeatureStore,
                   config: dict[str, Any] | None = None) -> tuple[StoredFeatures, str]:
     """The stored features for a manifest (extract first, or import); returns them with their cache key."""
-    if extractor_name not in extractor_names() and not config:
-        entry, key = _imported(manifest, extractor_name, store)
+    ref = ExtractorRef.of(extractor, config)
+    if ref.is_imported:
+        entry, key = _imported(manifest, ref.name, store)
         return store.load(entry), key
-    extractor = build_extractor(extractor_name, config)
-    key = extractor.cache_key(manifest.fingerprint())
-    return store.load(store.entry(manifest.dataset, extractor_name, key)), key
+    key = ref.cache_key(manifest.fingerprint())
+    return store.load(store.entry(manifest.dataset, ref.name, key)), key
