@@ -226,6 +226,12 @@ def result_fingerprint(method: MethodSpec, prepared: PreparedDataset, settings: 
     })
 
 
+def with_run_preset(method: MethodSpec, preset: str) -> MethodSpec:
+    """The variant a run with `preset` evaluates: `<name>@paper` (the paper's values fixed, the rest searched)
+    where the method has that preset; unchanged otherwise (the classical baselines have no paper preset)."""
+    return method.with_preset(preset) if preset in method.preset_names() else method
+
+
 def refit_for(method: MethodSpec, settings: Settings) -> bool:
     """`auto` refits methods without early stopping (their fits do not use the validation part)."""
     neural = method.cls.input_kind == "sequence"
@@ -329,8 +335,9 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
     from harness.search import Search, SearchOptions
 
     started = time.perf_counter()
-    method_list = [get_method(m) for m in (methods or method_names(default_suite_only=True))]
-    dataset_list = [get_dataset(d) for d in (datasets or dataset_names())]
+    method_list = [with_run_preset(get_method(m), settings.preset)
+                   for m in (methods or method_names(default_suite_only=True))]
+    dataset_list = [get_dataset(d).with_protocol(settings.protocols.get(d)) for d in (datasets or dataset_names())]
     init_ray(settings)
     check_shared_storage(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)

@@ -172,12 +172,17 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
 
 # ---- evaluation of a finished (method, dataset) ------------------------------------------------------------
 def choose_config(job: Job, val: dict[int, dict[str, dict[str, float]]]) -> int:
-    """The configuration with the best mean validation score over folds, among those whose every fold
-    finished (a configuration stopped early on some fold has no model there and cannot be tested)."""
-    complete = {c: by_fold for c, by_fold in val.items() if len(by_fold) == len(job.folds)}
-    if not complete:
-        raise RuntimeError(f"{job.label}: no configuration finished on every fold")
-    return max(sorted(complete), key=lambda c: float(np.mean([s[job.metric] for s in complete[c].values()])))
+    """The configuration with the best mean validation score over folds.
+
+    ASHA compares configurations fold by fold, so it may stop a configuration on one fold and not on another.
+    Configurations that finished every fold come first; if ASHA left none complete, the one with the most
+    finished folds and the best mean over them is chosen (its stopped folds are trained to the end before
+    testing, see `evaluate_job`)."""
+    if not val:
+        raise RuntimeError(f"{job.label}: no configuration finished on any fold")
+    most = max(len(by_fold) for by_fold in val.values())
+    candidates = {c: by_fold for c, by_fold in val.items() if len(by_fold) == most}
+    return max(sorted(candidates), key=lambda c: float(np.mean([s[job.metric] for s in candidates[c].values()])))
 
 
 def evaluate_job(job: Job, data: MultimodalData, chosen: int, store_uri: str) -> dict[str, Any]:
@@ -190,6 +195,9 @@ def evaluate_job(job: Job, data: MultimodalData, chosen: int, store_uri: str) ->
         unit = store.load(job.unit_key(chosen, fold.name))
         if unit is None:
             raise RuntimeError(f"{job.label}: the stored model of fold {fold.name} is missing from {store_uri}")
+        if "model" not in unit:  # stopped early on this fold by ASHA: train it to the end now
+            unit = fit_unit(job, Unit(job.label, chosen, fold.name), data)
+            notes[f"{fold.name}/completed_after_early_stop"] = 1.0
         model: FusionMethod = unit["model"]
         if job.refit:
             model = refit(job, chosen, unit, data.select(fold.train + fold.val))
@@ -241,7 +249,8 @@ def per_fold_asha(units: dict[str, Unit], neural: dict[str, bool], max_t: int, g
             group = f"{unit.job}|{unit.fold}"
             if group not in self._by_group:
                 self._by_group[group] = AsyncHyperBandScheduler(
-                    time_attr="training_iteration", metric=EPOCH_METRIC, mode="max", max_t=max_t,
+                    # +1: the unit's final report (after its last epoch) must not be cut off as "max_t reached"
+                    time_attr="training_iteration", metric=EPOCH_METRIC, mode="max", max_t=max_t + 1,
                     grace_period=min(grace_period, max_t), reduction_factor=reduction_factor)
             return self._by_group[group]
 
@@ -317,6 +326,7 @@ class SearchOptions:
     gpus_per_trial: float = 0.25
     time_budget_s: float | None = None
     max_epochs: int = 30  # ASHA's horizon for neural units
+    asha_grace_period: int = 3  # epochs every neural unit trains before ASHA may stop it
 
 
 class Search:
@@ -460,7 +470,8 @@ class Search:
         trainable = tune.with_resources(
             trainable, lambda config: _placement(resources[units[config["unit"]].job]))
         use_asha = self.options.scheduler == "asha" or (self.options.scheduler == "auto" and any(neural.values()))
-        scheduler = per_fold_asha(units, neural, self.options.max_epochs) if use_asha else None
+        scheduler = (per_fold_asha(units, neural, self.options.max_epochs, self.options.asha_grace_period)
+                     if use_asha else None)
         tuner = tune.Tuner(
             trainable,
             # Units in the order they should start: the slowest (neural) first, so the tail is short.

@@ -2,62 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from fixtures.search_jobs import Recorder, make_job, toy_data
 
 from harness.metrics import HEADLINE_METRICS
-from harness.protocols import Fold
-from harness.search import Job, Search, SearchListener, SearchOptions, UnitStore, choose_config, sample_configs
-from methods import MultimodalData, get_method
-
-CLASSES = ["happy", "sad", "angry"]
-
-
-def toy_data(n_speakers: int = 6, per_speaker: int = 12, seed: int = 0) -> MultimodalData:
-    """Separable pooled audio/text vectors and short sequences, grouped by speaker."""
-    rng = np.random.default_rng(seed)
-    n = n_speakers * per_speaker
-    labels = np.arange(n) % len(CLASSES)
-    centres = rng.normal(size=(len(CLASSES), 8)) * 2
-    pooled = {m: (centres[labels] + rng.normal(size=(n, 8))).astype(np.float32) for m in ("audio", "text")}
-    sequences = {m: [np.repeat(pooled[m][i:i + 1], 3, axis=0) for i in range(n)] for m in ("audio", "text")}
-    speakers = np.repeat([f"s{k}" for k in range(n_speakers)], per_speaker)
-    return MultimodalData(ids=[f"c{i}" for i in range(n)], classes=CLASSES, pooled=pooled, sequences=sequences,
-                          labels=labels, groups={"speaker": speakers})
-
-
-def speaker_folds(data: MultimodalData, k: int = 3) -> list[Fold]:
-    speakers = sorted(set(data.groups["speaker"]))
-    folds = []
-    for i in range(k):
-        test, val = speakers[i * 2 % len(speakers)], speakers[(i * 2 + 1) % len(speakers)]
-        ids = np.array(data.ids)
-        part = data.groups["speaker"]
-        folds.append(Fold(f"fold{i}", ids[(part != test) & (part != val)].tolist(), ids[part == val].tolist(),
-                          ids[part == test].tolist()))
-    return folds
-
-
-def make_job(method: str, data: MultimodalData, trials: int, refit: bool = False, fixed=None) -> Job:
-    spec = get_method(method)
-    configs = sample_configs(spec.search_space(), trials, 0, method, "toy")
-    groups = dict(zip(data.ids, data.groups["speaker"], strict=True))
-    return Job(method, "toy", {**spec.fixed, "seed": 0, **(fixed or {})}, configs, speaker_folds(data), "uar",
-               f"fp-{method}-{trials}-{refit}", spec.cls.input_kind == "sequence", refit, groups)
-
-
-class Recorder(SearchListener):
-    def __init__(self) -> None:
-        self.trials, self.outcomes, self.failures = [], {}, []
-
-    def on_trial(self, job, record) -> None:
-        self.trials.append((job.label, record))
-
-    def on_outcome(self, job, outcome, models) -> None:
-        self.outcomes[job.label] = (outcome, models)
-
-    def on_failure(self, job, error) -> None:
-        self.failures.append((job.label, error))
+from harness.search import Search, SearchOptions, UnitStore, choose_config, sample_configs
+from methods import get_method
 
 
 def test_configurations_are_sampled_once_per_pair_and_seeded() -> None:
@@ -70,14 +20,16 @@ def test_configurations_are_sampled_once_per_pair_and_seeded() -> None:
     assert sample_configs({}, 4, 0, "x", "y") == [{}]  # no space: the defaults, once
 
 
-def test_choice_needs_every_fold_of_a_configuration() -> None:
+def test_choice_prefers_configurations_finished_on_every_fold() -> None:
     data = toy_data()
-    job = make_job("audio-svm", data, 2)
+    job = make_job("audio-svm", data, 3)
     full = {f.name: dict.fromkeys(HEADLINE_METRICS, 0.5) for f in job.folds}
     better_but_partial = {job.folds[0].name: dict.fromkeys(HEADLINE_METRICS, 0.9)}
+    worse_partial = {job.folds[1].name: dict.fromkeys(HEADLINE_METRICS, 0.2)}
     assert choose_config(job, {0: full, 1: better_but_partial}) == 0
+    assert choose_config(job, {1: better_but_partial, 2: worse_partial}) == 1  # none complete: best of the most
     with pytest.raises(RuntimeError, match="no configuration finished"):
-        choose_config(job, {1: better_but_partial})
+        choose_config(job, {})
 
 
 @pytest.fixture(scope="module")
