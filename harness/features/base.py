@@ -147,6 +147,20 @@ class Extractor:
     def extract(self, clip: ClipInput) -> Features:
         raise NotImplementedError
 
+    def extract_batch(self, clips: list[ClipInput]) -> list[Features | Exception]:
+        """Features for each clip of a block, or the exception that clip raised (recorded as its failure).
+
+        One clip at a time by default; extractors whose model gains from batching (text encoders) override it
+        and must return what `extract` returns clip by clip, to floating-point tolerance.
+        """
+        results: list[Features | Exception] = []
+        for clip in clips:
+            try:
+                results.append(self.extract(clip))
+            except Exception as error:  # recorded with its stage by the caller, never dropped
+                results.append(error)
+        return results
+
 
 _EXTRACTORS: LazyRegistry[type[Extractor]] = LazyRegistry("extractor", (
     "harness.features.audio",

