@@ -1,0 +1,38 @@
+"""The SVM switches to one fit + held-out calibration above a size threshold, with comparable quality."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from methods import classifiers
+from methods.classifiers import ScaledClassifier, svm_solver
+
+
+def _data(n: int, seed: int = 0):
+    from sklearn.datasets import make_classification
+
+    return make_classification(n_samples=n, n_features=20, n_informative=8, n_classes=4, class_sep=1.2,
+                               random_state=seed)
+
+
+def test_solver_choice_by_size_and_kernel():
+    limit = classifiers.SVM_EXACT_MAX_SAMPLES
+    assert svm_solver(limit, "rbf") == "svc" and svm_solver(limit, "linear") == "svc"
+    assert svm_solver(limit + 1, "rbf") == "svc-holdout" and svm_solver(limit + 1, "linear") == "linearsvc-holdout"
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_holdout_solver_matches_the_exact_one_in_quality(monkeypatch, kernel):
+    x, y = _data(1600)
+    train, test = slice(0, 1200), slice(1200, None)
+    exact = ScaledClassifier("svm", 4, kernel=kernel).fit(x[train], y[train])
+    assert exact.solver_ == "svc"
+    monkeypatch.setattr(classifiers, "SVM_EXACT_MAX_SAMPLES", 100)
+    fast = ScaledClassifier("svm", 4, kernel=kernel).fit(x[train], y[train])
+    assert fast.solver_ == f"{'linearsvc' if kernel == 'linear' else 'svc'}-holdout"
+    proba = fast.predict_proba(x[test])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    accuracy = {name: float((m.predict_proba(x[test]).argmax(1) == y[test]).mean())
+                for name, m in (("exact", exact), ("fast", fast))}
+    assert accuracy["fast"] > 0.5 and accuracy["fast"] >= accuracy["exact"] - 0.05, accuracy
