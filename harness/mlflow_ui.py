@@ -15,6 +15,8 @@ Both import MLflow inside the function, so importing this module stays light.
 
 from __future__ import annotations
 
+import json
+
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"
 
@@ -45,3 +47,28 @@ def log_dataset_input(name: str, digest: str, protocol: str, source: str, n_clip
     dataset = MetaDataset(source=origin, name=name, digest=digest[:36])
     tags = {"protocol": protocol, **({"clips": str(n_clips)} if n_clips is not None else {})}
     mlflow.log_input(dataset, context=protocol[:200], tags=tags)
+
+
+VIEW_STATE_TAG_PREFIX = "mlflow.sharedViewState."
+DEFAULT_COLUMNS = ("attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`")
+
+
+def share_runs_view(experiment_id: str, metrics: list[str], params: list[str] = (), key: str = "harness") -> str:
+    """Store a runs-table view that shows `metrics` and `params` as columns; return its share key.
+
+    MLflow 3.17's runs table shows only Source, Models and Dataset until the user picks columns; a view stored as
+    the experiment tag `mlflow.sharedViewState.<key>` and opened with `?viewStateShareKey=<key>` (see
+    `runs_table_url`) shows the headline metrics straight away.
+    """
+    from mlflow import MlflowClient
+
+    columns = [*DEFAULT_COLUMNS, *(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
+    MlflowClient().set_experiment_tag(experiment_id, VIEW_STATE_TAG_PREFIX + key,
+                                      json.dumps({"selectedColumns": columns}))
+    return key
+
+
+def runs_table_url(server: str, experiment_id: str, share_key: str | None = None) -> str:
+    """The address of the experiment's training-runs table (never the GenAI overview), with a shared view."""
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={share_key}" if share_key else "")
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
