@@ -17,6 +17,7 @@ import numpy as np
 
 from harness import atomic
 from harness.manifest import Manifest
+from harness.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -53,26 +54,23 @@ class LeakageError(AssertionError):
     """A speaker (or clip) appears in two parts of one fold."""
 
 
-_PROTOCOLS: dict[str, Protocol] = {}
+_PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 
 def register_protocol(name: str, speaker_independent: bool, description: str):
     def decorate(make: Callable[..., list[Fold]]) -> Callable[..., list[Fold]]:
-        _PROTOCOLS[name] = Protocol(name, make, speaker_independent, description)
+        _PROTOCOLS.add(name, Protocol(name, make, speaker_independent, description))
         return make
 
     return decorate
 
 
 def protocol_names() -> list[str]:
-    return list(_PROTOCOLS)
+    return _PROTOCOLS.names()
 
 
 def get_protocol(name: str) -> Protocol:
-    try:
-        return _PROTOCOLS[name]
-    except KeyError:
-        raise KeyError(f"unknown protocol {name!r}; choose from: {', '.join(_PROTOCOLS)}") from None
+    return _PROTOCOLS.get(name)
 
 
 def _ids_by_speaker(manifest: Manifest) -> dict[str, list[str]]:

@@ -44,6 +44,15 @@ class MethodSpec:
     def build(self, **params: Any) -> FusionMethod:
         return self.cls(**{**self.fixed, **params})
 
+    def defaults(self) -> dict[str, Any]:
+        """Every hyperparameter this variant accepts, with the value `build()` uses (its fixed values applied)."""
+        return {**self.cls.declared_defaults(self.fixed), **self.fixed}
+
+    def accepts(self, name: str) -> bool:
+        """Whether `name` is a hyperparameter of this variant (so the harness passes a context value such as the
+        seed only where it is used, and a search space can be checked before any fit)."""
+        return name in self.cls.declared_defaults(self.fixed)
+
     def required_modalities(self) -> tuple[str, ...]:
         return self.modalities or self.cls.modalities
 

@@ -7,6 +7,7 @@ the harness can load only the features it needs and build a fair search around i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -56,24 +57,44 @@ class Param:
         return int(rng.integers(int(self.low), int(self.high) + 1))
 
 
+class UnknownParameterError(TypeError):
+    """A hyperparameter the method does not declare (a misspelling would otherwise pass silently)."""
+
+
 class FusionMethod:
     """Base class: subclasses set the class attributes and implement `fit` and `predict_proba`.
 
     modalities: the modalities the method reads; () means "whatever the data offers" (resolved per dataset).
     input_kind: "pooled" vectors [D] per clip, or "sequence" arrays [T, D] per clip.
     family:     a short label for the report ("classical", "neural", "unimodal", ...).
+    defaults:   every hyperparameter the method accepts, with its default. The base class rejects any other
+                keyword (as scikit-learn's `set_params` does) and fills in the rest, so `get_params()` is the
+                full configuration a run logs, defaults included. A class whose accepted keys depend on a choice
+                (the classical methods' classifier) overrides `declared_defaults`.
     context_params: what the harness passes besides the hyperparameters: "seed" (the run's seed) and
                 "polarity" (the dataset card's class -> positive/negative/neutral map). Only the names a method
-                lists here reach it, so its logged parameters are the ones it uses.
+                lists here reach it, so its logged parameters are the ones it uses; each must be in its defaults.
     """
 
     modalities: ClassVar[tuple[str, ...]] = ()
     input_kind: ClassVar[InputKind] = "pooled"
     family: ClassVar[str] = "other"
+    defaults: ClassVar[dict[str, Any]] = {"seed": 0}
     context_params: ClassVar[frozenset[str]] = frozenset({"seed"})
 
     def __init__(self, **params: Any) -> None:
-        self.params = dict(params)
+        allowed = self.declared_defaults(params)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise UnknownParameterError(f"{type(self).__name__}: unknown hyperparameters {unknown}; "
+                                        f"valid: {sorted(allowed)}")
+        self.params = {**allowed, **params}
+
+    @classmethod
+    def declared_defaults(cls, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every accepted hyperparameter with its default. `params` (what a caller passes) lets a class whose
+        accepted keys depend on one of them (e.g. `classifier`) answer for that choice."""
+        return dict(cls.defaults)
 
     @classmethod
     def search_space(cls) -> dict[str, Param]:
@@ -81,6 +102,7 @@ class FusionMethod:
         return {}
 
     def get_params(self) -> dict[str, Any]:
+        """The full configuration (defaults filled in): `type(m)(**m.get_params())` builds the same method."""
         return dict(self.params)
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> FusionMethod:

@@ -14,13 +14,14 @@ a unimodal model predicts the training class prior for a clip without its modali
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
 from methods import MethodSpec, register
 from methods.base import FusionMethod, Param
-from methods.classifiers import CLASSIFIERS, SEARCH_SPACES, ScaledClassifier
+from methods.classifiers import CLASSIFIERS, DEFAULTS, SEARCH_SPACES, ScaledClassifier
 from methods.data import MultimodalData
 
 EARLY_MODES: tuple[str, ...] = ("concat", "sum", "product")
@@ -29,7 +30,7 @@ MODALITIES: tuple[str, ...] = ("audio", "video", "text")
 
 
 def _fusion_modalities(method: FusionMethod, data: MultimodalData) -> list[str]:
-    wanted = method.params.get("modalities") or data.modalities
+    wanted = method.params["modalities"] or data.modalities
     missing = [m for m in wanted if m not in data.pooled]
     if missing:
         raise ValueError(f"{type(method).__name__}: data lacks pooled features for {missing}")
@@ -37,20 +38,40 @@ def _fusion_modalities(method: FusionMethod, data: MultimodalData) -> list[str]:
 
 
 class _ClassicalBase(FusionMethod):
+    """Shared by the classical methods: the accepted hyperparameters are the class's own `defaults` plus those
+    of the chosen classifier (`methods.classifiers.DEFAULTS`), so `C` is valid for an SVM and an error for
+    XGBoost."""
+
     input_kind: ClassVar[str] = "pooled"
     family: ClassVar[str] = "classical"
+    defaults: ClassVar[dict[str, Any]] = {"classifier": "svm", "seed": 0}
+
+    @classmethod
+    def declared_defaults(cls, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        classifier = (params or {}).get("classifier", cls.defaults["classifier"])
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"{cls.__name__}: unknown classifier {classifier!r}; choose from {CLASSIFIERS}")
+        return {**cls.defaults, **DEFAULTS[classifier]}
 
     def _classifier(self, n_classes: int) -> ScaledClassifier:
-        hyper = {k: v for k, v in self.params.items() if k not in ("classifier", "seed")}
-        return ScaledClassifier(self.params["classifier"], n_classes, seed=int(self.params.get("seed", 0)), **hyper)
+        kind = self.params["classifier"]
+        hyper = {k: self.params[k] for k in DEFAULTS[kind]}
+        return ScaledClassifier(kind, n_classes, seed=int(self.params["seed"]), **hyper)
 
 
 class EarlyFusion(_ClassicalBase):
-    """Combine standardised modality vectors into one, then classify."""
+    """Combine standardised modality vectors into one, then classify.
+
+    mode: concat | sum | product; projection: the common PCA size for sum and product (unused by concat);
+    modalities: restrict to these (None: every modality the data offers).
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "mode": "concat", "projection": 32,
+                                          "modalities": None}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> EarlyFusion:
         self.modalities_ = _fusion_modalities(self, train)
-        mode = self.params.get("mode", "concat")
+        mode = self.params["mode"]
         if mode not in EARLY_MODES:
             raise ValueError(f"early fusion mode {mode!r}; choose from {EARLY_MODES}")
         from sklearn.decomposition import PCA
@@ -63,7 +84,7 @@ class EarlyFusion(_ClassicalBase):
         if usable.sum() < 2:
             raise ValueError("early fusion needs at least 2 training clips with every modality")
         dims = [train.pooled[m].shape[1] for m in self.modalities_]
-        size = min([int(self.params.get("projection", 32)), *dims, int(usable.sum()) - 1])
+        size = min([int(self.params["projection"]), *dims, int(usable.sum()) - 1])
         for m in self.modalities_:
             rows = train.pooled[m][train.available[m]]
             self.scalers_[m] = StandardScaler().fit(rows)
@@ -74,7 +95,7 @@ class EarlyFusion(_ClassicalBase):
         return self
 
     def _combine(self, data: MultimodalData) -> np.ndarray:
-        mode = self.params.get("mode", "concat")
+        mode = self.params["mode"]
         parts = []
         for m in self.modalities_:
             x = self.scalers_[m].transform(data.pooled[m])
@@ -92,11 +113,16 @@ class EarlyFusion(_ClassicalBase):
 
 
 class LateFusion(_ClassicalBase):
-    """One classifier per modality; probabilities averaged or stacked."""
+    """One classifier per modality; probabilities averaged or stacked.
+
+    mode: average | stack; modalities: restrict to these (None: every modality the data offers).
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "mode": "average", "modalities": None}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> LateFusion:
         self.modalities_ = _fusion_modalities(self, train)
-        mode = self.params.get("mode", "average")
+        mode = self.params["mode"]
         if mode not in LATE_MODES:
             raise ValueError(f"late fusion mode {mode!r}; choose from {LATE_MODES}")
         self.models_ = {}
@@ -137,7 +163,7 @@ class LateFusion(_ClassicalBase):
         return np.concatenate(list(self._per_modality(data).values()), axis=1)
 
     def predict_proba(self, data: MultimodalData) -> np.ndarray:
-        if self.params.get("mode", "average") == "stack":
+        if self.params["mode"] == "stack":
             probabilities = np.zeros((len(data), data.n_classes))
             probabilities[:, self.stacker_.classes_] = self.stacker_.predict_proba(self._stacked_inputs(data))
             return probabilities
@@ -155,9 +181,12 @@ class Unimodal(_ClassicalBase):
     """One modality, one classifier: the baseline each fusion method has to beat."""
 
     family: ClassVar[str] = "unimodal"
+    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "modality": None}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> Unimodal:
         m = self.params["modality"]
+        if m not in MODALITIES:
+            raise ValueError(f"Unimodal: modality must be one of {MODALITIES}, got {m!r}")
         rows = train.available[m]
         self.model_ = self._classifier(train.n_classes).fit(train.pooled[m][rows], train.labels[rows])
         self.prior_ = np.bincount(train.labels, minlength=train.n_classes) / len(train)

@@ -22,7 +22,7 @@ def test_help_does_not_import_the_heavy_stack():
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["run", "--method", "no-such-method"], "unknown method 'no-such-method'; choose from: early-concat-svm"),
+    (["run", "--method", "no-such-method"], "unknown method 'no-such-method'; choose from: audio-mlp, audio-svm"),
     (["run", "--dataset", "nope"], "unknown dataset 'nope'; choose from: crema-d, emodb, iemocap, meld"),
     (["run"], "give --all, or --method"),
     (["run", "--all", "--features", "audio"], "--features expects NAME=VALUE"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.manifest import Manifest
 from harness.protocols import ProtocolSpec
-from harness.registry import LazyRegistry
+from harness.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,12 @@ class DatasetSpec:
                        polarity={c: p for c, p in self.polarity.items() if c in self.targets[name]})
 
 
-_DATASETS: LazyRegistry[DatasetSpec] = LazyRegistry(
-    "dataset", ("harness.datasets.synthetic", "harness.datasets.cards"))
+_DATASETS: Registry[DatasetSpec] = Registry("dataset", ("harness.datasets.synthetic", "harness.datasets.cards"))
 
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    return _DATASETS.add(spec.name, spec)
+def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
+    """Register a corpus; a second, different spec under one name is an error unless `replace` says so."""
+    return _DATASETS.add(spec.name, spec, replace=replace)
 
 
 def dataset_names() -> list[str]:

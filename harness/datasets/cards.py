@@ -439,8 +439,8 @@ def load_cards(directory: Path) -> list[Card]:
 
 
 def register_card_dir(directory: Path) -> list[DatasetSpec]:
-    """Register every card in a folder (later folders override earlier ones with the same name)."""
-    return [register_dataset(card.to_spec()) for card in load_cards(directory)]
+    """Register every card in a folder (later folders override earlier ones with the same name, on purpose)."""
+    return [register_dataset(card.to_spec(), replace=True) for card in load_cards(directory)]
 
 
 for _directory in default_card_dirs():

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.registry import Registry
+
 MEDIA_ROLES: tuple[str, ...] = ("audio", "video", "silent_video")
 
 
@@ -55,19 +57,18 @@ class Reader:
         raise NotImplementedError
 
 
-_READERS: dict[str, type[Reader]] = {}
+_READERS: Registry[type[Reader]] = Registry("reader")
 
 
 def register_reader(cls: type[Reader]) -> type[Reader]:
-    _READERS[cls.kind] = cls
-    return cls
+    return _READERS.add(cls.kind, cls)
 
 
 def build_reader(config: dict[str, Any], where: str) -> Reader:
     kind = config.get("kind")
     if kind not in _READERS:
-        raise CardError(f"{where}.kind: unknown reader {kind!r}; use one of {sorted(_READERS)}")
-    return _READERS[kind](config, where)
+        raise CardError(f"{where}.kind: unknown reader {kind!r}; use one of {_READERS.names()}")
+    return _READERS.get(kind)(config, where)
 
 
 def expect(config: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = True,

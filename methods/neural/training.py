@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -289,12 +289,10 @@ class NeuralMethod(FusionMethod):
     # hyperparameter (it is not logged and does not change the result).
     epoch_callback: EpochCallback | None = None
 
-    def __init__(self, **params: Any) -> None:
-        allowed = {**COMMON_DEFAULTS, **self.defaults}
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise TypeError(f"{type(self).__name__}: unknown hyperparameters {unknown}; valid: {sorted(allowed)}")
-        super().__init__(**{**allowed, **params})
+    @classmethod
+    def declared_defaults(cls, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The shared training loop's options, then the class's own (the base class rejects anything else)."""
+        return {**COMMON_DEFAULTS, **cls.defaults}
 
     # --- to override -------------------------------------------------------------------------------------
     def build_network(self, dims: dict[str, int], n_classes: int) -> nn.Module:
