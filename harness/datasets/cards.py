@@ -7,8 +7,12 @@ maps codes to names (an unknown code is a problem, never a guess), and templates
 clip id are one clip (RAVDESS's wav and mp4 of one take). Labels outside the target's classes are excluded and
 counted; missing media leave the clip in place for the modalities that are there and are reported.
 
-Cards are read from the repository's `datasets/` folder and from every folder in `HARNESS_CARDS`
-(os.pathsep-separated); a card's `name` must be its file name without `.yaml`.
+Cards ship with the package: they live in the repository's top-level `datasets/` folder (the layout the project
+keeps: one card per corpus next to where corpora are put), and `harness/cards` is a relative symlink to it, so
+`importlib.resources.files("harness") / "cards"` finds them in a checkout, an editable install, and a wheel
+(setuptools copies the linked `*.yaml` files into `harness/cards/` as package data; corpora in `datasets/<name>/`
+are never packaged). Cards are also read from every folder in `HARNESS_CARDS` (os.pathsep-separated); a card's
+`name` must be its file name without `.yaml`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-import harness
 from harness.datasets import DatasetSpec, register_dataset
 from harness.datasets import iemocap as _iemocap  # noqa: F401  (registers the `iemocap` reader)
 from harness.datasets.readers import (
@@ -51,8 +54,21 @@ _TOP_LEVEL = (
 _OPTIONAL = ("audio_path", "video_path", "text", "session", "split")
 
 
+def shipped_card_dir() -> Path:
+    """The cards installed with the package (package data `harness/cards/*.yaml`), resolved, so that in a
+    checkout errors name the file the user edits (`datasets/emodb.yaml`), not the link."""
+    from importlib.resources import files
+
+    folder = files("harness") / "cards"
+    if not isinstance(folder, Path) or not folder.is_dir():
+        raise CardError(f"the dataset cards are missing from the installed package ({folder}); reinstall "
+                        f"mer-harness, or point {CARD_DIRS_ENV} at a folder of cards")
+    return folder.resolve()
+
+
 def default_card_dirs() -> list[Path]:
-    dirs = [Path(harness.__file__).resolve().parent.parent / "datasets"]
+    """The shipped cards, then each folder in HARNESS_CARDS (whose cards override shipped ones by name)."""
+    dirs = [shipped_card_dir()]
     extra = os.environ.get(CARD_DIRS_ENV, "")
     dirs += [Path(p) for p in extra.split(os.pathsep) if p]
     return dirs
