@@ -7,6 +7,11 @@ Definitions (the ones emotion-recognition papers use, stated because papers mix 
   weighted-F1                       per-class F1 weighted by the class's support in y_true
 A class that is never predicted has precision 0 (not NaN); a class absent from y_true has no recall and is left
 out of UAR, as in scikit-learn's balanced_accuracy_score.
+
+The arithmetic is kept here, on confusion matrices, because the report also scores thousands of resampled
+matrices at once (`headline_from_confusions`); scikit-learn is the reference: tests/test_metrics.py holds every
+figure (confusion, WA, UAR, macro-/weighted-F1, per-class precision/recall/F1/support) equal to sklearn.metrics
+on random inputs, including classes never predicted and classes absent from the truth.
 """
 
 from __future__ import annotations

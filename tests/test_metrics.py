@@ -71,3 +71,40 @@ def test_fold_summary_mean_and_sample_std():
     summary = summarise_folds(folds)
     assert summary["accuracy_mean"] == pytest.approx(0.75)
     assert summary["accuracy_std"] == pytest.approx(np.std([1.0, 0.5], ddof=1))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_every_figure_equals_scikit_learn_on_random_inputs(seed):
+    """The module keeps its own arithmetic (it scores confusion matrices, also thousands at once for the
+    report's resampling); scikit-learn is the reference for every figure, including awkward cases: tiny sets,
+    classes never predicted, classes absent from the truth."""
+    import warnings
+
+    from sklearn import metrics as sk
+
+    from harness.metrics import headline_from_confusions
+
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 7))
+    n = int(rng.choice([3, 10, 200]))
+    y_true = rng.integers(0, max(1, n_classes - seed % 2), n)  # odd seeds: the last class never true
+    y_pred = np.where(rng.random(n) < 0.5, y_true, rng.integers(0, n_classes, n))
+    if seed % 3 == 0:
+        y_pred[y_pred == 0] = 1  # class 0 never predicted
+    labels = list(range(n_classes))
+    s = score(y_true, y_pred, [f"c{i}" for i in labels])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about classes missing from y_true or y_pred
+        assert s.confusion.tolist() == sk.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        assert s.accuracy == pytest.approx(sk.accuracy_score(y_true, y_pred))
+        assert s.uar == pytest.approx(sk.balanced_accuracy_score(y_true, y_pred))
+        assert s.macro_f1 == pytest.approx(sk.f1_score(y_true, y_pred, average="macro", zero_division=0))
+        assert s.weighted_f1 == pytest.approx(sk.f1_score(y_true, y_pred, average="weighted", zero_division=0))
+        precision, recall, f1, support = sk.precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                                                            zero_division=0)
+    assert s.per_class["precision"].tolist() == pytest.approx(precision.tolist())
+    assert s.per_class["recall"].tolist() == pytest.approx(recall.tolist())
+    assert s.per_class["f1"].tolist() == pytest.approx(f1.tolist())
+    assert s.per_class["support"].tolist() == support.tolist()
+    batch = headline_from_confusions(s.confusion[None])
+    assert {k: float(v[0]) for k, v in batch.items()} == pytest.approx(s.headline())
