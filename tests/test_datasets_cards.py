@@ -80,6 +80,17 @@ def write_card(directory, text: str = GOOD):
     (("role: audio", "role: sound"), r"files\[0\]\.role: 'sound' is not one of"),
     (("modalities: [audio]", "modalities: [smell]"), r"card\.modalities"),
     (("kind: filename", "kind: spreadsheet"), r"reader\.kind: unknown reader 'spreadsheet'"),
+    (("title: Toy", "title: Toy\nobtain: {archives: [{name: a.zip, colour: red}]}"),
+     r"card\.obtain\.archives\[0\]: unknown field\(s\) \['colour'\]; allowed: \['approx_size', 'extract', 'name'"),
+    (("title: Toy", "title: Toy\nobtain: {archives: [{name: a.zip, sha256: abc}]}"),
+     r"card\.obtain\.archives\[0\]\.sha256: expected 64 lower-case hex digits, got 'abc'"),
+    (("values: {ang: angry, neu: neutral}", "values: {ang: angry}, match: {a: angry}"),
+     r"card\.derive\.emotion_name: expected `from` and exactly one of `values` or `match`"),
+    (("classes: [angry, neutral]", "classes: angry"), r"card\.classes: .*got 'angry'"),
+    (("classes: [angry, neutral]", "classes: [angry, neutral]\npolarity: {happy: positive}"),
+     r"card: polarity: \{'happy': 'positive'\}: keys must be classes"),
+    (("protocol: {name: leave-one-speaker-out}", "protocol: {name: leave-one-speaker-out, k: 3}"),
+     r"card\.protocol: unknown field\(s\) \['k'\]; allowed: \['name', 'params'\]"),
 ])
 def test_bad_cards_name_the_file_and_the_field(tmp_path, change, message):
     text = GOOD.replace(*change)

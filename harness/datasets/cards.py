@@ -30,6 +30,7 @@ import yaml
 
 from harness.datasets import DatasetSpec, register_dataset
 from harness.datasets import iemocap as _iemocap  # noqa: F401  (registers the `iemocap` reader)
+from harness.datasets.card_schema import LabelMap, ProtocolChoice, validate_card
 from harness.datasets.readers import (
     CardError,
     Reader,
@@ -37,20 +38,12 @@ from harness.datasets.readers import (
     Record,
     build_reader,
     compile_pattern,
-    expect,
     read_text_table,
-    reject_unknown,
 )
 from harness.manifest import Manifest
 from harness.protocols import ProtocolSpec, get_protocol
 
 CARD_DIRS_ENV = "HARNESS_CARDS"
-MODALITIES = ("audio", "video", "text")
-_TOP_LEVEL = (
-    "name", "title", "description", "citation", "licence", "homepage", "obtain", "layout", "classes",
-    "modalities", "polarity", "features", "headline_metric", "protocol", "protocols", "present", "reader",
-    "joins", "derive", "clip_id", "speaker", "label", "text", "session", "split", "columns", "targets", "notes",
-)
 _OPTIONAL = ("audio_path", "video_path", "text", "session", "split")
 
 
@@ -293,8 +286,9 @@ class Card:
     # ---- the registry entry ----------------------------------------------------------------------------
     def to_spec(self) -> DatasetSpec:
         d = self.data
-        protocol = _protocol(d["protocol"], f"{self.path}: protocol")
-        protocols = {k: _protocol(v, f"{self.path}: protocols.{k}") for k, v in d.get("protocols", {}).items()}
+        protocol = _protocol(ProtocolChoice.model_validate(d["protocol"]), f"{self.path}: card.protocol")
+        protocols = {k: _protocol(ProtocolChoice.model_validate(v), f"{self.path}: card.protocols.{k}")
+                     for k, v in d.get("protocols", {}).items()}
         return DatasetSpec(
             name=self.name, title=d["title"], classes=self.targets["default"].classes,
             modalities=tuple(d["modalities"]), protocol=protocol, features=dict(d.get("features", {})),
@@ -308,125 +302,49 @@ class Card:
         )
 
 
-def _protocol(value: Any, where: str) -> ProtocolSpec:
-    if not isinstance(value, dict) or "name" not in value:
-        raise CardError(f"{where}: expected a mapping with name (and params)")
-    reject_unknown(value, ("name", "params"), where)
+def _protocol(value: ProtocolChoice, where: str) -> ProtocolSpec:
     try:
-        get_protocol(value["name"])
+        get_protocol(value.name)
     except KeyError as error:
         raise CardError(f"{where}.name: {error.args[0]}") from None
-    return ProtocolSpec(value["name"], dict(value.get("params") or {}))
+    return ProtocolSpec(value.name, dict(value.params or {}))
 
 
-def _str_map(value: Any, where: str) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise CardError(f"{where}: expected a mapping")
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _target(value: Any, classes: Any, where: str, description: str = "") -> Target:
-    if isinstance(value, str):
-        label, values = value, None
-    elif isinstance(value, dict):
-        reject_unknown(value, ("format", "values"), where)
-        label = expect(value, "format", str, where)
-        values = _str_map(value["values"], f"{where}.values") if "values" in value else None
-    else:
-        raise CardError(f"{where}: expected a template string or a mapping with format and values")
-    if not isinstance(classes, list) or not classes:
-        raise CardError(f"{where}: the target needs a non-empty list of classes")
-    return Target(label, values, tuple(str(c) for c in classes), description)
+def _target(label: str | LabelMap, classes: list[str], description: str = "") -> Target:
+    if isinstance(label, LabelMap):
+        return Target(label.format, label.values, tuple(classes), description)
+    return Target(label, None, tuple(classes), description)
 
 
 def parse_card(path: Path) -> Card:
-    """Validate one card file; every error names the file and the field."""
+    """Validate one card file (shape by `card_schema`, then regexes, templates, protocols and the reader);
+    every error names the file and the field."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise CardError(f"{path}: not valid YAML ({error})") from None
     where = f"{path}: card"
-    if not isinstance(data, dict):
-        raise CardError(f"{where}: a card is a mapping of fields")
-    reject_unknown(data, _TOP_LEVEL, where)
-    name = expect(data, "name", str, where)
-    if name != path.stem:
-        raise CardError(f"{where}: name {name!r} must equal the file name without .yaml ({path.stem!r})")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
-        raise CardError(f"{where}: name {name!r}: use lower-case letters, digits and '-'")
-    expect(data, "title", str, where)
-    for key in ("citation", "licence", "homepage", "layout", "description", "notes", "headline_metric"):
-        expect(data, key, str, where, required=False)
-    modalities = expect(data, "modalities", list, where)
-    if not modalities or set(modalities) - set(MODALITIES):
-        raise CardError(f"{where}.modalities: {modalities}: use a non-empty subset of {list(MODALITIES)}")
-    features = expect(data, "features", dict, where, required=False, default={})
-    if set(features) - set(modalities):
-        raise CardError(f"{where}.features: {sorted(features)} names modalities the card does not list")
-    data.setdefault("present", ["."])
-    expect(data, "present", list, where)
-    _validate_obtain(expect(data, "obtain", dict, where, required=False, default={}), f"{where}.obtain")
-    reader = build_reader(expect(data, "reader", dict, where), f"{where}.reader")
-    joins = [_join(j, f"{where}.joins[{i}]") for i, j in enumerate(expect(data, "joins", list, where, False, []))]
+    schema = validate_card(data, path)
+    if schema.name != path.stem:
+        raise CardError(f"{where}: name {schema.name!r} must equal the file name without .yaml ({path.stem!r})")
+    data.setdefault("present", list(schema.present))
+    reader = build_reader(schema.reader, f"{where}.reader")
+    joins = [Join(j.file, j.key, j.lookup, dict(j.columns), j.required) for j in schema.joins]
     derive = {}
-    for key, rule in expect(data, "derive", dict, where, False, {}).items():
+    for key, rule in schema.derive.items():
         at = f"{where}.derive.{key}"
-        if not isinstance(rule, dict) or len({"values", "match"} & set(rule)) != 1:
-            raise CardError(f"{at}: expected a mapping with `from` and exactly one of `values` or `match`")
-        reject_unknown(rule, ("from", "values", "match"), at)
-        matches = [(compile_pattern(p, f"{at}.match"), n) for p, n in _str_map(rule["match"], at).items()] \
-            if "match" in rule else None
-        values = _str_map(rule["values"], f"{at}.values") if "values" in rule else None
-        derive[str(key)] = Derived(expect(rule, "from", str, at), values, matches)
-    classes = expect(data, "classes", list, where)
-    targets = {"default": _target(expect(data, "label", (str, dict), where), classes, f"{where}.label")}
-    for key, spec in expect(data, "targets", dict, where, False, {}).items():
-        at = f"{where}.targets.{key}"
-        if not isinstance(spec, dict):
-            raise CardError(f"{at}: expected a mapping with label, classes (and description)")
-        reject_unknown(spec, ("label", "classes", "description"), at)
-        targets[str(key)] = _target(spec.get("label"), spec.get("classes"), at, str(spec.get("description", "")))
-    templates = {"clip_id": expect(data, "clip_id", str, where), "speaker": expect(data, "speaker", str, where)}
-    for key in ("text", "session", "split"):
-        if expect(data, key, str, where, required=False) is not None:
-            templates[key] = data[key]
-    columns = _str_map(expect(data, "columns", dict, where, False, {}), f"{where}.columns")
-    polarity = _str_map(expect(data, "polarity", dict, where, False, {}), f"{where}.polarity")
-    bad = {c: p for c, p in polarity.items() if c not in classes or p not in ("positive", "negative", "neutral")}
-    if bad:
-        raise CardError(f"{where}.polarity: {bad}: keys must be classes, values positive/negative/neutral")
-    card = Card(path, data, reader, joins, derive, targets, templates, columns)
+        matches = [(compile_pattern(p, f"{at}.match"), n) for p, n in rule.match.items()] \
+            if rule.match is not None else None
+        derive[key] = Derived(rule.source, rule.values, matches)
+    targets = {"default": _target(schema.label, schema.classes)}
+    targets |= {key: _target(t.label, t.classes, t.description) for key, t in schema.targets.items()}
+    templates = {"clip_id": schema.clip_id, "speaker": schema.speaker}
+    templates |= {key: getattr(schema, key) for key in ("text", "session", "split") if getattr(schema, key)}
+    card = Card(path, data, reader, joins, derive, targets, templates, dict(schema.columns))
     _check_templates(card)
     card.to_spec()  # validates the protocols
     return card
-
-
-def _join(value: Any, where: str) -> Join:
-    if not isinstance(value, dict):
-        raise CardError(f"{where}: expected a mapping with file, key, lookup, columns")
-    reject_unknown(value, ("file", "key", "lookup", "columns", "required"), where)
-    return Join(expect(value, "file", str, where), expect(value, "key", str, where),
-                expect(value, "lookup", str, where), _str_map(expect(value, "columns", dict, where), where),
-                bool(value.get("required", False)))
-
-
-def _validate_obtain(obtain: dict[str, Any], where: str) -> None:
-    reject_unknown(obtain, ("instructions", "archives", "checksums", "requires_request"), where)
-    for i, archive in enumerate(expect(obtain, "archives", list, where, False, [])):
-        at = f"{where}.archives[{i}]"
-        if not isinstance(archive, dict):
-            raise CardError(f"{at}: expected a mapping with name (url, size, sha256, extract)")
-        reject_unknown(archive, ("name", "url", "size", "approx_size", "sha256", "extract"), at)
-        expect(archive, "name", str, at)
-        expect(archive, "url", str, at, required=False)
-        expect(archive, "size", int, at, required=False)
-        sha = expect(archive, "sha256", str, at, required=False)
-        if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
-            raise CardError(f"{at}.sha256: expected 64 lower-case hex digits")
-    for rel, sha in expect(obtain, "checksums", dict, where, False, {}).items():
-        if not re.fullmatch(r"[0-9a-f]{64}", str(sha)):
-            raise CardError(f"{where}.checksums.{rel}: expected 64 lower-case hex digits")
 
 
 def _check_templates(card: Card) -> None:
