@@ -1,0 +1,78 @@
+"""The import directions of docs/architecture.md, checked on the source (every import, also inside functions).
+
+A module may import its own layer and the layers below it, never one above: so the leaves stay usable alone
+(a notebook can score predictions or read a card without Ray), nothing reaches back into the command line, and
+rendering a leaderboard never starts Ray.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Lowest first; a module is placed by its first two name parts (harness.features.runner -> harness.features).
+LAYERS: dict[str, int] = {
+    # 0: leaves (and methods/, which knows nothing of the harness)
+    "harness": 0, "harness.hashing": 0, "harness.atomic": 0, "harness.media": 0, "harness.metrics": 0,
+    "harness.config": 0, "harness.registry": 0, "harness.results": 0, "harness.stats": 0, "harness.normalize": 0,
+    "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "methods": 0,
+    # 1: corpora as data
+    "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1,
+    # 2: features, and what the data commands do
+    "harness.features": 2, "harness.data_commands": 2,
+    # 3: the search, MLflow tracking, the report
+    "harness.search": 3, "harness.track": 3, "harness.plots": 3, "harness.report": 3, "harness.report_html": 3,
+    "harness.report_markdown": 3,
+    # 4: the stages of a run and the evaluations built on finished results
+    "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4,
+    # 5: the command line
+    "harness.cli": 5,
+}
+NO_RAY = ("harness.metrics", "harness.stats", "harness.results", "harness.report", "harness.report_html",
+          "harness.report_markdown", "harness.plots", "harness.track", "methods")
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[0] if parts[0] == "methods" or len(parts) == 1 else ".".join(parts[:2])
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = []
+    for path in sorted([*(REPO / "harness").rglob("*.py"), *(REPO / "methods").rglob("*.py")]):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        found.append((".".join(parts[:-1] if parts[-1] == "__init__" else parts), path))
+    return found
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append((node.module, node.lineno))
+    return out
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted({_unit(m) for m, _ in _modules()} - set(LAYERS))
+    assert unplaced == [], f"place these in docs/architecture.md and LAYERS: {unplaced}"
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_imports_point_down(module, path):
+    layer = LAYERS.get(_unit(module))
+    upward = [f"{path.relative_to(REPO)}:{line} imports {name} (layer {LAYERS[_unit(name)]} > {layer})"
+              for name, line in _imports(path)
+              if name.split(".")[0] in ("harness", "methods") and _unit(name) in LAYERS and layer is not None
+              and LAYERS[_unit(name)] > layer]
+    assert upward == []
+    if _unit(module) == "methods":
+        assert [n for n, _ in _imports(path) if n.split(".")[0] == "harness"] == []
+    if _unit(module) in NO_RAY:
+        assert [n for n, _ in _imports(path) if n.split(".")[0] == "ray"] == [], f"{module} must not need Ray"
