@@ -178,7 +178,7 @@ def main() -> None:
     if args.only:
         corpora = {args.only: corpora[args.only]}
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     loads = [load_average()]
     rows = []
     for corpus, build in corpora.items():

@@ -7,7 +7,7 @@ runs (`harness.track`) to make:
 - `prepare_experiment(experiment_id)` once after creating or finding the experiment: tags it as a model-training
   experiment (`mlflow.experimentKind` = `custom_model_development`, the value the 3.17 UI reads), so it opens on
   the training runs.
-- `log_dataset_input(...)` inside each parent run: logs the corpus as an MLflow dataset input (its name, the
+- `log_dataset_input(run_id, ...)` for each parent run: logs the corpus as an MLflow dataset input (its name, the
   manifest fingerprint as digest, the protocol as context), so the runs table's dataset column shows it.
 
 Both import MLflow inside the function, so importing this module stays light.
@@ -31,22 +31,27 @@ def prepare_experiment(experiment_id: str, description: str | None = None) -> No
         client.set_experiment_tag(experiment_id, "mlflow.note.content", description)
 
 
-def log_dataset_input(name: str, digest: str, protocol: str, source: str, n_clips: int | None = None) -> None:
-    """Log the corpus of the active run as a metadata-only dataset input (no data is copied into MLflow).
+def log_dataset_input(run_id: str, name: str, digest: str, protocol: str, source: str,
+                      n_clips: int | None = None) -> None:
+    """Log the corpus of run `run_id` as a metadata-only dataset input (no data is copied into MLflow).
 
     `digest` is the manifest fingerprint (MLflow shows up to 36 characters), `protocol` the fold protocol's label
     (stored as the input's context, so two protocols on one corpus are told apart), `source` where the corpus was
     read from (a local folder or URI).
     """
-    import mlflow
+    from mlflow import MlflowClient
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     origin = HTTPDatasetSource(source) if source.startswith(("http://", "https://")) else \
         LocalArtifactDatasetSource(source)
     dataset = MetaDataset(source=origin, name=name, digest=digest[:36])
-    tags = {"protocol": protocol, **({"clips": str(n_clips)} if n_clips is not None else {})}
-    mlflow.log_input(dataset, context=protocol[:200], tags=tags)
+    tags = {MLFLOW_DATASET_CONTEXT: protocol[:200], "protocol": protocol,
+            **({"clips": str(n_clips)} if n_clips is not None else {})}
+    entry = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[InputTag(k, v) for k, v in tags.items()])
+    MlflowClient().log_inputs(run_id, datasets=[entry])
 
 
 VIEW_STATE_TAG_PREFIX = "mlflow.sharedViewState."

@@ -90,18 +90,25 @@ def dataset_extractors(spec: DatasetSpec, settings: Settings) -> dict[str, str]:
 
 
 def usable_modalities(manifest: Manifest, extractors: dict[str, str],
-                      extractor_config: dict[str, dict[str, Any]]) -> list[str]:
-    """The manifest's modalities, plus any its configured extractor derives from media the manifest has.
+                      extractor_config: dict[str, dict[str, Any]], store: Any = None) -> list[str]:
+    """The manifest's modalities, plus any its configured extractor derives from media the manifest has, plus
+    any whose chosen features were imported for this manifest (`harness features import`).
 
-    The case in point: text for a corpus without transcripts, when the text extractor transcribes the clips'
-    speech (`transcript=asr` or `auto`: its inputs are audio). An extractor whose only input is its own
-    modality (every audio and video one, and text from transcripts) adds nothing.
+    The first case in point: text for a corpus without transcripts, when the text extractor transcribes the
+    clips' speech (`transcript=asr` or `auto`: its inputs are audio). An extractor whose only input is its own
+    modality (every audio and video one, and text from transcripts) adds nothing. The second: OpenFace action
+    units imported as `video` for a corpus whose videos the user does not have.
     """
     from harness.features.asr import AUDIO_IF_NO_TEXT
     from harness.features.base import build_extractor, extractor_names
 
     present = manifest.modalities()
     usable = list(present)
+    if store is not None:
+        from harness.features.imports import imported_modalities
+
+        usable += [m for m in imported_modalities(manifest, store, extractors) if m not in usable]
+        present = usable
     for modality, name in extractors.items():
         if modality in present or name not in extractor_names():
             continue
@@ -135,7 +142,7 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
     extractors = dataset_extractors(spec, settings)
     n = len(manifest)
     pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
-    for modality in usable_modalities(manifest, extractors, settings.extractor_config):
+    for modality in usable_modalities(manifest, extractors, settings.extractor_config, store):
         if modalities is not None and modality not in modalities:
             continue
         if modality not in extractors:
@@ -161,11 +168,11 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
             # Placeholder for clips without this modality: one zero row, flagged unavailable by `available`.
             sequences[modality] = [stored.sequences[r] if r >= 0 else np.zeros((1, width), np.float32)
                                    for r in rows]
-    if settings.speaker_norm:
-        from harness.normalize import per_speaker_zscore
+    if settings.speaker_norm:  # pooled vectors and sequences alike, so every method sees it
+        from harness.normalize import normalise_by_speaker
 
-        speakers = manifest.table["speaker"].astype(str).to_numpy()
-        pooled = {m: per_speaker_zscore(x, speakers, available[m]) for m, x in pooled.items()}
+        pooled, sequences = normalise_by_speaker(pooled, sequences, available,
+                                                 manifest.table["speaker"].astype(str).to_numpy())
     labels = np.array([manifest.classes.index(label) for label in manifest.table["label"]])
     data = MultimodalData(ids=manifest.ids, classes=list(manifest.classes), pooled=pooled, sequences=sequences,
                           available=available, labels=labels,
@@ -201,10 +208,12 @@ def planned_feature_keys(settings: Settings, prepared: PreparedDataset) -> dict[
     their audio-svm results in one comparable table although the first extracts audio only.
     """
     from harness.features.base import build_extractor, extractor_names
+    from harness.features.store import FeatureStore
 
     keys = dict(prepared.feature_keys)
     extractors = dataset_extractors(prepared.spec, settings)
-    for modality in usable_modalities(prepared.manifest, extractors, settings.extractor_config):
+    store = FeatureStore(settings.feature_store_uri())
+    for modality in usable_modalities(prepared.manifest, extractors, settings.extractor_config, store):
         name = extractors.get(modality)
         if modality in keys or name is None or name not in extractor_names():
             continue
@@ -294,7 +303,9 @@ class TrackingListener:
         from harness import track
 
         self.tags[job.label], self.prepared[job.label] = tags, prepared
-        self.parents[job.label] = track.start_result(self.experiment_id, tags, self.settings.as_record())
+        corpus = {"digest": prepared.manifest.fingerprint(), "n_clips": len(prepared.manifest),
+                  "source": str(self.settings.data_dir(prepared.spec.name))}
+        self.parents[job.label] = track.start_result(self.experiment_id, tags, self.settings.as_record(), corpus)
 
     def on_trial(self, job: Job, record: TrialRecord) -> None:
         from harness import track
@@ -340,7 +351,8 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
     dataset_list = [get_dataset(d).with_protocol(settings.protocols.get(d)) for d in (datasets or dataset_names())]
     init_ray(settings)
     check_shared_storage(settings)
-    experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)
+    experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment,
+                                         tuple(sorted({d.headline_metric for d in dataset_list})))
     stale = track.close_stale_runs(experiment_id)
     if stale:
         log(f"[mlflow] {stale} runs left RUNNING by an interrupted run marked KILLED")

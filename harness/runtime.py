@@ -42,7 +42,7 @@ def init_ray(settings: Settings) -> None:
     if settings.ray_address:
         ray.init(address=settings.ray_address, log_to_driver=False)
     else:
-        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False

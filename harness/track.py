@@ -55,12 +55,24 @@ def _client():
     return MlflowClient()
 
 
-def use_experiment(tracking_uri: str, experiment: str) -> str:
+RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (see harness.mlflow_ui)
+
+
+def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[str, ...] = ("uar",)) -> str:
+    """The experiment's id (created on first use), prepared so the MLflow UI opens on its training runs with the
+    headline test and validation scores as columns."""
     import mlflow
+
+    from harness.mlflow_ui import prepare_experiment, share_runs_view
 
     mlflow.set_tracking_uri(tracking_uri)
     found = mlflow.get_experiment_by_name(experiment)
-    return found.experiment_id if found else mlflow.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
+    prepare_experiment(experiment_id, description="Multimodal emotion recognition benchmark (harness run)")
+    metrics = [name for m in headline_metrics for name in (test_metric(m), test_metric(m, stat="std"),
+                                                           val_metric(m))]
+    share_runs_view(experiment_id, metrics, ["n_trials", "n_folds"], key=RUNS_VIEW)
+    return experiment_id
 
 
 def finished_run(experiment_id: str, fingerprint: str) -> Any | None:
@@ -111,11 +123,17 @@ def _log_metrics(client, run_id: str, metrics: dict[str, float]) -> None:
         client.log_batch(run_id, metrics=items[start:start + 1000])
 
 
-def start_result(experiment_id: str, tags: ResultTags, settings_record: dict[str, Any]) -> str:
-    """Create the RUNNING parent run of one (method, dataset) result; returns its id."""
+def start_result(experiment_id: str, tags: ResultTags, settings_record: dict[str, Any], corpus: dict[str, Any]
+                 ) -> str:
+    """Create the RUNNING parent run of one (method, dataset) result; returns its id. `corpus` (digest, source,
+    n_clips) becomes the run's MLflow dataset input, so the UI's dataset column names the corpus and protocol."""
+    from harness.mlflow_ui import log_dataset_input
+
     client = _client()
     run = client.create_run(experiment_id, run_name=f"{tags.method}@{tags.dataset}", tags=tags.to_tags())
     _log_params(client, run.info.run_id, _flat_params("settings.", settings_record))
+    log_dataset_input(run.info.run_id, tags.dataset, corpus["digest"], tags.protocol, corpus["source"],
+                      corpus["n_clips"])
     return run.info.run_id
 
 

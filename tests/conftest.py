@@ -32,6 +32,6 @@ def ray_session():
     """One local Ray instance per test module that asks for it (2 CPUs, like the reference machine)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

@@ -49,7 +49,7 @@ def egemaps(manifest, tmp_path_factory):
     from harness.features.runner import extract, load_features
     from harness.features.store import FeatureStore
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
         store = FeatureStore(str(tmp_path_factory.mktemp("features")))
         started = time.perf_counter()

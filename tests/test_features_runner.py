@@ -139,7 +139,7 @@ from harness.datasets.synthetic import scan
 from harness.features.runner import extract
 from harness.features.store import FeatureStore
 
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
 extract(scan(Path(sys.argv[1])), "spectrogram-snippets", FeatureStore(sys.argv[2]), {"weights": "random"},
         batch_size=1, verbose=False)
 """

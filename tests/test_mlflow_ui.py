@@ -38,8 +38,7 @@ def small_store(folder: Path) -> tuple[str, str, str]:
     run_id = log_result(uri, EXPERIMENT, FakeResult("early-concat-svm", 0.75, modalities="audio,text"))
     experiment_id = mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
     prepare_experiment(experiment_id, description="MER benchmark")
-    with mlflow.start_run(run_id=run_id):
-        log_dataset_input("emodb", "fingerprint0123456789", "leave-one-speaker-out", "/data/emodb", n_clips=96)
+    log_dataset_input(run_id, "emodb", "fingerprint0123456789", "leave-one-speaker-out", "/data/emodb", n_clips=96)
     return uri, experiment_id, share_runs_view(experiment_id, HEADLINE, ["n_trials"])
 
 

@@ -151,3 +151,43 @@ def test_text_from_asr_for_a_corpus_without_transcripts(first_run, settings, cor
     assert outcome.ran == ["text-svm@synthetic-notext"] and not outcome.failed
     prepared = pipeline.prepare_dataset(asr, pipeline.get_dataset("synthetic-notext"), need_sequences=False)
     assert set(prepared.data.modalities) == {"audio", "video", "text"} and prepared.data.available["text"].all()
+
+
+def test_imported_features_are_a_modality_of_their_own(first_run, settings, corpus, tmp_path):
+    """Video features imported for a corpus without video media make the video and fusion methods run."""
+    import numpy as np
+
+    from harness import pipeline
+    from harness.features.imports import import_features
+    from harness.features.store import FeatureStore
+
+    novideo = register_without(settings, corpus, "synthetic-importedvideo", "video_path")
+    novideo = dataclasses.replace(novideo, features={"video": "openface"})
+    manifest = pipeline.load_manifest(novideo, pipeline.get_dataset("synthetic-importedvideo"))
+    assert "video" not in manifest.modalities()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "au.npz", clip_id=np.array(manifest.ids), pooled=rng.normal(size=(len(manifest), 5)))
+    import_features(manifest, "openface", tmp_path / "au.npz", FeatureStore(novideo.feature_store_uri()),
+                    modality="video")
+    outcome = pipeline.run(novideo, methods=["video-svm", "early-concat-svm"], datasets=["synthetic-importedvideo"])
+    assert sorted(outcome.ran) == ["early-concat-svm@synthetic-importedvideo", "video-svm@synthetic-importedvideo"]
+    assert not outcome.skipped and not outcome.failed
+
+
+def test_speaker_norm_reaches_sequence_inputs(settings):
+    """`--speaker-norm` z-scores the frames every sequence method reads, not only the pooled vectors."""
+    import numpy as np
+
+    from harness import pipeline
+
+    spec = pipeline.get_dataset("synthetic-tiny")
+    plain = pipeline.prepare_dataset(settings, spec, need_sequences=True, modalities={"audio"})
+    normed = pipeline.prepare_dataset(dataclasses.replace(settings, speaker_norm=True), spec, need_sequences=True,
+                                      modalities={"audio"})
+    assert set(plain.data.modalities) == {"audio"}  # extraction limited to what the planned methods read
+    speakers = normed.data.groups["speaker"]
+    first = speakers[0]
+    frames = np.concatenate([s for s, spk in zip(normed.data.sequences["audio"], speakers, strict=True)
+                             if spk == first])
+    assert np.allclose(frames.mean(axis=0), 0, atol=1e-4)
+    assert not np.allclose(np.concatenate(plain.data.sequences["audio"]).mean(axis=0), 0, atol=1e-2)

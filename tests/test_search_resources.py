@@ -18,7 +18,7 @@ def gpu_ray():
     """A local Ray instance that advertises 2 logical GPUs (no CUDA device is needed to schedule on them)."""
     import ray
 
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

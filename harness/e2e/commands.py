@@ -19,8 +19,9 @@ def cmd_e2e(settings: Any, args: Any) -> int:
     from harness.datasets import get_dataset
     from harness.e2e.clips import ClipSettings, build_clip_cache
     from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e
-    from harness.pipeline import init_ray, load_manifest, locate_dataset, log
+    from harness.pipeline import load_manifest, locate_dataset
     from harness.protocols import load_or_make_folds
+    from harness.runtime import init_ray, log
 
     spec = get_dataset(args.dataset)
     if not {"audio", "video"} <= set(spec.modalities):

@@ -65,11 +65,9 @@ def run_extract(settings: Any, dataset: str, extractors: list[str], options: lis
         print(f"harness extract: error: {error}", file=sys.stderr)
         return 2
     if not local:
-        import ray
+        from harness.runtime import init_ray
 
-        if not ray.is_initialized():
-            ray.init(address=settings.ray_address, num_cpus=settings.num_cpus, include_dashboard=False,
-                     log_to_driver=False)
+        init_ray(settings)
     for name in extractors:
         extract(manifest, name, store, configs[name] or None, batch_size=batch_size,
                 concurrency=workers, num_gpus=gpus_per_worker,

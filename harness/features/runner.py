@@ -243,8 +243,11 @@ def _run_ray(rows: pd.DataFrame, extractor: ExtractorRef, store: FeatureStore, e
              concurrency: int | None, num_gpus: float | None, decode: str, progress: Progress) -> int:
     import ray
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():  # a library call without a command: the one start-up path, from env settings
+        from harness.config import Settings
+        from harness.runtime import init_ray
+
+        init_ray(Settings.from_env())
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts clips, Ray's counts blocks per operator
     resources = ray.cluster_resources()
