@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import add_ray_flags, add_settings_flags, deprecated, settings_from_args
+from harness.cli.common import add_ray_flags, add_settings_flags, deprecated, fail, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,10 +46,13 @@ def split_config_flags(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from harness.features.commands import run_extract
+    from harness.features.commands import InputError, run_extract
 
     options = split_config_flags(args)
     settings = settings_from_args(args)
-    return run_extract(settings, args.dataset, args.extractors, options, store_uri=args.store,
-                       batch_size=args.batch_size, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                       decode=args.decode, local=args.local)
+    try:
+        return run_extract(settings, args.dataset, args.extractors, options, store_uri=args.store,
+                           batch_size=args.batch_size, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                           decode=args.decode, local=args.local)
+    except InputError as error:
+        return fail(args, str(error))

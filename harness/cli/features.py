@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import add_settings_flags, deprecated, settings_from_args
+from harness.cli.common import add_settings_flags, deprecated, fail, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,10 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from harness.features.commands import run_import
+    from harness.features.commands import InputError, run_import
 
-    return run_import(settings_from_args(args), args.dataset, args.name, args.file, modality=args.modality,
-                      store_uri=args.store)
+    try:
+        return run_import(settings_from_args(args), args.dataset, args.name, args.file, modality=args.modality,
+                          store_uri=args.store)
+    except InputError as error:
+        return fail(args, str(error))
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ and plain values and return the exit status. Heavy imports (Ray, torch) happen i
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,11 @@ def load_manifest(dataset: str, settings) -> Any:
     return spec.scan(root)
 
 
+class InputError(ValueError):
+    """Bad input found before any work starts (a name, an option, missing weights or corpus); the command line
+    reports it as a usage error."""
+
+
 def run_extract(settings: Any, dataset: str, extractors: list[str], options: list[str] | None = None,
                 store_uri: str | None = None, batch_size: int = 16, workers: int | None = None,
                 gpus_per_worker: float | None = None, decode: str = "auto", local: bool = False) -> int:
@@ -62,8 +66,7 @@ def run_extract(settings: Any, dataset: str, extractors: list[str], options: lis
         store = _store(settings, store_uri)
         manifest = load_manifest(dataset, settings)
     except (ExtractorConfigError, MissingWeightsError, KeyError, ValueError, FileNotFoundError) as error:
-        print(f"harness extract: error: {error}", file=sys.stderr)
-        return 2
+        raise InputError(str(error.args[0] if isinstance(error, KeyError) else error)) from None
     if not local:
         from harness.runtime import init_ray
 
@@ -84,8 +87,7 @@ def run_import(settings: Any, dataset: str, name: str, file: str | Path, modalit
         manifest = load_manifest(dataset, settings)
         report = import_features(manifest, name, file, store, modality=modality)
     except (ImportFormatError, FileNotFoundError, KeyError, ValueError) as error:
-        print(f"harness features import: error: {error}", file=sys.stderr)
-        return 2
+        raise InputError(str(error.args[0] if isinstance(error, KeyError) else error)) from None
     print(report.summary())
     return 0
 
