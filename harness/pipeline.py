@@ -297,7 +297,7 @@ class TrackingListener:
         self.parents: dict[str, str] = {}
         self.tags: dict[str, ResultTags] = {}
         self.prepared: dict[str, PreparedDataset] = {}
-        self.last_line = ""
+        self.last_line: tuple[int, int] = (-1, -1)
 
     def start(self, job: Job, tags: ResultTags, prepared: PreparedDataset) -> None:
         from harness import track
@@ -306,6 +306,10 @@ class TrackingListener:
         corpus = {"digest": prepared.manifest.fingerprint(), "n_clips": len(prepared.manifest),
                   "source": str(self.settings.data_dir(prepared.spec.name))}
         self.parents[job.label] = track.start_result(self.experiment_id, tags, self.settings.as_record(), corpus)
+
+    def on_start(self, stored: int, to_run: int) -> None:
+        if stored:
+            log(f"[search] resuming: {stored} units already stored by an earlier run; {to_run} to run")
 
     def on_trial(self, job: Job, record: TrialRecord) -> None:
         from harness import track
@@ -331,11 +335,11 @@ class TrackingListener:
         self.report.failed.append(f"{job.label}: {error}")
 
     def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None:
+        if (done, jobs_done) == self.last_line:
+            return
+        self.last_line = (done, jobs_done)
         eta = f", about {elapsed / done * (total - done):.0f}s left" if 0 < done < total else ""
-        line = f"[search] {done}/{total} units, {jobs_done}/{jobs_total} results, {elapsed:.0f}s{eta}"
-        if line != self.last_line:
-            self.last_line = line
-            log(line)
+        log(f"[search] {done}/{total} units, {jobs_done}/{jobs_total} results, {elapsed:.0f}s{eta}")
 
 
 def run(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,

@@ -154,6 +154,7 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
     from ray import tune
 
     _limit_threads()
+    started = time.time()
     unit = units[config["unit"]]
     job = jobs[unit.job]
     data = ray.get(data_refs[job.dataset])
@@ -165,6 +166,8 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
     payload = fit_unit(job, unit, data, report_epoch if job.neural else None)
     payload["notes"] = {**payload["notes"], "gpus": len(gpu_ids)}
     payload["gpu_ids"] = gpu_ids
+    # wall-clock span and node of the unit: slot utilisation and placement are measured from these
+    payload["timing"] = {"start": started, "end": time.time(), "node": ray.get_runtime_context().get_node_id()}
     UnitStore(store_uri).save(job.unit_key(unit.config, unit.fold), payload)
     tune.report({EPOCH_METRIC: payload["val"]["uar"], "final": 1, "unit": unit.id,
                  **{f"val_{m}": v for m, v in payload["val"].items()}})
@@ -310,6 +313,8 @@ class SearchListener:
     """What the search tells the outside world: trial child runs as configurations finish, outcomes as
     (method, dataset)s finish, failures. `harness.pipeline` implements it with MLflow and the console."""
 
+    def on_start(self, stored: int, to_run: int) -> None: ...
+
     def on_trial(self, job: Job, record: TrialRecord) -> None: ...
 
     def on_outcome(self, job: Job, outcome: MethodOutcome, models: dict[str, FusionMethod]) -> None: ...
@@ -442,6 +447,7 @@ class Search:
         self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         self._evaluate = ray.remote(evaluate_job)
         todo = self._load_stored()
+        self.listener.on_start(self.total_units - len(todo), len(todo))
         needed = {self.jobs[u.job].dataset for u in todo} | {
             s.job.dataset for s in self.states.values() if s.finished_units() == len(s.job.units())}
         self._refs = {name: ray.put(self.data[name]) for name in needed}  # each dataset moved once
