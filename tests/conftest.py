@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared by several modules: a local S3 server (moto) and a bucket per test.
+pytest_plugins = ["fixtures.s3"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -6,50 +6,17 @@ duration of each test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures.crash import DiesBeforeRename
+from fixtures.s3 import BUCKET
 
 from harness.features.base import Features
 from harness.features.store import FeatureStore
 
 pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
-
-BUCKET = "features-bucket"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_root(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh bucket; pyarrow finds the endpoint and the dummy credentials in the environment."""
-    from pyarrow import fs
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_endpoint}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    admin = fs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", region="us-east-1",
-                            allow_bucket_creation=True, allow_bucket_deletion=True)
-    admin.create_dir(BUCKET)
-    yield f"s3://{BUCKET}/features"
-    admin.delete_dir(BUCKET)
-
 
 def _features(n: int, dim: int = 3) -> list[Features]:
     return [Features(sequence=np.full((i + 1, dim), i, np.float32), pooled=np.full(dim, i, np.float32))
