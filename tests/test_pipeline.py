@@ -191,3 +191,20 @@ def test_speaker_norm_reaches_sequence_inputs(settings):
                              if spk == first])
     assert np.allclose(frames.mean(axis=0), 0, atol=1e-4)
     assert not np.allclose(np.concatenate(plain.data.sequences["audio"]).mean(axis=0), 0, atol=1e-2)
+
+
+def test_robustness_command_scores_finished_results_with_modalities_missing(first_run, settings, capsys):
+    """`harness robustness --missing` on the run's finished results: child runs with condition tags."""
+    import mlflow
+
+    from harness.cli import main
+
+    flags = ["--workspace", str(settings.workspace), "--tracking-uri", settings.tracking_uri,
+             "--data-dir", f"synthetic-tiny={settings.data_dirs['synthetic-tiny']}"]
+    assert main(["robustness", "--missing", "--method", "early-concat-svm", "--dataset", "synthetic-tiny",
+                 *flags]) == 0
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=[settings.experiment], output_format="pandas",
+                              filter_string="tags.`harness.role` = 'robustness'")
+    assert len(runs) >= 1 and (runs["tags.method"] == "early-concat-svm").all()
+    assert runs["tags.robustness.condition"].str.startswith("missing").all()

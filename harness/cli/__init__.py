@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.cli.extract",
     "harness.cli.features",
     "harness.cli.e2e",
+    "harness.cli.robustness",
 )
 
 

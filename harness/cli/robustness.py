@@ -1,0 +1,44 @@
+"""`harness robustness`: evaluate finished results with modalities missing, with corrupted test media, and
+across corpora (see docs/robustness.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from harness.cli.common import UsageError, add_settings_flags, settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    command = subparsers.add_parser(
+        "robustness", help="missing and corrupted modalities at test time, and cross-corpus evaluation")
+    command.add_argument("--missing", action="store_true",
+                         help="each modality (and pair) absent, and random missing rates 0-90 %% per modality")
+    command.add_argument("--corrupt", action="append", metavar="NAME",
+                         help="a named media corruption at its severity levels (repeatable; see docs/robustness.md)")
+    command.add_argument("--train-on", action="append", metavar="DATASET", help="cross-corpus: train on this corpus")
+    command.add_argument("--test-on", action="append", metavar="DATASET",
+                         help="cross-corpus: score on this corpus (every --train-on x --test-on pair runs)")
+    command.add_argument("--method", action="append", help="limit to these methods (repeatable)")
+    command.add_argument("--dataset", action="append", help="limit missing/corrupt to these datasets (repeatable)")
+    command.add_argument("--rerun", action="store_true", help="recompute conditions even when stored ones exist")
+    add_settings_flags(command)
+    command.set_defaults(func=cmd_robustness)
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    if bool(args.train_on) != bool(args.test_on):
+        raise UsageError("robustness: cross-corpus needs both --train-on and --test-on")
+    if not (args.missing or args.corrupt or args.train_on):
+        raise UsageError("robustness: give --missing, --corrupt NAME and/or --train-on A --test-on B")
+    from harness.features.corrupted import CORRUPTIONS
+
+    unknown = [name for name in args.corrupt or [] if name not in CORRUPTIONS]
+    if unknown:
+        raise UsageError(f"--corrupt: unknown {unknown}; choose from: {', '.join(sorted(CORRUPTIONS))}")
+    settings = settings_from_args(args)
+    from harness.robustness.run import run_robustness
+
+    pairs = [(a, b) for a in args.train_on or [] for b in args.test_on or [] if a != b]
+    report = run_robustness(settings, missing=args.missing, corrupt=args.corrupt or [], cross_corpus=pairs or None,
+                            methods=args.method, datasets=args.dataset, rerun=args.rerun)
+    return 1 if report.failed else 0
