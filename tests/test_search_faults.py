@@ -119,3 +119,15 @@ def test_driver_killed_mid_search_resumes_at_unit_granularity(tmp_path, corpus, 
     assert_same_results(parents, undisturbed)
     assert not (runs["status"] == "RUNNING").any()  # stale parents were marked KILLED, none left half-finished
     assert (runs["status"] == "KILLED").any()
+
+
+def test_ctrl_c_during_the_search_is_one_line_and_exit_130(tmp_path, corpus):
+    """Ctrl-C while units run: no method is reported as failed, one line, exit status 130, and a resume."""
+    log = tmp_path / "first.txt"
+    process = start(run_args(tmp_path, corpus, "--num-cpus", "2"), log)
+    wait_for_units(process, tmp_path, 1, log)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == 130, log.read_text()[-3000:]
+    out = log.read_text()
+    assert "[error]" not in out and "Traceback" not in out
+    assert "interrupted; completed work is stored and the next run resumes from it" in out
