@@ -74,6 +74,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_names("--method", methods, get_method)
     check_names("--dataset", datasets, get_dataset)
+    check_names("--protocol", list(settings.protocols), get_dataset)
+    for dataset, protocol in settings.protocols.items():
+        try:
+            get_dataset(dataset).with_protocol(protocol)
+        except KeyError as error:
+            raise UsageError(f"--protocol: {error.args[0]}") from None
     check_extractors(settings, datasets)
     from harness import pipeline
     from harness.cli.report import render
