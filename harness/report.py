@@ -267,6 +267,24 @@ def gain_text(section: Section) -> str | None:
             f"{ci_text(single)}: {gain['gain']:+.3f} {METRIC_TITLES[metric]}{test}.")
 
 
+def claim_texts(section: Section) -> list[str]:
+    """"paper claim vs reproduced" for every ranked method a seed paper reports a figure for on this dataset
+    (harness/claims.yaml), with the gap and, when the paper's conditions differ, why the two are not comparable."""
+    from harness.claims import claims_for
+
+    texts = []
+    for _, row in section.rows.iterrows():
+        for claim in claims_for(section.dataset, row["method"]):
+            reproduced = row.get(f"{claim.metric}_mean")
+            if reproduced is None or pd.isna(reproduced):
+                continue
+            title = METRIC_TITLES.get(claim.metric, claim.metric)
+            caveat = "" if claim.comparable else f" Not comparable ({claim.flag}): {claim.why}"
+            texts.append(f"Paper claim for `{row['method']}`: {claim.paper} reports {title} {claim.value:.3f} "
+                         f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f}).{caveat}")
+    return texts
+
+
 def unit_name(section: Section) -> str:
     return "clips" if section.grouped_by == "clip_id" else "groups"
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, gain_text
+from harness.report import METRIC_TITLES, Section, ci_text, claim_texts, gain_text
 from harness.report_markdown import method_text, timestamp_line
 
 STYLE = """
@@ -119,6 +119,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     gain = gain_text(section)
     if gain:
         parts.append(f"<p>{_e(gain.replace('`', ''))}</p>")
+    for claim in claim_texts(section):
+        parts.append(f"<p class='claim'>{_e(claim.replace('`', ''))}</p>")
     if len(section.failures):
         parts.append(f"<details open><summary>Clips whose features failed ({len(section.failures)})</summary>"
                      "<table><thead><tr><th class='l'>modality</th><th class='l'>clip</th><th class='l'>stage</th>"

@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, gain_text, unit_name
+from harness.report import METRIC_TITLES, Section, ci_text, claim_texts, gain_text, unit_name
 
 TIMESTAMP_PREFIX = "Rendered "
 
@@ -56,6 +56,8 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     gain = gain_text(section)
     if gain:
         lines += [gain, ""]
+    for claim in claim_texts(section):
+        lines += [claim, ""]
     lines += failure_lines(section.failures, int(rows["feature_failures"].iloc[0]))
     title = METRIC_TITLES[metric]
     header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)

@@ -112,3 +112,18 @@ def test_runs_without_groups_bootstrap_over_clips(tmp_path):
     board = render(uri, EXPERIMENT, tmp_path / "reports", figures=False)
     assert "resamples of clips (these runs stored no protocol groups)" in board.paths["md"].read_text()
     assert board.table["ci_low"].notna().all()
+
+
+def test_paper_claims_stand_beside_the_reproduced_figure(tmp_path):
+    """A method a seed paper reports a figure for on this dataset gets the claim, the gap and the caveat."""
+    from harness.report import render
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    for method, accuracy in (("xmt-embracenet", 0.6), ("audio-svm", 0.5)):
+        log_result(uri, EXPERIMENT, FakeResult(method, accuracy, dataset="meld", modalities="audio,text"))
+    markdown = render(uri, EXPERIMENT, tmp_path / "reports", figures=False).paths["md"].read_text()
+    claim = next(line for line in markdown.splitlines() if line.startswith("Paper claim for `xmt-embracenet`"))
+    assert "reports WA 0.650" in claim and "Not comparable (different-conditions)" in claim
+    reproduced = float(claim.split("reproduced here ")[1].split(" ")[0])
+    assert f"({reproduced - 0.65:+.3f})" in claim
+    assert "Paper claim for `audio-svm`" not in markdown  # no paper reports this baseline
