@@ -39,4 +39,7 @@ RUN pip install --no-deps . \
     && python -c "import harness, methods, ray, torch, mlflow; assert ray.__version__ == '2.60.0', ray.__version__"
 
 # The harness reads corpora from /home/ray/data (cluster.yaml copies them there) and runs from this folder.
-ENV HARNESS_DATA_ROOT=/home/ray/data
+# The image has no .git: the commit every MLflow run records comes from the build (see docs/cluster.md).
+ARG GIT_COMMIT=unknown
+ENV HARNESS_DATA_ROOT=/home/ray/data \
+    HARNESS_GIT_COMMIT=${GIT_COMMIT}

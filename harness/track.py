@@ -39,6 +39,12 @@ __all__ = ["FAILURES_ARTIFACT", "ROLE_TAG", "use_experiment", "finished_run", "c
 
 
 def git_commit() -> str:
+    """The code version a result was produced by: `HARNESS_GIT_COMMIT` (set in the cluster image, which has no
+    .git), else the checkout's HEAD, with "-dirty" when tracked files are modified."""
+    import os
+
+    if os.environ.get("HARNESS_GIT_COMMIT"):
+        return os.environ["HARNESS_GIT_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
