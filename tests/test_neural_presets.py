@@ -71,8 +71,8 @@ def test_a_preset_is_fixed_and_only_what_it_leaves_open_is_searched() -> None:
 
 
 def test_unknown_preset_lists_the_methods_presets() -> None:
-    with pytest.raises(KeyError, match="presets are: default, paper"):
-        get_method("ima-hadamard").preset("sse-ft")
+    with pytest.raises(KeyError, match="presets are: default, paper, sse-ft"):
+        get_method("ima-hadamard").preset("no-such-preset")
     assert get_method("early-concat-svm").preset_names() == ["default"]
     with pytest.raises(KeyError, match="has no preset 'paper'"):
         get_method("early-concat-svm@paper")
