@@ -5,6 +5,14 @@ face track and resized to `image_size` (default 224), each encoded into one vect
 r2plus1d_18 (weights "kinetics" from the torch hub cache, "random", or a local state_dict), or any local
 VideoMAE checkpoint through transformers (`backbone="videomae"`, `checkpoint=/path`). A track shorter than a
 snippet repeats its last frame (recorded in the docs, not hidden: the face track length is in the crop cache).
+
+`spatial_grid=g` keeps the spatial map: the backbone's last feature map (torchvision: `layer4`, [m, t, h, w];
+VideoMAE: the patch tokens laid out as [t, h, w, hidden]) is averaged over time and average-pooled to a g x g
+grid of regions, so each snippet gives g*g vectors instead of one. The sequence is snippet-major
+(`[snippets * g*g, m]`, rows i*g*g .. (i+1)*g*g - 1 are snippet i), which is what the A-V cross-attention
+method reads with `positions_per_snippet = g*g`: its spatial (VS) and channel (VC) attention then see real
+regions of the face instead of copies of one vector. g = 1 (the default) is the global pooling the extractor
+always did. The option is part of the extractor config, so it is part of the feature cache key.
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ class VideoSnippetsExtractor(FaceExtractor):
     name = "video-snippets"
     defaults: dict[str, Any] = {**FACE_DEFAULTS, "fps": None, "max_frames": 300, "snippets": 6,
                                 "snippet_frames": 16, "image_size": 224, "backbone": "r3d_18",
-                                "weights": "kinetics", "checkpoint": "", "seed": 0}
+                                "weights": "kinetics", "checkpoint": "", "seed": 0, "spatial_grid": 1}
     description = "N=6 snippets x 16 face-crop frames encoded by r3d_18 / r2plus1d_18 / a local VideoMAE"
-    output = "sequence [snippets, 512] (torchvision) or [snippets, hidden] (VideoMAE); pooled = snippet mean"
+    output = ("sequence [snippets * g*g, 512] (torchvision) or [snippets * g*g, hidden] (VideoMAE), g = spatial_grid "
+              "(1: one vector per snippet); pooled = mean of all rows")
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -43,6 +52,10 @@ class VideoSnippetsExtractor(FaceExtractor):
             raise ExtractorConfigError(f"video-snippets: backbone must be one of {BACKBONES}")
         if self.config["backbone"] == "videomae" and not self.config["checkpoint"]:
             raise ExtractorConfigError("video-snippets: backbone=videomae needs checkpoint=/path/to/videomae")
+        grid = self.config["spatial_grid"]
+        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
+            raise ExtractorConfigError(f"video-snippets: spatial_grid must be a positive integer (1 = one vector "
+                                       f"per snippet, 2 = a 2x2 grid of regions), got {grid!r}")
 
     def weights_identity(self) -> str:
         from harness.features.hf import checkpoint_identity
@@ -96,10 +109,37 @@ class VideoSnippetsExtractor(FaceExtractor):
         import torch
 
         clips = self.snippets(self.cropper.track(clip).crops).to(self._device)
+        grid = int(self.config["spatial_grid"])
         with torch.no_grad():
-            if self.config["backbone"] == "videomae":
+            if grid > 1:
+                sequence = self.region_vectors(clips, grid)
+            elif self.config["backbone"] == "videomae":
                 sequence = self._model(pixel_values=clips).last_hidden_state.mean(dim=1)
             else:
                 sequence = self._model(clips.permute(0, 2, 1, 3, 4))  # torchvision wants [N, C, T, H, W]
         sequence = sequence.float().cpu().numpy()
         return Features(sequence=sequence, pooled=sequence.mean(axis=0))
+
+    def feature_map(self, clips):
+        """[N, m, h, w]: the backbone's last spatial feature map of each snippet, averaged over time."""
+        if self.config["backbone"] == "videomae":
+            tokens = self._model(pixel_values=clips).last_hidden_state  # [N, t*h*w, hidden], (t, h, w) order
+            side = int(self.config["image_size"]) // int(self._model.config.patch_size)
+            n, count, hidden = tokens.shape
+            return tokens.reshape(n, count // (side * side), side, side, hidden).mean(dim=1).permute(0, 3, 1, 2)
+        net, x = self._model, clips.permute(0, 2, 1, 3, 4)  # torchvision wants [N, C, T, H, W]
+        x = net.layer4(net.layer3(net.layer2(net.layer1(net.stem(x)))))  # [N, 512, t, h, w]
+        return x.mean(dim=2)
+
+    def region_vectors(self, clips, grid: int):
+        """[N * grid*grid, m]: each snippet's map average-pooled to grid x grid regions, snippet-major."""
+        import torch.nn.functional as F
+
+        maps = self.feature_map(clips)
+        if min(maps.shape[-2:]) < grid:
+            raise ExtractorConfigError(
+                f"video-snippets: spatial_grid={grid} is finer than the backbone's {maps.shape[-2]}x"
+                f"{maps.shape[-1]} feature map at image_size={self.config['image_size']}; use a smaller grid or a "
+                "larger image_size")
+        regions = F.adaptive_avg_pool2d(maps, grid)  # [N, m, g, g]
+        return regions.flatten(2).transpose(1, 2).reshape(-1, regions.shape[1])
