@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +19,15 @@ TEMP_PREFIX = ".tmp-"
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on clean exit rename it to `path`, on error delete it."""
+    """Yield a temporary path next to `path`; on clean exit rename it to `path`, on error delete it.
+
+    The temporary file is not created here: the writer creates it, so its mode follows the process umask like
+    any other file (a workspace shared by a group stays group-readable). `tempfile.mkstemp` would create it
+    owner-only (0600), and the rename would keep that mode. The name is unique (a random UUID) all the same.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}{target.suffix}"
     try:
         yield tmp
         os.replace(tmp, target)

@@ -132,6 +132,14 @@ def _probe_video(path: Path) -> None:
         raise ValueError(f"{path}: {error or 'no video frames'}") from error
 
 
+def decode_summary(decoded: int, failed: int, attempted: bool = True) -> str:
+    """"N decoded" only when every clip tried decoded, else "N decoded, K failed" (a count that hid failures
+    read as a clean bill of health)."""
+    if not attempted:
+        return "decoding skipped (--no-decode)"
+    return f"{decoded} decoded" + (f", {failed} failed" if failed else "")
+
+
 def cmd_verify(settings: Settings, name: str, decode: bool = True, limit: int | None = None) -> int:
     from harness.datasets.fetch import DOWNLOADS, sha256_of
 
@@ -153,13 +161,16 @@ def cmd_verify(settings: Settings, name: str, decode: bool = True, limit: int | 
             failures.append((relative, "missing (the card lists its checksum)"))
         elif sha256_of(path) != expected:
             failures.append((relative, f"SHA-256 mismatch (expected {expected})"))
-    decoded = 0
+    decoded = undecodable = 0
     if decode:
         rows = manifest.table if limit is None else manifest.table.head(limit)
         for _, row in rows.iterrows():
-            failures += _decode(manifest, row)
-            decoded += 1
-    print(f"{name}: {len(manifest)} clips, {decoded} decoded, {len(checksums)} checksums checked")
+            failed = _decode(manifest, row)
+            failures += failed
+            undecodable += bool(failed)
+            decoded += not failed
+    print(f"{name}: {len(manifest)} clips, {decode_summary(decoded, undecodable, decode)}, "
+          f"{len(checksums)} checksums checked")
     if not failures:
         print("verify: OK")
         return 0

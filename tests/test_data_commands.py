@@ -72,6 +72,24 @@ def test_scan_real_meld_from_env_override(tmp_path, monkeypatch, capsys):
     assert "meld@sentiment: 11098 clips" in capsys.readouterr().out
 
 
+def test_scan_writes_a_manifest_a_group_can_read(tmp_path, capsys):
+    """A workspace shared by a group: files follow the umask (0o022 -> 0644), never owner-only 0600."""
+    import os
+    import stat
+
+    ravdess_tree(tmp_path / "rav", actors=range(1, 3), av=False)
+    previous = os.umask(0o022)
+    try:
+        assert run("data", "scan", "ravdess", "--data-dir", f"ravdess={tmp_path / 'rav'}",
+                   "--workspace", str(tmp_path / "ws")) == 0
+    finally:
+        os.umask(previous)
+    written = sorted((tmp_path / "ws" / "manifests" / "ravdess").iterdir())
+    assert {p.name for p in written} >= {"manifest.parquet", "problems.csv"}
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
 def emodb_like(root):
     for i, name in enumerate(("03a01Fa", "03a01Wa", "08a01Na", "08a02Tb", "09a01Ea")):
         write_wav(root / "wav" / f"{name}.wav", freq=200 + 20 * i)
@@ -83,7 +101,9 @@ def test_verify_reports_undecodable_files(tmp_path, capsys):
     assert "5 decoded" in capsys.readouterr().out
     (tmp_path / "emo" / "wav" / "08a02Tb.wav").write_bytes(b"RIFF not really a wav")
     assert run("data", "verify", "emodb", "--data-dir", str(tmp_path / "emo"), "--workspace", str(tmp_path)) == 1
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "5 clips, 4 decoded, 1 failed," in captured.out  # never "5 decoded" when one did not
+    err = captured.err
     assert "verify: 1 FAILURES" in err and "wav/08a02Tb.wav" in err and "not decodable" in err
     assert (tmp_path / "manifests" / "emodb" / "verify_failures.csv").exists()
 
