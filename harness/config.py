@@ -1,14 +1,22 @@
 """Run settings as validated data: defaults, then a settings file, then environment variables, then flags.
 
-Every run records the fully resolved settings in MLflow, so a result can always be traced to what produced it.
+`Settings` is a pydantic dataclass: pydantic checks every value's type (a YAML string becomes a Path, a list a
+tuple; a number where a bool is expected, or a string where a number is, is an error), unknown keys are errors,
+and `__post_init__` adds the checks that need more than a type. `from_file` and `from_env` turn pydantic's
+report into a `SettingsError` that names the file and the setting. Every run records the fully resolved settings
+in MLflow, so a result can always be traced to what produced it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+import re
+from dataclasses import asdict, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Strict, ValidationError
+from pydantic.dataclasses import dataclass
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 SCHEDULERS: tuple[str, ...] = ("auto", "asha", "none")
@@ -19,7 +27,13 @@ class SettingsError(ValueError):
     """A setting with an invalid value; the message names the setting and what is allowed."""
 
 
-@dataclass(frozen=True)
+# YAML gives 1 for true and "3" for 3 easily; those are mistakes, not values to coerce.
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
+StrictFloat = Annotated[float, Strict()]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Settings:
     """Where things live and how much work a run does.
 
@@ -41,6 +55,8 @@ class Settings:
     preset:        "default" (tune each method's search space) or "paper" (each method's paper preset, where it
                    has one, with the paper's hyperparameters fixed).
     protocols:     dataset -> name of one of its card's alternative protocols (default: the card's main one).
+    train_missing_rate: modality dropout in training, for the methods that accept it (neural methods, classical
+                   early fusion): that share of training clips loses one modality (0: off).
     """
 
     data_root: Path = Path("datasets")
@@ -49,23 +65,24 @@ class Settings:
     reports_dir: Path = Path("reports")
     feature_store: str | None = None
     experiment: str = "mer-benchmark"
-    seed: int = 0
-    trials: int = 4
-    num_cpus: int | None = None
+    seed: StrictInt = 0
+    trials: StrictInt = 4
+    num_cpus: StrictInt | None = None
     ray_address: str | None = None
-    speaker_norm: bool = False
+    speaker_norm: StrictBool = False
     data_dirs: dict[str, Path] = field(default_factory=dict)
     features: dict[str, str] = field(default_factory=dict)
     extractor_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     methods: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
     scheduler: str = "auto"
-    time_budget_s: float | None = None
-    gpus_per_trial: float = 0.25
+    time_budget_s: StrictFloat | None = None
+    gpus_per_trial: StrictFloat = 0.25
     refit: str = "auto"
     tune_storage: str | None = None
     preset: str = "default"
     protocols: dict[str, str] = field(default_factory=dict)
+    train_missing_rate: StrictFloat = 0.0
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -78,6 +95,8 @@ class Settings:
             raise SettingsError(f"refit must be one of {REFIT_MODES}, got {self.refit!r}")
         if not 0 < self.gpus_per_trial <= 8:
             raise SettingsError(f"gpus_per_trial must be in (0, 8], got {self.gpus_per_trial}")
+        if not 0.0 <= self.train_missing_rate < 1.0:
+            raise SettingsError(f"train_missing_rate must be in [0, 1), got {self.train_missing_rate}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise SettingsError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         for modality in self.features:
@@ -89,19 +108,17 @@ class Settings:
 
     @classmethod
     def coerce(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
-        """Settings fields from plain data (a YAML file): unknown keys and wrong types are errors naming `source`."""
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise SettingsError(f"{source}: unknown setting(s) {unknown}; valid: {sorted(known)}")
-        out: dict[str, Any] = {}
-        for name, value in values.items():
-            kind = str(known[name].type)
-            try:
-                out[name] = _coerce(kind, value)
-            except (TypeError, ValueError):
-                raise SettingsError(f"{source}: {name} should be {kind}, got {value!r}") from None
-        return out
+        """Settings fields from plain data (a YAML file), validated: errors name `source` and the setting."""
+        checked = cls.validated(values, source)
+        return {name: getattr(checked, name) for name in values}
+
+    @classmethod
+    def validated(cls, values: dict[str, Any], source: str | None = None) -> Settings:
+        """`Settings(**values)`, with pydantic's report turned into one SettingsError line naming `source`."""
+        try:
+            return cls(**values)
+        except ValidationError as report:
+            raise SettingsError(_explain(report, values, source)) from None
 
     @classmethod
     def from_file(cls, path: Path) -> dict[str, Any]:
@@ -148,7 +165,7 @@ class Settings:
                 merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
         if "extractor_config" in merged:  # options merge per extractor too: a flag adds to the file's options
             merged["extractor_config"] = _merge_options([layer.get("extractor_config", {}) for layer in layers])
-        return cls(**merged)
+        return cls.validated(merged)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -192,50 +209,16 @@ def _merge_options(layers: list[dict[str, dict[str, Any]]]) -> dict[str, dict[st
     return merged
 
 
-def _coerce(kind: str, value: Any) -> Any:
-    """One settings value from YAML data, by the field's annotation (a string: annotations are postponed)."""
-    if kind.startswith("Path"):
-        if not isinstance(value, str):
-            raise TypeError
-        return Path(value)
-    if kind.startswith("dict[str, Path]"):
-        return {str(k): _coerce("Path", v) for k, v in _mapping(value).items()}
-    if kind.startswith("dict[str, str]"):
-        return {str(k): _string(v) for k, v in _mapping(value).items()}
-    if kind.startswith("dict[str, dict"):
-        return {str(k): dict(_mapping(v)) for k, v in _mapping(value).items()}
-    if kind.startswith("tuple[str"):
-        if isinstance(value, str) or not isinstance(value, list):
-            raise TypeError
-        return tuple(_string(v) for v in value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise TypeError
-        return value
-    if kind.startswith("float"):
-        if value is None and "None" in kind:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError
-        return float(value)
-    if kind.startswith("int"):
-        if value is None and "None" in kind:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError
-        return value
-    if value is None and "None" in kind:
-        return None
-    return _string(value)
-
-
-def _mapping(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise TypeError
-    return value
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError
-    return value
+def _explain(report: ValidationError, values: dict[str, Any], source: str | None) -> str:
+    """The first problem pydantic found, as `source: setting should be TYPE, got VALUE` (or the check's own words)."""
+    prefix = f"{source}: " if source else ""
+    unknown = sorted(str(e["loc"][0]) for e in report.errors() if e["type"] == "unexpected_keyword_argument")
+    if unknown:
+        return f"{prefix}unknown setting(s) {unknown}; valid: {sorted(f.name for f in fields(Settings))}"
+    error = report.errors()[0]
+    if error["type"] == "value_error":  # a check in __post_init__: its message already names the setting
+        return prefix + str(error["msg"]).removeprefix("Value error, ")
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    kind = re.sub(r"(?:Strict(Int|Bool|Float))", lambda m: m.group(1).lower(), kinds.get(name, "?"))
+    return f"{prefix}{name} should be {kind}, got {values.get(name, error.get('input'))!r}"

@@ -46,6 +46,10 @@ data_dirs: {emodb: /elsewhere/emodb}
     ("features: {smell: x}\n", "unknown modality 'smell'"),
     ("- a list\n", "must hold a mapping"),
     ("trials: [\n", "not valid YAML"),
+    ("time_budget_s: '60'\n", r"time_budget_s should be float \| None, got '60'"),
+    ("gpus_per_trial: 9\n", r"gpus_per_trial must be in \(0, 8\], got 9"),
+    ("data_dirs: {emodb: 3}\n", r"data_dirs should be dict\[str, Path\]"),
+    ("trials: 2.0\n", "trials should be int, got 2.0"),
 ])
 def test_bad_files_name_the_file_and_the_setting(tmp_path: Path, text: str, message: str) -> None:
     config = write(tmp_path / "bad.yaml", text)
@@ -86,3 +90,17 @@ def test_the_example_settings_file_is_valid() -> None:
     assert settings.datasets == ("synthetic",) and settings.methods
     for name, options in settings.extractor_config.items():
         build_extractor(name, options).check_weights()  # runs anywhere: no download needed
+
+
+def test_yaml_values_become_typed_settings(tmp_path: Path) -> None:
+    import dataclasses
+
+    config = write(tmp_path / "typed.yaml", "time_budget_s: 60\nworkspace: /ws\nmethods: [audio-svm]\n"
+                                            "num_cpus: null\n")
+    settings = Settings.from_env(file=config)
+    assert settings.time_budget_s == 60.0 and isinstance(settings.time_budget_s, float)
+    assert settings.workspace == Path("/ws") and settings.methods == ("audio-svm",) and settings.num_cpus is None
+    assert dataclasses.replace(settings, trials=3).trials == 3  # still a dataclass, validated on every change
+    with pytest.raises(ValueError, match="trials must be >= 1"):
+        settings.with_(trials=0)
+    assert Settings.from_env(file=config).as_record()["workspace"] == "/ws"
