@@ -389,7 +389,7 @@ class Search:
             self._submit(state)
 
     def _submit(self, state: JobState) -> None:
-
+        """Choose the configuration and start the job's test evaluation as a Ray task, while Tune goes on."""
         state.submitted = True
         try:
             chosen = choose_config(state.job, state.val)
@@ -398,7 +398,7 @@ class Search:
             return
         resources = self._resources(state.job)
         task = self._evaluate.options(num_cpus=resources.get("CPU", 1), num_gpus=resources.get("GPU", 0),
-                                                max_retries=MAX_FAILURES)
+                                      max_retries=MAX_FAILURES)
         ref = task.remote(state.job, self._refs[state.job.dataset], chosen, self.options.storage_uri)
         self.pending[ref] = state.job.label
         state.chosen = chosen
