@@ -50,19 +50,26 @@ class Scores:
         return {name: float(getattr(self, name)) for name in HEADLINE_METRICS}
 
 
-def scores_from_confusion(matrix: np.ndarray, classes: list[str]) -> Scores:
-    matrix = np.asarray(matrix, dtype=np.int64)
-    support = matrix.sum(axis=1)
-    predicted = matrix.sum(axis=0)
-    correct = np.diag(matrix)
-    total = int(matrix.sum())
-    if total == 0:
-        raise ValueError("no predictions to score")
+def _per_class(matrices: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-class support, predicted count, correct count, precision, recall and F1 of confusion matrices
+    `[..., C, C]`: the one definition behind both the single and the batched scores (0 where undefined)."""
+    support = matrices.sum(axis=-1)
+    predicted = matrices.sum(axis=-2)
+    correct = np.diagonal(matrices, axis1=-2, axis2=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), 0.0)
         recall = np.where(support > 0, correct / np.maximum(support, 1), 0.0)
         denominator = precision + recall
         f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
+    return support, predicted, correct, precision, recall, f1
+
+
+def scores_from_confusion(matrix: np.ndarray, classes: list[str]) -> Scores:
+    matrix = np.asarray(matrix, dtype=np.int64)
+    total = int(matrix.sum())
+    if total == 0:
+        raise ValueError("no predictions to score")
+    support, predicted, correct, precision, recall, f1 = _per_class(matrix)
     present = support > 0
     involved = present | (predicted > 0)
     per_class = pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
@@ -99,15 +106,9 @@ def headline_from_confusions(matrices: np.ndarray) -> dict[str, np.ndarray]:
     predictions scores NaN.
     """
     matrices = np.asarray(matrices, dtype=float)
-    support = matrices.sum(axis=-1)
-    predicted = matrices.sum(axis=-2)
-    correct = np.diagonal(matrices, axis1=-2, axis2=-1)
+    support, predicted, correct, _, recall, f1 = _per_class(matrices)
     total = support.sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, correct / np.maximum(predicted, 1), 0.0)
-        recall = np.where(support > 0, correct / np.maximum(support, 1), 0.0)
-        denominator = precision + recall
-        f1 = np.where(denominator > 0, 2 * precision * recall / np.where(denominator > 0, denominator, 1), 0.0)
         present = support > 0
         involved = present | (predicted > 0)
         return {
