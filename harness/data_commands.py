@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import Settings
-from harness.datasets import DatasetSpec, dataset_names, get_dataset
+from harness.datasets import DatasetSpec, broken_cards, dataset_names, get_dataset
 from harness.manifest import Manifest
 
 
@@ -35,10 +35,17 @@ def cmd_list(settings: Settings) -> int:
         rows.append({"dataset": name, "found": "found" if found else "not found", "looked in": str(root),
                      "protocol": spec.protocol.label(), "modalities": ",".join(spec.modalities),
                      "to obtain": "" if found else _how_to_obtain(spec)})
+    broken = broken_cards()
+    for name in broken:
+        rows.append({"dataset": name, "found": "BROKEN CARD", "looked in": str(settings.data_dir(name)),
+                     "protocol": "", "modalities": "", "to obtain": "fix the card (below)"})
+    rows.sort(key=lambda r: r["dataset"])
     widths = {key: max(len(key), *(len(r[key]) for r in rows)) for key in rows[0]}
     print("  ".join(key.ljust(w) for key, w in widths.items()).rstrip())
     for row in rows:
         print("  ".join(row[key].ljust(w) for key, w in widths.items()).rstrip())
+    for name, error in broken.items():
+        print(f"broken card {name}: {error}", file=sys.stderr)
     return 0
 
 

@@ -91,6 +91,8 @@ def write_card(directory, text: str = GOOD):
      r"card: polarity: \{'happy': 'positive'\}: keys must be classes"),
     (("protocol: {name: leave-one-speaker-out}", "protocol: {name: leave-one-speaker-out, k: 3}"),
      r"card\.protocol: unknown field\(s\) \['k'\]; allowed: \['name', 'params'\]"),
+    (("title: Toy", "title: Toy\nheadline_metric: accuracyy"),
+     r"card\.headline_metric: Input should be 'accuracy', 'uar', 'macro_f1' or 'weighted_f1', got 'accuracyy'"),
 ])
 def test_bad_cards_name_the_file_and_the_field(tmp_path, change, message):
     text = GOOD.replace(*change)
@@ -159,3 +161,12 @@ def test_absent_corpora_are_cheaply_reported_absent(tmp_path, name):
     assert not spec.is_present(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         spec.scan(tmp_path / "missing")
+
+
+def test_a_card_may_name_exactly_the_headline_metrics_the_harness_scores():
+    from typing import get_args
+
+    from harness.datasets.card_schema import HeadlineMetric
+    from harness.metrics import HEADLINE_METRICS
+
+    assert set(get_args(HeadlineMetric)) == set(HEADLINE_METRICS)

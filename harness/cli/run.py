@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="tune each method's search space (default) or run its paper preset")
     search.add_argument("--protocol", action="append", metavar="DATASET=NAME",
                         help="one of a card's alternative protocols for a dataset (repeatable)")
+    search.add_argument("--train-missing-rate", type=float, metavar="RATE",
+                        help="modality dropout in training for methods that support it: that share of training "
+                             "clips loses one modality (neural methods, classical early fusion; default 0)")
     add_ray_flags(run)
     add_settings_flags(run)
     run.set_defaults(func=cmd_run)
@@ -53,6 +56,12 @@ def check_extractors(settings, datasets: list[str] | None) -> None:
     for name in settings.extractor_config:
         if name not in extractor_names():
             raise UsageError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
+    from harness.features.imports import unknown_feature_names
+    from harness.features.store import FeatureStore
+
+    neither = unknown_feature_names(settings.features, FeatureStore(settings.feature_store_uri()), datasets)
+    if neither:
+        raise UsageError(neither)
     chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
     for dataset in datasets or dataset_names():
         chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
@@ -64,7 +73,7 @@ def check_extractors(settings, datasets: list[str] | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, train_missing_rate=getattr(args, "train_missing_rate", None))
     methods = args.method or list(settings.methods) or None
     datasets = args.dataset or list(settings.datasets) or None
     if not args.all and not (methods or datasets):

@@ -91,10 +91,35 @@ class DatasetSpec:
 
 
 _DATASETS: Registry[DatasetSpec] = Registry("dataset", ("harness.datasets.synthetic", "harness.datasets.cards"))
+# Cards that failed validation: name -> the error (naming the file and the field). A broken card must not stop
+# commands about other corpora, so it is recorded here instead of raising at import; using it is the error.
+_BROKEN: dict[str, str] = {}
+
+
+class BrokenCardError(KeyError):
+    """A dataset whose card does not validate; a KeyError so every "unknown name" path reports it in one line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def mark_broken(name: str, error: str) -> None:
+    """Record that the card for `name` is broken; it also hides an earlier (e.g. shipped) card of that name, since
+    the user's newer card says the corpus is meant to be read differently."""
+    _DATASETS.items.pop(name, None)
+    _BROKEN[name] = error
+
+
+def broken_cards() -> dict[str, str]:
+    """{dataset name: why its card is broken}, for `harness data list` and skip lines."""
+    _DATASETS.load()
+    return dict(sorted(_BROKEN.items()))
 
 
 def register_dataset(spec: DatasetSpec, replace: bool = False) -> DatasetSpec:
-    """Register a corpus; a second, different spec under one name is an error unless `replace` says so."""
+    """Register a corpus; a second, different spec under one name is an error unless `replace` says so.
+    A valid card registered after a broken one of the same name (a fixed override) clears the broken mark."""
+    _BROKEN.pop(spec.name, None)
     return _DATASETS.add(spec.name, spec, replace=replace)
 
 
@@ -103,4 +128,8 @@ def dataset_names() -> list[str]:
 
 
 def get_dataset(name: str) -> DatasetSpec:
+    """The registered corpus `name`; a broken card is a BrokenCardError naming the card file and the field."""
+    _DATASETS.load()
+    if name in _BROKEN:
+        raise BrokenCardError(f"dataset {name!r} cannot be used: {_BROKEN[name]}")
     return _DATASETS.get(name)

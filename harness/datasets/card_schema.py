@@ -18,6 +18,9 @@ from harness.datasets.readers import CardError
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Modality = Literal["audio", "video", "text"]
+# The metrics a corpus can report first: the names harness.metrics.HEADLINE_METRICS scores (a test keeps the two
+# equal); a misspelling such as `accuracyy` is rejected at load instead of failing when the report is rendered.
+HeadlineMetric = Literal["accuracy", "uar", "macro_f1", "weighted_f1"]
 Polarity = Literal["positive", "negative", "neutral"]
 
 
@@ -93,7 +96,7 @@ class CardSchema(_Strict):
     homepage: str | None = None
     layout: str | None = None
     notes: str | None = None
-    headline_metric: str | None = None
+    headline_metric: HeadlineMetric | None = None
     obtain: Obtain = Obtain()
     classes: list[str] = Field(min_length=1)
     modalities: list[Modality] = Field(min_length=1)

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from harness.datasets import DatasetSpec, register_dataset
+from harness.datasets import DatasetSpec, mark_broken, register_dataset
 from harness.datasets import iemocap as _iemocap  # noqa: F401  (registers the `iemocap` reader)
 from harness.datasets.card_schema import LabelMap, ProtocolChoice, validate_card
 from harness.datasets.readers import (
@@ -373,8 +373,22 @@ def load_cards(directory: Path) -> list[Card]:
 
 
 def register_card_dir(directory: Path) -> list[DatasetSpec]:
-    """Register every card in a folder (later folders override earlier ones with the same name, on purpose)."""
-    return [register_dataset(card.to_spec(), replace=True) for card in load_cards(directory)]
+    """Register every card in a folder (later folders override earlier ones with the same name, on purpose).
+
+    A card that does not validate is recorded as broken under its file name (`mark_broken`) instead of raising:
+    one broken card in HARNESS_CARDS must not stop commands about other corpora. Using the broken corpus is the
+    error (naming the file and the field), and `harness data list` shows it as broken.
+    """
+    registered = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            spec = parse_card(path).to_spec()
+        except (ValueError, KeyError, TypeError, OSError) as error:  # CardError is a ValueError
+            message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+            mark_broken(path.stem, message if str(path) in message else f"{path}: {message}")
+            continue
+        registered.append(register_dataset(spec, replace=True))
+    return registered
 
 
 for _directory in default_card_dirs():

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from harness.features.base import ClipInput, Extractor, Features, package_identity, register_extractor
+from harness.features.base import (
+    ClipInput,
+    Extractor,
+    ExtractorConfigError,
+    Features,
+    package_identity,
+    register_extractor,
+)
 
 
 @register_extractor
@@ -19,6 +26,15 @@ class OpenSmileExtractor(Extractor):
 
     def weights_identity(self) -> str:
         return package_identity("opensmile")
+
+    def validate_options(self) -> None:
+        """`feature_set` must name one of openSMILE's configurations (checked here, not in every worker)."""
+        import opensmile
+
+        names = list(opensmile.FeatureSet.__members__)
+        if self.config["feature_set"] not in names:
+            raise ExtractorConfigError(f"extractor {self.name!r}: feature_set {self.config['feature_set']!r} is "
+                                       f"not an openSMILE feature set; choose from: {', '.join(names)}")
 
     def setup(self) -> None:
         import opensmile

@@ -104,7 +104,14 @@ class Extractor:
         if unknown:
             raise ExtractorConfigError(f"extractor {self.name!r}: unknown options {unknown}; "
                                        f"valid options: {sorted(self.defaults)}")
+        for key, value in config.items():
+            _check_option_type(self.name, key, value, self.defaults[key])
         self.config = {**self.defaults, **config}
+        self.validate_options()
+
+    def validate_options(self) -> None:
+        """Check option VALUES (e.g. an enumeration) cheaply, so a bad one is a one-line error before Ray starts
+        instead of a traceback from every worker. Raise ExtractorConfigError naming the option and the choices."""
 
     # decoding requests
     @property
@@ -160,6 +167,22 @@ class Extractor:
             except Exception as error:  # recorded with its stage by the caller, never dropped
                 results.append(error)
         return results
+
+
+def _check_option_type(extractor: str, key: str, value: Any, default: Any) -> None:
+    """An option whose default is a number or a boolean must be given as one (`sample_rate=abc` is an error);
+    options whose default is a string or None may take several types (e.g. `layer` is "last" or an int)."""
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+    else:
+        return
+    if not ok:
+        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be {expected}, got {value!r} "
+                                   f"(default {default!r})")
 
 
 _EXTRACTORS: LazyRegistry[type[Extractor]] = LazyRegistry("extractor", (

@@ -240,3 +240,35 @@ def imported_modalities(manifest: Manifest, store: FeatureStore,
                              f"{modality}")
         found[modality] = name
     return found
+
+
+def imported_feature_names(store: FeatureStore, datasets: list[str] | None = None) -> set[str]:
+    """Names under which features were imported into `store` (for these datasets, any target or manifest).
+
+    Cheap enough to run before Ray starts: `harness run --features audio=NAME` with a NAME that is neither an
+    extractor nor among these is a one-line usage error instead of a traceback after start-up.
+    """
+    wanted = None if datasets is None else {d.split("@")[0] for d in datasets}
+    return {str(e.get("extractor")) for e in store.entries() if e.get("imported")
+            and (wanted is None or str(e.get("dataset", "")).split("@")[0] in wanted)}
+
+
+def unknown_feature_names(features: Mapping[str, str], store: FeatureStore,
+                          datasets: list[str] | None = None) -> str | None:
+    """None when every `modality=NAME` choice is an extractor or an import; else one line saying which is
+    neither, listing the extractors and how to import features under that name."""
+    from harness.features.base import extractor_names
+
+    known = set(extractor_names())
+    unknown = {m: n for m, n in features.items() if n not in known}
+    if not unknown:
+        return None
+    imported = imported_feature_names(store, datasets)
+    for modality, name in sorted(unknown.items()):
+        if name not in imported:
+            where = ", ".join(datasets) if datasets else "any dataset"
+            example = datasets[0] if datasets else "DATASET"
+            return (f"--features {modality}={name}: {name!r} is neither an extractor nor features imported for "
+                    f"{where} in {store.root}; extractors: {', '.join(sorted(known))}; or import a table first: "
+                    f"`harness features import --dataset {example} --name {name} --modality {modality} FILE`")
+    return None
