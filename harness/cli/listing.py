@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from harness.cli.common import add_settings_flags
 
@@ -16,32 +17,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=cmd_list)
 
 
+def _section(title: str, names: list[str], line: Callable[[str], str]) -> None:
+    print(title)
+    for name in names:
+        print(line(name))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.datasets import dataset_names, get_dataset
     from harness.features.base import extractor_names, get_extractor
     from harness.protocols import get_protocol, protocol_names
     from methods import get_method, method_names
 
-    what = args.what
-    if what in ("methods", "all"):
-        print("methods (* = in the default suite of `harness run --all`):")
-        for name in method_names():
-            spec = get_method(name)
-            star = "*" if spec.in_default_suite else " "
-            print(f"  {star} {name:34s} {spec.cls.family:10s} {spec.description}")
-    if what in ("datasets", "all"):
-        print("datasets:")
-        for name in dataset_names():
-            spec = get_dataset(name)
-            print(f"    {name:14s} {spec.protocol.label():32s} {spec.title}")
-    if what in ("extractors", "all"):
-        print("extractors:")
-        for name in extractor_names():
-            cls = get_extractor(name)
-            print(f"    {name:22s} {cls.modality:6s} {cls.output or '-':18s} {cls.description}")
-    if what in ("protocols", "all"):
-        print("protocols:")
-        for name in protocol_names():
-            protocol = get_protocol(name)
-            print(f"    {name:24s} {protocol.description}")
+    def method(name: str) -> str:
+        spec = get_method(name)
+        return f"  {'*' if spec.in_default_suite else ' '} {name:34s} {spec.cls.family:10s} {spec.description}"
+
+    def dataset(name: str) -> str:
+        spec = get_dataset(name)
+        return f"    {name:14s} {spec.protocol.label():32s} {spec.title}"
+
+    def extractor(name: str) -> str:
+        cls = get_extractor(name)
+        return f"    {name:22s} {cls.modality:6s} {cls.output or '-':18s} {cls.description}"
+
+    def protocol(name: str) -> str:
+        return f"    {name:24s} {get_protocol(name).description}"
+
+    sections = {
+        "methods": ("methods (* = in the default suite of `harness run --all`):", method_names, method),
+        "datasets": ("datasets:", dataset_names, dataset),
+        "extractors": ("extractors:", extractor_names, extractor),
+        "protocols": ("protocols:", protocol_names, protocol),
+    }
+    for kind, (title, names, line) in sections.items():
+        if args.what in (kind, "all"):
+            _section(title, names(), line)
     return 0
