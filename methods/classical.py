@@ -58,16 +58,27 @@ class _ClassicalBase(FusionMethod):
         hyper = {k: self.params[k] for k in DEFAULTS[kind]}
         return ScaledClassifier(kind, n_classes, seed=int(self.params["seed"]), **hyper)
 
+    @staticmethod
+    def _solver_notes(models: list[ScaledClassifier]) -> dict[str, float]:
+        """`svm_holdout`: 1 when an SVM of this fit used the scalable solver (above
+        `classifiers.SVM_EXACT_MAX_SAMPLES` training clips: one fit + held-out Platt calibration), 0 when every
+        SVM was the exact 5-fold-calibrated one. Notes become per-fold MLflow metrics of the trial, so the solver
+        behind each score is on record. Nothing for XGBoost or the MLP."""
+        solvers = [m.solver_ for m in models if getattr(m, "solver_", None)]
+        return {"svm_holdout": float(any(s != "svc" for s in solvers))} if solvers else {}
+
 
 class EarlyFusion(_ClassicalBase):
     """Combine standardised modality vectors into one, then classify.
 
     mode: concat | sum | product; projection: the common PCA size for sum and product (unused by concat);
-    modalities: restrict to these (None: every modality the data offers).
+    modalities: restrict to these (None: every modality the data offers);
+    train_missing_rate: modality dropout for training: that share of the training clips (seeded) has one of its
+    modalities imputed exactly as a missing one is at test time, so the classifier learns the imputed pattern.
     """
 
     defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "mode": "concat", "projection": 32,
-                                          "modalities": None}
+                                          "modalities": None, "train_missing_rate": 0.0}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> EarlyFusion:
         self.modalities_ = _fusion_modalities(self, train)
@@ -91,8 +102,30 @@ class EarlyFusion(_ClassicalBase):
             if mode != "concat":
                 self.projections_[m] = PCA(n_components=size, random_state=0).fit(self.scalers_[m].transform(rows))
         self.notes_ = {"train_clips_imputed": float((~usable).sum())}
-        self.model_ = self._classifier(train.n_classes).fit(self._combine(train), train.labels)
+        self.model_ = self._classifier(train.n_classes).fit(self._combine(self._dropped(train)), train.labels)
+        self.notes_.update(self._solver_notes([self.model_]))
         return self
+
+    def _dropped(self, train: MultimodalData) -> MultimodalData:
+        """`train` with one modality marked unavailable in a `train_missing_rate` share of its clips (seeded; a
+        clip keeps at least one modality), so `_combine` imputes it as it would a missing one at test time."""
+        rate = float(self.params["train_missing_rate"])
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"train_missing_rate must be in [0, 1], got {rate}")
+        if rate == 0.0 or len(self.modalities_) < 2:
+            return train
+        rng = np.random.default_rng([int(self.params["seed"]), 7919])
+        hit = rng.random(len(train)) < rate
+        which = rng.integers(len(self.modalities_), size=len(train))
+        available = dict(train.available)
+        for k, m in enumerate(self.modalities_):
+            others = np.stack([train.available[o] for o in self.modalities_ if o != m], axis=1).any(axis=1)
+            available[m] = train.available[m] & ~(hit & (which == k) & others)
+        self.notes_["train_clips_dropped"] = float(sum((~available[m]).sum() - (~train.available[m]).sum()
+                                                       for m in self.modalities_))
+        return MultimodalData(ids=list(train.ids), classes=list(train.classes), pooled=train.pooled,
+                              sequences=train.sequences, available=available, labels=train.labels,
+                              groups=dict(train.groups))
 
     def _combine(self, data: MultimodalData) -> np.ndarray:
         mode = self.params["mode"]
@@ -130,6 +163,7 @@ class LateFusion(_ClassicalBase):
             rows = train.available[m]
             self.models_[m] = self._classifier(train.n_classes).fit(train.pooled[m][rows], train.labels[rows])
         self.notes_ = {f"train_clips_without_{m}": float((~train.available[m]).sum()) for m in self.modalities_}
+        self.notes_.update(self._solver_notes(list(self.models_.values())))
         if mode == "stack":
             self._fit_stacker(train)
         return self
@@ -191,6 +225,7 @@ class Unimodal(_ClassicalBase):
         self.model_ = self._classifier(train.n_classes).fit(train.pooled[m][rows], train.labels[rows])
         self.prior_ = np.bincount(train.labels, minlength=train.n_classes) / len(train)
         self.notes_ = {"train_clips_without_modality": float((~rows).sum())}
+        self.notes_.update(self._solver_notes([self.model_]))
         return self
 
     def predict_proba(self, data: MultimodalData) -> np.ndarray:

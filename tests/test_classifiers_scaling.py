@@ -36,3 +36,20 @@ def test_holdout_solver_matches_the_exact_one_in_quality(monkeypatch, kernel):
     accuracy = {name: float((m.predict_proba(x[test]).argmax(1) == y[test]).mean())
                 for name, m in (("exact", exact), ("fast", fast))}
     assert accuracy["fast"] > 0.5 and accuracy["fast"] >= accuracy["exact"] - 0.05, accuracy
+
+
+@pytest.mark.parametrize("name", ["audio-svm", "early-concat-svm", "late-average-svm", "audio-xgboost"])
+def test_the_svm_solver_is_in_the_fit_notes(monkeypatch, name):
+    """`svm_holdout` (0 exact, 1 scalable) is a fit note, so it reaches MLflow as a per-fold trial metric."""
+    from methods import MultimodalData, get_method
+
+    x, y = _data(160)
+    data = MultimodalData(ids=[f"c{i}" for i in range(160)], classes=list("abcd"),
+                          pooled={"audio": x[:, :10], "video": x[:, 10:], "text": x[:, 10:]}, labels=y)
+    exact = get_method(name).build().fit(data).fit_notes()
+    monkeypatch.setattr(classifiers, "SVM_EXACT_MAX_SAMPLES", 100)
+    scalable = get_method(name).build().fit(data).fit_notes()
+    if name.endswith("xgboost"):
+        assert "svm_holdout" not in exact and "svm_holdout" not in scalable
+    else:
+        assert (exact["svm_holdout"], scalable["svm_holdout"]) == (0.0, 1.0)
