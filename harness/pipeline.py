@@ -198,6 +198,8 @@ def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings:
         fixed["seed"] = settings.seed
     if prepared.spec.polarity and "polarity" in method.cls.context_params:
         fixed["polarity"] = dict(prepared.spec.polarity)
+    if settings.train_missing_rate and method.accepts("train_missing_rate"):  # modality dropout where supported
+        fixed["train_missing_rate"] = float(settings.train_missing_rate)
     return fixed
 
 
@@ -268,7 +270,7 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
     setting, words = evaluation_setting(
         evaluation_digest=prepared.evaluation_digest, protocol=prepared.spec.protocol.label(),
         features=planned_feature_keys(settings, prepared), trials=settings.trials, preset=settings.preset,
-        speaker_norm=settings.speaker_norm, refit=settings.refit)
+        speaker_norm=settings.speaker_norm, refit=settings.refit, train_missing_rate=settings.train_missing_rate)
     modalities = prepared.data.modalities
     tags = ResultTags(
         dataset=prepared.spec.name, method=method.name, family=method.cls.family,

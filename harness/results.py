@@ -75,7 +75,8 @@ class ResultTags:
 
 
 def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[str, str], trials: int,
-                       preset: str, speaker_norm: bool, refit: str) -> tuple[dict[str, Any], str]:
+                       preset: str, speaker_norm: bool, refit: str, train_missing_rate: float = 0.0
+                       ) -> tuple[dict[str, Any], str]:
     """What two results must share to be ranked in one table, as (record, words).
 
     `features` maps modality -> "extractor:cache-key" (the key covers the extractor options and the corpus), so a
@@ -86,6 +87,9 @@ def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[
     feature_words = ", ".join(f"{m}={k}" for m, k in sorted(features.items())) or "none"
     words = (f"{protocol}; features {feature_words}; {trials} trials; preset {preset}; "
              f"speaker-norm {'on' if speaker_norm else 'off'}; refit {refit}")
+    if train_missing_rate:  # only when used, so settings recorded before the option existed keep their hash
+        record["train_missing_rate"] = float(train_missing_rate)
+        words += f"; modality dropout {train_missing_rate:g} in training"
     return record, words
 
 

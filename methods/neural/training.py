@@ -46,6 +46,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "checkpoint_dir": None,  # where the best epoch's weights are written (kept in memory either way)
     "max_len": 24,  # sequences longer than this are averaged down to it (bounded cost); None = keep all
     "modalities": None,  # restrict to these modalities (a 2-modality variant); None = the class's modalities
+    "train_missing_rate": 0.0,  # modality dropout: share of training clips per batch that lose one modality
 }
 
 
@@ -157,6 +158,7 @@ class TrainSettings:
     amp: bool
     grad_clip: float
     checkpoint_dir: str | None
+    train_missing_rate: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainSettings:
@@ -216,6 +218,42 @@ def predict_logits(network: nn.Module, tensors: Tensors, batch_size: int, device
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+def modality_dropout(batch: Batch, rate: float, generator: torch.Generator) -> Batch:
+    """A training batch in which each clip, with probability `rate`, loses one of its available modalities
+    (chosen uniformly, seeded by `generator`), exactly as a missing modality looks at test time: avail=False,
+    features zeroed, one placeholder frame. A clip never loses its last available modality.
+
+    Why: a fusion network trained only on complete clips has never seen the availability mask switch off, so it
+    may collapse when a modality is missing at test time; dropping modalities during training (ModDrop,
+    Neverova et al. 2016) teaches it to fall back on what remains. Only training batches are changed."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"train_missing_rate must be in [0, 1], got {rate}")
+    modalities = list(batch["avail"])
+    if rate <= 0 or len(modalities) < 2:
+        return batch
+    avail = torch.stack([batch["avail"][m].cpu() for m in modalities], dim=1)
+    n = avail.shape[0]
+    hit = torch.rand(n, generator=generator) < rate
+    which = torch.randint(len(modalities), (n,), generator=generator)
+    drop = torch.zeros_like(avail)
+    drop[torch.arange(n), which] = hit
+    drop &= avail
+    drop &= (avail & ~drop).any(dim=1, keepdim=True)  # keep the clip's last modality
+    if not drop.any():
+        return batch
+    out = {**batch, "x": dict(batch["x"]), "mask": dict(batch["mask"]), "avail": dict(batch["avail"])}
+    for k, m in enumerate(modalities):
+        gone = drop[:, k].to(batch["avail"][m].device)
+        if not gone.any():
+            continue
+        out["avail"][m] = batch["avail"][m] & ~gone
+        out["x"][m] = batch["x"][m].masked_fill(gone[:, None, None], 0.0)
+        placeholder = torch.zeros_like(batch["mask"][m])
+        placeholder[:, 0] = True
+        out["mask"][m] = torch.where(gone[:, None], placeholder, batch["mask"][m])
+    return out
+
+
 def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
                   loss_fn: Callable[[dict[str, torch.Tensor], Batch], torch.Tensor], s: TrainSettings,
                   on_epoch: EpochCallback | None = None) -> TrainResult:
@@ -244,6 +282,8 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
             if len(index) < 2 <= len(train):  # a lone leftover clip adds noise, not signal (and breaks mining)
                 continue
             batch = train.batch(index, device)
+            if s.train_missing_rate > 0:
+                batch = modality_dropout(batch, s.train_missing_rate, generator)
             with _autocast(device, s.amp):
                 loss = loss_fn(network(batch), batch)
             optimizer.zero_grad(set_to_none=True)
