@@ -53,8 +53,12 @@ def test_clip_cache_holds_snippets_and_segments(corpus: Path, tmp_path: Path) ->
 
 
 def _printed_result(out: str) -> dict:
-    """The JSON summary the command prints last (Ray may print its own lines before it)."""
-    return json.loads(out[out.rindex("\n{\n") + 1:] if "\n{\n" in out else out[out.index("{"):])
+    """The JSON summary the command prints last (Ray may print its own lines before it): the one fold's last
+    validation metrics and checkpoint, plus its test scores and the summary over folds."""
+    report = json.loads(out[out.rindex("\n{\n") + 1:] if "\n{\n" in out else out[out.index("{"):])
+    (fold,) = report["folds"]
+    return {**fold["validation"], "checkpoint": fold["checkpoint"], "test": fold["test"],
+            "summary": report["test_summary"]}
 
 
 def _cli(argv: list[str]) -> int:
@@ -66,11 +70,15 @@ def _cli(argv: list[str]) -> int:
 
 def test_one_epoch_with_two_workers_then_resume(ray_session, corpus: Path, tmp_path: Path, capsys) -> None:
     common = ["e2e", "--dataset", "synthetic", "--data-dir", f"synthetic={corpus}", "--workspace",
-              str(tmp_path / "ws"), "--workers", "2", "--batch-size", "8", "--cpu", "--run-name", "smoke"]
+              str(tmp_path / "ws"), "--workers", "2", "--batch-size", "8", "--cpu", "--run-name", "smoke",
+              "--fold", "0"]
     assert _cli(common + ["--epochs", "1"]) == 0
     first = _printed_result(capsys.readouterr().out)
     assert first["epoch"] == 0 and first["world_size"] == 2 and first["resumed_from_epoch"] == -1
     assert (Path(first["checkpoint"]) / STATE_FILE).exists()
+    # the fold's test part was scored once, from the best epoch's weights, into the harness's metrics
+    assert 0.0 <= first["test"]["uar"] <= 1.0 and first["summary"]["uar_mean"] == first["test"]["uar"]
+    assert (tmp_path / "ws" / "e2e" / "smoke-test.json").exists()
     saved = torch.load(Path(first["checkpoint"]) / STATE_FILE, weights_only=False)
     assert saved["epoch"] == 0 and saved["best_model"] is not None
 

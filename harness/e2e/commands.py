@@ -1,4 +1,5 @@
-"""`harness e2e`: train the A-V cross-attention method end to end from decoded clips on Ray Train.
+"""`harness e2e`: train the A-V cross-attention method end to end from decoded clips on Ray Train, on every
+fold of the dataset's protocol (`--protocol` picks a card alternative), and score each fold's test part once.
 
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
@@ -9,21 +10,25 @@ The flags are parsed in `harness.cli.e2e`; `cmd_e2e` takes the resolved settings
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 
 def cmd_e2e(settings: Any, args: Any) -> int:
-    """Train one fold end to end; `args` holds the options `harness.cli.e2e` defines (dataset, fold, epochs...)."""
+    """Train every fold of the chosen protocol (or the one `--fold`) end to end, then score each fold's test
+    part once with its best-epoch weights; per-fold and mean +- std test metrics are printed and written to
+    `<storage>/<run>-test.json`. `args` holds the options `harness.cli.e2e` defines."""
     import torch
 
     from harness.datasets import get_dataset
     from harness.e2e.clips import ClipSettings, build_clip_cache
-    from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e
+    from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e, score_test_fold
+    from harness.metrics import summarise_folds
     from harness.pipeline import load_manifest, locate_dataset
     from harness.protocols import load_or_make_folds
     from harness.runtime import init_ray, log
 
-    spec = get_dataset(args.dataset)
+    spec = get_dataset(args.dataset).with_protocol(settings.protocols.get(args.dataset))
     if not {"audio", "video"} <= set(spec.modalities):
         log(f"[e2e] {spec.name} has no audio+video; the end-to-end mode needs both")
         return 2
@@ -33,25 +38,48 @@ def cmd_e2e(settings: Any, args: Any) -> int:
         return 2
     manifest = load_manifest(settings, spec)
     folds = load_or_make_folds(settings.manifest_dir(spec.name) / "folds.json", manifest, spec.protocol)
-    fold = folds[args.fold]
-    resnet = args.backbone == "resnet"
-    clips = ClipSettings(frame_size=args.frame_size or (112 if resnet else 32),
-                         frames_per_snippet=args.frames_per_snippet or (16 if resnet else 4))
+    chosen = folds if args.fold is None else [folds[args.fold]]
+    big = args.backbone != "tiny"
+    clips = ClipSettings(frame_size=args.frame_size or (112 if big else 32),
+                         frames_per_snippet=args.frames_per_snippet or (16 if big else 4),
+                         front_end=getattr(args, "front_end", None) or "logmel",
+                         crop=getattr(args, "crop", None) or "frame",
+                         face_detector=getattr(args, "face_detector", None) or "mtcnn")
     config = E2EConfig(backbone=args.backbone, video_weights=args.video_weights, audio_weights=args.audio_weights,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       m_prime=args.m_prime or (512 if resnet else 32), augment=not args.no_augment,
+                       m_prime=args.m_prime or (512 if big else 32), augment=not args.no_augment,
                        seed=settings.seed, clips=clips)
     storage = args.storage or settings.workspace / "e2e"
     log(f"[e2e] decoding {len(manifest)} clips of {spec.name} (cached)")
     cache = build_clip_cache(manifest, clips, storage / "clips" / spec.name)
-    name = args.run_name or f"e2e-{spec.name}-{fold.name}-{args.backbone}"
-    resume = latest_checkpoint(storage / name) if args.resume == "latest" else args.resume
-    if args.resume == "latest" and resume is None:
-        log(f"[e2e] nothing to resume under {storage / name}; starting fresh")
     use_gpu = torch.cuda.is_available() and not args.cpu
     workers = args.workers or (torch.cuda.device_count() if use_gpu else 2)
     init_ray(settings)
-    result = run_e2e(cache, manifest.classes, fold.train, fold.val, config, storage, name, workers=workers,
-                     use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resume)
-    print(json.dumps({"run": result.path, "checkpoint": result.checkpoint, **result.metrics}, indent=2))
+    base = args.run_name or f"e2e-{spec.name}-{args.backbone}"
+    report: dict[str, Any] = {"dataset": spec.name, "protocol": spec.protocol.name, "backbone": args.backbone,
+                              "front_end": clips.front_end, "crop": clips.crop, "folds": []}
+    scores = []
+    for fold in chosen:
+        name = f"{base}-{fold.name}"
+        resume = latest_checkpoint(storage / name) if args.resume == "latest" else args.resume
+        if args.resume == "latest" and resume is None:
+            log(f"[e2e] nothing to resume under {storage / name}; starting fresh")
+        result = run_e2e(cache, manifest.classes, fold.train, fold.val, config, storage, name, workers=workers,
+                         use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resume)
+        if result.checkpoint is None:
+            log(f"[e2e] {name}: no checkpoint; its test part is not scored")
+            continue
+        fold_scores, epoch = score_test_fold(result.checkpoint, cache, fold.test, manifest.classes)
+        scores.append(fold_scores)
+        headline = {m: getattr(fold_scores, m) for m in ("accuracy", "uar", "macro_f1", "weighted_f1")}
+        log(f"[e2e] {name}: test " + ", ".join(f"{k} {v:.3f}" for k, v in headline.items())
+            + f" (best epoch {epoch})")
+        report["folds"].append({"fold": fold.name, "run": result.path, "checkpoint": result.checkpoint,
+                                "best_epoch": epoch, "test": headline, "validation": result.metrics})
+    if scores:
+        report["test_summary"] = summarise_folds(scores)
+    out = Path(storage) / f"{base}-test.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps(report, indent=2, default=str))
     return 0

@@ -22,10 +22,11 @@ STATE_FILE = "state.pt"
 
 @dataclass
 class E2EConfig:
-    """Paper defaults (Mocanu et al.): Adam, lr 1e-4, batch 16, patience 20, m' = 512, H = 8, frame
-    augmentation. `backbone="tiny"` with m_prime=32 is the CPU smoke setting."""
+    """Optimiser and head settings of Mocanu et al. as docs/methods.md cites them (Adam, lr 1e-4, batch 16,
+    patience 20, H = 8, frame augmentation; m' = 512 with the ResNet backbones). The defaults (`backbone="tiny"`,
+    m_prime=32, log-mel, whole frames) are the CPU smoke setting, not the paper's front end."""
 
-    backbone: str = "tiny"  # tiny | resnet (torchvision r3d_18 + resnet18)
+    backbone: str = "tiny"  # tiny | resnet (r3d_18 + resnet18, not the paper's) | r3d_101 (3-D ResNet-101)
     video_weights: str | None = None
     audio_weights: str | None = None
     epochs: int = 1
@@ -125,6 +126,18 @@ def score_checkpoint(checkpoint: str | Path, cache: Path, ids: list[str], use_be
                             for i in range(0, len(index), batch_size)])
     return {"ids": list(ids), "classes": list(state["classes"]), "labels": arrays["labels"][index],
             "probabilities": torch.softmax(logits.float(), dim=1).numpy(), "epoch": int(state["epoch"])}
+
+
+def score_test_fold(checkpoint: str | Path, cache: Path, test_ids: list[str], classes: list[str]
+                    ) -> tuple[Any, int]:
+    """A fold's test part scored once from its run's best-epoch weights: (harness.metrics Scores, best epoch)."""
+    from harness.metrics import score
+
+    scored = score_checkpoint(checkpoint, cache, list(test_ids))
+    if list(scored["classes"]) != list(classes):
+        raise ValueError(f"{checkpoint}: trained on classes {scored['classes']}, the manifest has {classes}")
+    predicted = scored["probabilities"].argmax(axis=1)
+    return score(np.asarray(scored["labels"]), predicted, list(classes)), scored["epoch"]
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
