@@ -118,3 +118,25 @@ def test_speaker_norm_changes_a_sequence_methods_predictions(corpus):
         method.fit(data, data)
         predictions[norm] = method.predict_proba(data)
     assert not np.allclose(predictions[False], predictions[True], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["av-xattn", "ima-hadamard-av"])
+def test_sequence_methods_read_imported_au_sequences(corpus, name):
+    """The documented RAVDESS example's shape (audio + OpenFace AUs imported as video, no video media) for the
+    sequence methods: prepared sequences from imports, fitted for 2 epochs, probabilities for every clip.
+    (`pipeline.run` samples these methods' search spaces, whose epochs are too many for a default test.)"""
+    from harness import pipeline
+    from harness.features.commands import run_import
+    from methods import get_method
+
+    settings, work = corpus
+    for modality, feature in (("audio", "shared-egemaps"), ("video", "shared-openface"), ("text", "shared-bert")):
+        run_import(settings, "feature-only-toy", feature, work / f"{modality}.npz", modality=modality)
+    prepared = pipeline.prepare_dataset(settings, pipeline.get_dataset("feature-only-toy"), need_sequences=True,
+                                        modalities={"audio", "video", "text"})
+    data = prepared.data
+    assert data.sequences["video"][1].shape == (3, 4)  # the imported AU frames, as imported
+    method = get_method(name).build(seed=0, max_epochs=2)
+    method.fit(data, data)
+    proba = method.predict_proba(data)
+    assert proba.shape == (48, 4) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
