@@ -363,6 +363,11 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
     if stale:
         log(f"[mlflow] {stale} runs left RUNNING by an interrupted run marked KILLED")
     report = RunReport()
+    if not datasets:  # `--all`: a corpus whose card is broken is skipped with its card's error, never silently
+        from harness.datasets import broken_cards
+
+        for name, error in broken_cards().items():
+            report.skip(name, f"broken dataset card: {error}")
     listener = TrackingListener(experiment_id, settings, report)
     need_sequences = any(m.cls.input_kind == "sequence" for m in method_list)
     jobs, data = [], {}
