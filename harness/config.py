@@ -52,8 +52,8 @@ class Settings:
     refit:         "auto" (refit the chosen configuration on train+validation for methods without early stopping),
                    "always" (neural methods too, for the selected number of epochs) or "never".
     tune_storage:  where Tune keeps trial state and checkpoints (a path or pyarrow URI every node can reach).
-    preset:        "default" (tune each method's search space) or "paper" (each method's paper preset, where it
-                   has one, with the paper's hyperparameters fixed).
+    preset:        "default" (tune each method's search space), "paper" (each method's paper preset, where it
+                   has one, with the paper's hyperparameters fixed) or another named preset (e.g. "sse-ft").
     protocols:     dataset -> name of one of its card's alternative protocols (default: the card's main one).
     train_missing_rate: modality dropout in training, for the methods that accept it (neural methods, classical
                    early fusion): that share of training clips loses one modality (0: off).

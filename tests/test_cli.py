@@ -126,6 +126,7 @@ def test_run_flags_reach_the_search_settings():
     (["run", "--all", "--gpus-per-trial", "0"], "gpus_per_trial must be in (0, 8]"),
     (["run", "--all", "--protocol", "ravdess"], "--protocol expects NAME=VALUE"),
     (["run", "--all", "--protocol", "ravdess=nope"], "no protocol alternative 'nope'"),
+    (["run", "--all", "--preset", "nope"], "no planned method has a preset 'nope'; offered: default, paper, sse-ft"),
     (["run", "--all", "--protocol", "nocorpus=x"], "unknown dataset 'nocorpus'"),
     (["data", "scan", "no-such-corpus"], "unknown dataset 'no-such-corpus'"),
     (["data", "list", "--data-dir", "/only/a/path"], "--data-dir expects DATASET=PATH"),

@@ -31,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="refit the chosen configuration on train+validation: auto, always or never")
     search.add_argument("--tune-storage", metavar="URI", help="where Tune keeps trial state (a path or URI "
                                                               "every node can reach; default <workspace>/tune)")
-    search.add_argument("--preset", choices=("default", "paper"),
-                        help="tune each method's search space (default) or run its paper preset")
+    search.add_argument("--preset", metavar="NAME",
+                        help="default (tune each method's search space), paper (each method's paper preset, where "
+                             "it has one) or another named preset, e.g. sse-ft (see docs/methods.md)")
     search.add_argument("--protocol", action="append", metavar="DATASET=NAME",
                         help="one of a card's alternative protocols for a dataset (repeatable)")
     search.add_argument("--train-missing-rate", type=float, metavar="RATE",
@@ -72,6 +73,16 @@ def check_extractors(settings, datasets: list[str] | None) -> None:
             raise UsageError(str(error)) from None
 
 
+def check_preset(preset: str, methods: list[str] | None) -> None:
+    """A run-wide preset must be offered by at least one planned method (methods without it run their default)."""
+    from methods import get_method, method_names
+
+    names = methods or method_names(default_suite_only=True)
+    offered = sorted({p for name in names for p in get_method(name).preset_names()})
+    if preset not in offered:
+        raise UsageError(f"--preset: no planned method has a preset {preset!r}; offered: {', '.join(offered)}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, train_missing_rate=getattr(args, "train_missing_rate", None))
     methods = args.method or list(settings.methods) or None
@@ -84,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_names("--method", methods, get_method)
     check_names("--dataset", datasets, get_dataset)
     check_names("--protocol", list(settings.protocols), get_dataset)
+    check_preset(settings.preset, methods)
     for dataset, protocol in settings.protocols.items():
         try:
             get_dataset(dataset).with_protocol(protocol)
