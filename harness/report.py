@@ -309,8 +309,13 @@ def cross_dataset(sections: list[Section]) -> stats.CrossDatasetRanking | None:
 # ---------------------------------------------------------------- rendering
 
 
-def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True) -> Leaderboard:
-    """Read the experiment's finished runs and write leaderboard.md, index.html, leaderboard.csv and figures."""
+def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True,
+           appendix: Any = None) -> Leaderboard:
+    """Read the experiment's finished runs and write leaderboard.md, index.html, leaderboard.csv and figures.
+
+    appendix: a callable (tracking_uri, experiment, table, out_dir, figures) -> {"markdown": lines, "html": parts}
+    for sections computed above this layer (the robustness section, `harness.report_robustness.appendix`, which
+    `harness report` passes); the pages place them after the leaderboard tables."""
     from harness import plots
     from harness.report_html import html_page
     from harness.report_markdown import markdown_page
@@ -330,7 +335,8 @@ def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = Tr
         if any(s.gain for s in sections):
             plots.fusion_gain_figure(sections, figure_dir / "fusion_gain.png")
     context = {"tracking_uri": tracking_uri, "experiment": experiment, "ranking": ranking,
-               "reproducibility": reproducibility(table)}
+               "reproducibility": reproducibility(table),
+               "appendix": appendix(tracking_uri, experiment, table, out_dir, figures) if appendix else {}}
     board = pd.concat([s.rows.assign(setting_title=s.title) for s in sections], ignore_index=True)
     paths = {"csv": out_dir / "leaderboard.csv", "md": out_dir / "leaderboard.md", "html": out_dir / "index.html"}
     columns = ["dataset", "setting", "setting_label", "rank", "rank_label", "method", "family", "modalities",

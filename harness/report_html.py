@@ -94,6 +94,7 @@ def html_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -
              f"<option value='all'>all</option>{options}</select></label></p>"]
     for section in sections:
         parts += _section_html(section, context["tracking_uri"], out_dir)
+    parts += context.get("appendix", {}).get("html", [])
     parts += _ranking_html(context["ranking"], out_dir)
     gain_figure = out_dir / "figures" / "fusion_gain.png"
     if gain_figure.exists():

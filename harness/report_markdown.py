@@ -39,6 +39,7 @@ def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Pat
              "Regenerate with `harness report`; the HTML page is `index.html`.", ""]
     for section in sections:
         lines += _section_lines(section, out_dir)
+    lines += context.get("appendix", {}).get("markdown", [])
     lines += _ranking_lines(context["ranking"], out_dir)
     lines += ["## Reproducibility", ""]
     lines += [f"- {key}: {value}" for key, value in context["reproducibility"].items()]

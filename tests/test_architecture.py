@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "harness.search": 3, "harness.track": 3, "harness.plots": 3, "harness.report": 3, "harness.report_html": 3,
     "harness.report_markdown": 3,
     # 4: the stages of a run and the evaluations built on finished results
-    "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4,
+    "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4, "harness.report_robustness": 4,
     # 5: the command line
     "harness.cli": 5,
 }

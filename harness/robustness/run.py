@@ -325,9 +325,8 @@ def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Seque
     return tasks
 
 
-def robustness_results(experiment_id: str, condition_prefix: str = "") -> pd.DataFrame:
-    """Every finished robustness child's tidy table (with dataset, method, condition_tag columns), for the
-    report: `condition_prefix` "missing", "corrupt:" or "cross-corpus:" selects one kind."""
+def _newest_children(experiment_id: str, condition_prefix: str) -> list[tuple[Any, tuple[str, str, str]]]:
+    """The newest finished robustness child per (dataset, method, condition) whose condition starts with the prefix."""
     import mlflow
 
     from harness.results import ROLE_TAG
@@ -335,15 +334,47 @@ def robustness_results(experiment_id: str, condition_prefix: str = "") -> pd.Dat
     runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
                               filter_string=f"tags.`{ROLE_TAG}` = '{ROBUSTNESS_ROLE}' and attributes.status = "
                                             "'FINISHED'", order_by=["attributes.start_time DESC"])
-    frames, seen = [], set()
+    out, seen = [], set()
     for run in runs:
         tags = run.data.tags
-        key = (tags.get("dataset"), tags.get("method"), tags.get(CONDITION_TAG))
-        if key in seen or not str(key[2]).startswith(condition_prefix):
+        key = (str(tags.get("dataset")), str(tags.get("method")), str(tags.get(CONDITION_TAG)))
+        if key in seen or not key[2].startswith(condition_prefix):
             continue
         seen.add(key)
+        out.append((run, key))
+    return out
+
+
+def robustness_results(experiment_id: str, condition_prefix: str = "") -> pd.DataFrame:
+    """Every finished robustness child's tidy table (with dataset, method, condition_tag columns), for the
+    report: `condition_prefix` "missing", "corrupt:" or "cross-corpus:" selects one kind."""
+    import mlflow
+
+    frames = []
+    for run, key in _newest_children(experiment_id, condition_prefix):
         with tempfile.TemporaryDirectory() as tmp:
             path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=TABLE_ARTIFACT,
                                                        dst_path=tmp)
-            frames.append(pd.read_csv(path).assign(dataset=key[0], method=key[1], condition_tag=key[2]))
+            frame = pd.read_csv(path)
+            if "modality" in frame.columns:  # the clean condition's "" comes back from CSV as NaN
+                frame["modality"] = frame["modality"].fillna("").astype(str)
+            frames.append(frame.assign(dataset=key[0], method=key[1], condition_tag=key[2]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def robustness_records(experiment_id: str, condition_prefix: str = "cross-corpus:") -> list[dict[str, Any]]:
+    """The `robustness.json` record of every newest finished child (e.g. a cross-corpus pair's mapped and dropped
+    classes), with dataset, method and condition_tag keys added; children without a record are left out."""
+    import mlflow
+
+    records = []
+    for run, key in _newest_children(experiment_id, condition_prefix):
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=RECORD_ARTIFACT,
+                                                           dst_path=tmp)
+            except Exception:  # an empty record is not logged by every store; nothing to report for it
+                continue
+            record = json.loads(Path(path).read_text())
+        records.append({**record, "dataset": key[0], "method": key[1], "condition_tag": key[2]})
+    return records

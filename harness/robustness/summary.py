@@ -118,7 +118,7 @@ def drop_against_unimodal(frame: pd.DataFrame, metric: str, unimodal: Mapping[st
             ["dataset", "method", "modality"], sort=True):
         if method in unimodal:
             continue
-        present = set(scores[(scores["dataset"] == dataset)]["modality"]) - {"", "any"}
+        present = set(scores[(scores["dataset"] == dataset)]["modality"].dropna().astype(str)) - {"", "any"}
         remaining = {m for m in present if "+" not in m} - set(removed.split("+"))
         candidates = {name: clean.get((dataset, name)) for name, m in unimodal.items() if m in remaining}
         candidates = {k: v for k, v in candidates.items() if v is not None and not np.isnan(v)}
