@@ -8,7 +8,4 @@ from __future__ import annotations
 
 from methods.registry import DuplicateNameError, Registry
 
-# The name earlier code used; one class either way.
-LazyRegistry = Registry
-
-__all__ = ["DuplicateNameError", "LazyRegistry", "Registry"]
+__all__ = ["DuplicateNameError", "Registry"]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness.hashing import stable_hash
-from harness.registry import LazyRegistry
+from harness.registry import Registry
 
 
 class ExtractorConfigError(ValueError):
@@ -185,7 +185,7 @@ def _check_option_type(extractor: str, key: str, value: Any, default: Any) -> No
                                    f"(default {default!r})")
 
 
-_EXTRACTORS: LazyRegistry[type[Extractor]] = LazyRegistry("extractor", (
+_EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", (
     "harness.features.audio",
     "harness.features.spectral",
     "harness.features.pretrained_audio",
