@@ -344,17 +344,84 @@ class TrackingListener:
         log(f"[search] {done}/{total} units, {jobs_done}/{jobs_total} results, {elapsed:.0f}s{eta}")
 
 
+class PlanError(ValueError):
+    """A run that cannot start (unknown name, protocol, preset, extractor option, missing weights); one line."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one `harness run` will do, resolved and checked before Ray starts."""
+
+    settings: Settings
+    methods: list[MethodSpec]  # with the run's preset applied
+    datasets: list[DatasetSpec]  # with the run's protocol alternatives applied
+    explicit_datasets: bool  # named by the user (else: every corpus with a card)
+    rerun: bool = False
+
+
+def plan(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,
+         rerun: bool = False) -> RunPlan:
+    """Resolve names, presets and protocols and check every extractor the run can use (options and weights), so
+    a mistake is one line before any work; nothing here starts Ray or reads media."""
+    def resolve(kind: str, lookup, names: list[str]) -> list:
+        try:
+            return [lookup(name) for name in names]
+        except KeyError as error:  # unknown names, broken cards, unknown protocol alternatives
+            raise PlanError(f"{kind}: {error.args[0]}") from None
+
+    method_list = resolve("method", lambda m: with_run_preset(get_method(m), settings.preset),
+                          methods or method_names(default_suite_only=True))
+    dataset_list = resolve("dataset", lambda d: get_dataset(d).with_protocol(settings.protocols.get(d)),
+                           datasets or dataset_names())
+    resolve("protocol", lambda d: get_dataset(d).with_protocol(settings.protocols[d]), list(settings.protocols))
+    offered = {p for method in method_list for p in method.preset_names()}
+    if settings.preset not in offered:
+        raise PlanError(f"preset: no planned method has a preset {settings.preset!r}; offered: "
+                        f"{', '.join(sorted(offered))}")
+    check_extractors(settings, [d.name for d in dataset_list])
+    return RunPlan(settings, method_list, dataset_list, bool(datasets), rerun)
+
+
+def check_extractors(settings: Settings, datasets: list[str]) -> None:
+    """Unknown extractors, option values and `--features` names, and missing weights, as one-line PlanErrors.
+
+    Checked: every extractor the settings configure, and the extractors of the datasets planned. A `--features`
+    name that is not an extractor must be features imported under that name.
+    """
+    from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor, extractor_names
+    from harness.features.imports import unknown_feature_names
+    from harness.features.store import FeatureStore
+
+    for name in settings.extractor_config:
+        if name not in extractor_names():
+            raise PlanError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
+    neither = unknown_feature_names(settings.features, FeatureStore(settings.feature_store_uri()), datasets)
+    if neither:
+        raise PlanError(neither)
+    chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
+    for dataset in datasets:
+        chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
+    for name in sorted(chosen & set(extractor_names())):
+        try:
+            build_extractor(name, settings.extractor_config.get(name)).check_weights()
+        except (ExtractorConfigError, MissingWeightsError) as error:
+            raise PlanError(str(error)) from None
+
+
 def run(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,
         rerun: bool = False) -> RunReport:
     """Benchmark `methods` (default: the default suite) on `datasets` (default: every corpus found)."""
+    return execute(plan(settings, methods, datasets, rerun))
+
+
+def execute(run_plan: RunPlan) -> RunReport:
+    """Prepare every planned dataset, then run every applicable (method, dataset) as one search."""
     from harness import track
     from harness.runtime import check_shared_storage
     from harness.search import Search, SearchOptions
 
     started = time.perf_counter()
-    method_list = [with_run_preset(get_method(m), settings.preset)
-                   for m in (methods or method_names(default_suite_only=True))]
-    dataset_list = [get_dataset(d).with_protocol(settings.protocols.get(d)) for d in (datasets or dataset_names())]
+    settings, method_list, dataset_list = run_plan.settings, run_plan.methods, run_plan.datasets
     init_ray(settings)
     check_shared_storage(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment,
@@ -363,7 +430,7 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
     if stale:
         log(f"[mlflow] {stale} runs left RUNNING by an interrupted run marked KILLED")
     report = RunReport()
-    if not datasets:  # `--all`: a corpus whose card is broken is skipped with its card's error, never silently
+    if not run_plan.explicit_datasets:  # `--all`: a corpus whose card is broken is skipped with its card's error
         from harness.datasets import broken_cards
 
         for name, error in broken_cards().items():
@@ -385,7 +452,7 @@ def run(settings: Settings, methods: list[str] | None = None, datasets: list[str
                 report.skip(label, why)
                 continue
             job, tags = plan_job(method, prepared, settings)
-            if not rerun and track.finished_run(experiment_id, job.fingerprint) is not None:
+            if not run_plan.rerun and track.finished_run(experiment_id, job.fingerprint) is not None:
                 log(f"[cache] {label}: finished result with identical inputs exists in MLflow; reused")
                 report.reused.append(label)
                 continue

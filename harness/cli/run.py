@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, check_names, settings_from_args
+from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, settings_from_args
 from harness.config import REFIT_MODES, SCHEDULERS
 
 
@@ -44,68 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def check_extractors(settings, datasets: list[str] | None) -> None:
-    """Unknown extractors or options, and missing weights, fail here, before Ray starts, naming the fix.
-
-    Checked: every extractor the settings configure, and the dataset cards' defaults for the datasets asked for.
-    Names that are not extractors may be imported features; the pipeline resolves those.
-    """
-    from harness.datasets import dataset_names, get_dataset
-    from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor, extractor_names
-    from harness.pipeline import dataset_extractors
-
-    for name in settings.extractor_config:
-        if name not in extractor_names():
-            raise UsageError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
-    from harness.features.imports import unknown_feature_names
-    from harness.features.store import FeatureStore
-
-    neither = unknown_feature_names(settings.features, FeatureStore(settings.feature_store_uri()), datasets)
-    if neither:
-        raise UsageError(neither)
-    chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
-    for dataset in datasets or dataset_names():
-        chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
-    for name in sorted(chosen & set(extractor_names())):
-        try:
-            build_extractor(name, settings.extractor_config.get(name)).check_weights()
-        except (ExtractorConfigError, MissingWeightsError) as error:
-            raise UsageError(str(error)) from None
-
-
-def check_preset(preset: str, methods: list[str] | None) -> None:
-    """A run-wide preset must be offered by at least one planned method (methods without it run their default)."""
-    from methods import get_method, method_names
-
-    names = methods or method_names(default_suite_only=True)
-    offered = sorted({p for name in names for p in get_method(name).preset_names()})
-    if preset not in offered:
-        raise UsageError(f"--preset: no planned method has a preset {preset!r}; offered: {', '.join(offered)}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, train_missing_rate=getattr(args, "train_missing_rate", None))
     methods = args.method or list(settings.methods) or None
     datasets = args.dataset or list(settings.datasets) or None
     if not args.all and not (methods or datasets):
         raise UsageError("run: give --all, or --method and/or --dataset (or methods/datasets in --config)")
-    from harness.datasets import get_dataset
-    from methods import get_method
-
-    check_names("--method", methods, get_method)
-    check_names("--dataset", datasets, get_dataset)
-    check_names("--protocol", list(settings.protocols), get_dataset)
-    check_preset(settings.preset, methods)
-    for dataset, protocol in settings.protocols.items():
-        try:
-            get_dataset(dataset).with_protocol(protocol)
-        except KeyError as error:
-            raise UsageError(f"--protocol: {error.args[0]}") from None
-    check_extractors(settings, datasets)
     from harness import pipeline
     from harness.cli.report import render
 
-    outcome = pipeline.run(settings, methods=methods, datasets=datasets, rerun=args.rerun)
+    try:
+        run_plan = pipeline.plan(settings, methods=methods, datasets=datasets, rerun=args.rerun)
+    except pipeline.PlanError as error:
+        raise UsageError(str(error)) from None
+    outcome = pipeline.execute(run_plan)
     if not args.no_report:
         render(settings)
     return 1 if outcome.failed else 0
