@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.config import DEFAULT_TRACKING_URI, SettingsError, parse_option
+from harness.config import DEFAULT_TRACKING_URI, Settings, SettingsError, parse_option
 
 # A dataset name as cards spell it (lower case, digits, "-"; "@target" for alternative label sets).
 _DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9@_-]*")
@@ -119,13 +120,11 @@ def _data_dirs(args: argparse.Namespace) -> dict[str, Path]:
     return dirs
 
 
-def settings_from_args(args: argparse.Namespace, **extra: Any):
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     """The resolved `Settings` of a command: flags (those it has), then env, then `--config FILE`, then defaults.
 
     `extra` are further settings a command fixes itself (None means "not given"). A bad value is a UsageError.
     """
-    from harness.config import Settings
-
     features = key_values(getattr(args, "features", None), "--features")
     protocols = key_values(getattr(args, "protocol", None), "--protocol")
     flags: dict[str, Any] = {
@@ -149,7 +148,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any):
         raise UsageError(str(error)) from error
 
 
-def check_names(kind: str, names: list[str] | None, lookup: Any) -> None:
+def check_names(kind: str, names: list[str] | None, lookup: Callable[[str], object]) -> None:
     """Every name resolves in its registry, else a usage error that lists the valid ones."""
     for name in names or []:
         try:
