@@ -298,8 +298,8 @@ def below_lines(data: DatasetRobustness) -> list[str]:
 def summary_rows(summary: pd.DataFrame, by: str) -> list[list[str]]:
     if summary.empty:
         return []
-    return [[str(r[by]), str(r["method"]), _f(r["clean"]), _f(r["worst"]), _f(r["relative_robustness"]),
-             _f(r["effective_robustness"], "+.3f")]
+    return [[str(r[by]).removeprefix("corrupt:"), str(r["method"]), _f(r["clean"]), _f(r["worst"]),
+             _f(r["relative_robustness"]), _f(r["effective_robustness"], "+.3f")]
             for _, r in summary.sort_values([by, "relative_robustness"], ascending=[True, False]).iterrows()]
 
 
