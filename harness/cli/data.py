@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from harness.cli.common import add_settings_flags, check_names, settings_from_args
+from harness.config import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.set_defaults(func=cmd_fetch)
 
 
-def _named(args: argparse.Namespace):
+def _named(args: argparse.Namespace) -> Settings:
     """The settings, once the dataset name is known to be a registered one (else a usage error)."""
     from harness.datasets import get_dataset
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.common import UsageError, add_settings_flags, settings_from_args
+from harness.config import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
 
-def render(settings) -> None:
+def render(settings: Settings) -> None:
     """Render and say where the files are; no finished runs is a usage error (nothing to render yet)."""
     from harness.report import render as render_board
     from harness.report_robustness import appendix
