@@ -19,14 +19,14 @@ Counts go to `notes_`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from methods import MethodSpec, register
 from methods.base import FusionMethod
-from methods.classifiers import CLASSIFIERS, DEFAULTS, SEARCH_SPACES, ScaledClassifier
+from methods.classical import ClassicalBase
+from methods.classifiers import CLASSIFIERS, SEARCH_SPACES, ScaledClassifier
 from methods.data import MultimodalData
 
 LATE_RULES: tuple[str, ...] = ("sum", "product", "concat")
@@ -43,25 +43,11 @@ def _modalities(method: FusionMethod, data: MultimodalData) -> list[str]:
     return wanted
 
 
-class _Base(FusionMethod):
-    """Accepted hyperparameters: the class's `defaults` plus those of the chosen `classifier` (as in
-    `methods.classical`), so a misspelt or foreign key is an error."""
+class _Base(ClassicalBase):
+    """Accepted hyperparameters: the class's `defaults` plus those of the chosen `classifier` (see
+    `methods.classical.ClassicalBase`), so a misspelt or foreign key is an error."""
 
-    input_kind: ClassVar[str] = "pooled"
-    family: ClassVar[str] = "classical"
     defaults: ClassVar[dict[str, Any]] = {"classifier": "svm", "rule": "sum", "modalities": None, "seed": 0}
-
-    @classmethod
-    def declared_defaults(cls, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        classifier = (params or {}).get("classifier", cls.defaults["classifier"])
-        if classifier not in CLASSIFIERS:
-            raise ValueError(f"{cls.__name__}: unknown classifier {classifier!r}; choose from {CLASSIFIERS}")
-        return {**cls.defaults, **DEFAULTS[classifier]}
-
-    def _classifier(self, kind: str, n_classes: int) -> ScaledClassifier:
-        """The second (or only) classifier, with the tuned hyperparameters of its kind."""
-        hyper = {k: self.params[k] for k in DEFAULTS[kind] if k in self.params}
-        return ScaledClassifier(kind, n_classes, seed=int(self.params.get("seed", 0)), **hyper)
 
 
 class OutputLateFusion(_Base):
@@ -85,7 +71,7 @@ class OutputLateFusion(_Base):
             models = self._fit_unimodal(train.subset(fit_index))
             combined[held_index] = self._combine(models, train.subset(held_index))
         self.unimodal_ = self._fit_unimodal(train)
-        self.model_ = self._classifier(self.params["classifier"], train.n_classes).fit(combined, train.labels)
+        self.model_ = self._classifier(train.n_classes).fit(combined, train.labels)
         self.notes_ = {f"train_clips_without_{m}": float((~train.available[m]).sum()) for m in self.modalities_}
         return self
 
@@ -134,7 +120,7 @@ class RawEarlyFusion(_Base):
                              f"equal width (e.g. 768-d encoders for every modality, `--features`), or use "
                              f"early-{rule}-{self.params['classifier']}, which projects each modality by PCA first")
         self.notes_ = {f"train_clips_without_{m}": float((~train.available[m]).sum()) for m in self.modalities_}
-        self.model_ = self._classifier(self.params["classifier"], train.n_classes).fit(self._combine(train),
+        self.model_ = self._classifier(train.n_classes).fit(self._combine(train),
                                                                                       train.labels)
         return self
 

@@ -37,10 +37,10 @@ def _fusion_modalities(method: FusionMethod, data: MultimodalData) -> list[str]:
     return list(wanted)
 
 
-class _ClassicalBase(FusionMethod):
-    """Shared by the classical methods: the accepted hyperparameters are the class's own `defaults` plus those
-    of the chosen classifier (`methods.classifiers.DEFAULTS`), so `C` is valid for an SVM and an error for
-    XGBoost."""
+class ClassicalBase(FusionMethod):
+    """The base of every method whose model is one of `methods.classifiers` (here, and the Babaali rules in
+    `methods.babaali`): the accepted hyperparameters are the class's own `defaults` plus those of the chosen
+    classifier (`methods.classifiers.DEFAULTS`), so `C` is valid for an SVM and an error for XGBoost."""
 
     input_kind: ClassVar[str] = "pooled"
     family: ClassVar[str] = "classical"
@@ -68,7 +68,7 @@ class _ClassicalBase(FusionMethod):
         return {"svm_holdout": float(any(s != "svc" for s in solvers))} if solvers else {}
 
 
-class EarlyFusion(_ClassicalBase):
+class EarlyFusion(ClassicalBase):
     """Combine standardised modality vectors into one, then classify.
 
     mode: concat | sum | product; projection: the common PCA size for sum and product (unused by concat);
@@ -77,7 +77,7 @@ class EarlyFusion(_ClassicalBase):
     modalities imputed exactly as a missing one is at test time, so the classifier learns the imputed pattern.
     """
 
-    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "mode": "concat", "projection": 32,
+    defaults: ClassVar[dict[str, Any]] = {**ClassicalBase.defaults, "mode": "concat", "projection": 32,
                                           "modalities": None, "train_missing_rate": 0.0}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> EarlyFusion:
@@ -145,13 +145,13 @@ class EarlyFusion(_ClassicalBase):
         return self.model_.predict_proba(self._combine(data))
 
 
-class LateFusion(_ClassicalBase):
+class LateFusion(ClassicalBase):
     """One classifier per modality; probabilities averaged or stacked.
 
     mode: average | stack; modalities: restrict to these (None: every modality the data offers).
     """
 
-    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "mode": "average", "modalities": None}
+    defaults: ClassVar[dict[str, Any]] = {**ClassicalBase.defaults, "mode": "average", "modalities": None}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> LateFusion:
         self.modalities_ = _fusion_modalities(self, train)
@@ -211,11 +211,11 @@ class LateFusion(_ClassicalBase):
         return averaged
 
 
-class Unimodal(_ClassicalBase):
+class Unimodal(ClassicalBase):
     """One modality, one classifier: the baseline each fusion method has to beat."""
 
     family: ClassVar[str] = "unimodal"
-    defaults: ClassVar[dict[str, Any]] = {**_ClassicalBase.defaults, "modality": None}
+    defaults: ClassVar[dict[str, Any]] = {**ClassicalBase.defaults, "modality": None}
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> Unimodal:
         m = self.params["modality"]
