@@ -160,3 +160,17 @@ def test_extract_reads_the_settings_file_and_keeps_the_old_option_spelling(tmp_p
     err = capsys.readouterr().err
     assert "from-flag" in err and "--config [EXTRACTOR.]KEY=VALUE is deprecated" in err
     assert "--extractor-config EXTRACTOR.KEY=VALUE" in err
+
+
+def test_a_settings_file_means_the_same_on_every_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HARNESS_DATA_ROOT", raising=False)
+    config = tmp_path / "settings.yaml"
+    config.write_text(f"data_root: {tmp_path / 'corpora'}\ndata_dirs: {{emodb: {tmp_path / 'emo'}}}\n")
+    assert main(["data", "list", "--config", str(config)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert str(tmp_path / "corpora" / "ravdess") in lines["ravdess"] and str(tmp_path / "emo") in lines["emodb"]
+    assert main(["data", "list", "--config", str(config), "--data-dir", f"emodb={tmp_path / 'flag'}"]) == 0
+    assert str(tmp_path / "flag") in capsys.readouterr().out  # a flag overrides the file
+    config.write_text("data_rot: x\n")
+    assert main(["data", "list", "--config", str(config)]) == 2
+    assert "unknown setting(s) ['data_rot']" in capsys.readouterr().err
