@@ -14,16 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import Settings
+from harness.corpus import how_to_obtain
 from harness.datasets import DatasetSpec, broken_cards, dataset_names, get_dataset
 from harness.manifest import Manifest
-
-
-def _how_to_obtain(spec: DatasetSpec) -> str:
-    if any(a.get("url") for a in spec.obtain.get("archives", [])):
-        return f"harness data fetch {spec.name}"
-    if spec.builtin:
-        return f"harness data scan {spec.name} (generated)"
-    return f"by hand: {spec.homepage or spec.source}"
 
 
 def cmd_list(settings: Settings) -> int:
@@ -34,7 +27,7 @@ def cmd_list(settings: Settings) -> int:
         found = spec.is_present(root)
         rows.append({"dataset": name, "found": "found" if found else "not found", "looked in": str(root),
                      "protocol": spec.protocol.label(), "modalities": ",".join(spec.modalities),
-                     "to obtain": "" if found else _how_to_obtain(spec)})
+                     "to obtain": "" if found else how_to_obtain(spec)})
     broken = broken_cards()
     for name in broken:
         rows.append({"dataset": name, "found": "BROKEN CARD", "looked in": str(settings.data_dir(name)),
@@ -49,12 +42,10 @@ def cmd_list(settings: Settings) -> int:
     return 0
 
 
-def _scan(spec: DatasetSpec, root: Path, target: str | None = None) -> Manifest:
-    if spec.prepare is not None and not spec.is_present(root):
-        spec.prepare(root)
-    if not spec.is_present(root):
-        raise FileNotFoundError(f"{spec.name}: not found in {root}. Obtain it ({_how_to_obtain(spec)}) or point "
-                                f"--data-dir / HARNESS_DATA_{spec.name.upper().replace('-', '_')} at it")
+def _scan(spec: DatasetSpec, settings: Settings, target: str | None = None) -> Manifest:
+    from harness.corpus import locate
+
+    root = locate(settings, spec)
     if target is None:
         return spec.scan(root)
     if spec.scan_target is None or target not in spec.targets:
@@ -89,7 +80,7 @@ def cmd_scan(settings: Settings, name: str, target: str | None = None) -> int:
     spec = get_dataset(name)
     root = settings.data_dir(name)
     try:
-        manifest = _scan(spec, root, target)
+        manifest = _scan(spec, settings, target)
     except (FileNotFoundError, KeyError) as error:
         print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
         return 1
@@ -153,7 +144,7 @@ def cmd_verify(settings: Settings, name: str, decode: bool = True, limit: int | 
     spec = get_dataset(name)
     root = settings.data_dir(name)
     try:
-        manifest = _scan(spec, root)
+        manifest = _scan(spec, settings)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,7 @@ from harness.config import Settings
 from harness.datasets import DatasetSpec, dataset_names, get_dataset
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
-from harness.protocols import Fold, get_protocol, load_or_make_folds
+from harness.protocols import Fold, get_protocol
 from harness.results import MethodOutcome, ResultTags, TrialRecord, evaluation_setting
 from harness.runtime import init_ray, log
 from methods import MethodSpec, MultimodalData, get_method, method_names
@@ -65,23 +65,13 @@ class RunReport:
 
 def locate_dataset(settings: Settings, spec: DatasetSpec) -> tuple[bool, str]:
     """Whether the corpus can be used now (generating the built-in one on first use), and why not if not."""
-    root = settings.data_dir(spec.name)
-    if spec.is_present(root):
-        return True, ""
-    if spec.prepare is not None:
-        log(f"[data] {spec.name}: generating the built-in corpus under {root} (first use)")
-        spec.prepare(root)
-        return True, ""
-    return False, f"not found under {root} (see `harness data list`; set --data-dir {spec.name}=PATH)"
+    from harness.corpus import CorpusNotFound, locate
 
-
-def load_manifest(settings: Settings, spec: DatasetSpec) -> Manifest:
-    manifest = spec.scan(settings.data_dir(spec.name))
-    manifest.save(settings.manifest_dir(spec.name))
-    if len(manifest.problems):
-        log(f"[data] {spec.name}: {len(manifest.problems)} files could not become clips "
-            f"(see {settings.manifest_dir(spec.name) / 'problems.csv'})")
-    return manifest
+    try:
+        locate(settings, spec, say=log)
+    except CorpusNotFound as error:
+        return False, str(error)
+    return True, ""
 
 
 def dataset_extractors(spec: DatasetSpec, settings: Settings) -> dict[str, str]:
@@ -133,11 +123,12 @@ def needed_modalities(methods: list[MethodSpec]) -> set[str] | None:
 def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
                     modalities: set[str] | None = None) -> PreparedDataset:
     """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read."""
+    from harness.corpus import open_corpus
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
 
-    manifest = load_manifest(settings, spec)
-    folds = load_or_make_folds(settings.manifest_dir(spec.name) / "folds.json", manifest, spec.protocol)
+    corpus = open_corpus(settings, spec, say=log)
+    manifest, folds = corpus.manifest, corpus.folds
     store = FeatureStore(settings.feature_store_uri())
     extractors = dataset_extractors(spec, settings)
     n = len(manifest)

@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "harness.config": 0, "harness.registry": 0, "harness.results": 0, "harness.stats": 0, "harness.normalize": 0,
     "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "methods": 0,
     # 1: corpora as data
-    "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1,
+    "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
     # 2: features, and what the data commands do
     "harness.features": 2, "harness.data_commands": 2,
     # 3: the search, MLflow tracking, the report

@@ -58,7 +58,7 @@ def test_scan_prints_counts_and_writes_the_manifest(tmp_path, capsys):
 def test_scan_of_an_absent_corpus_fails_with_the_fix(tmp_path, capsys):
     assert run("data", "scan", "iemocap", "--data-root", str(tmp_path)) == 1
     err = capsys.readouterr().err
-    assert "not found in" in err and "HARNESS_DATA_IEMOCAP" in err
+    assert "not found under" in err and "HARNESS_DATA_IEMOCAP" in err
 
 
 @pytest.mark.skipif(not (REAL_DATA / "meld" / "train_sent_emo.csv").exists(), reason="real MELD CSVs absent")

@@ -66,9 +66,10 @@ def corpus(tmp_path_factory) -> tuple[Settings, Path]:
 
 def test_a_card_describes_a_corpus_without_media(corpus):
     from harness import pipeline
+    from harness.corpus import open_corpus
 
     settings, _ = corpus
-    manifest = pipeline.load_manifest(settings, pipeline.get_dataset("feature-only-toy"))
+    manifest = open_corpus(settings, pipeline.get_dataset("feature-only-toy"), with_folds=False).manifest
     assert len(manifest) == 48 and manifest.modalities() == []
     assert manifest.table["speaker"].nunique() == 6
 

@@ -158,12 +158,13 @@ def test_imported_features_are_a_modality_of_their_own(first_run, settings, corp
     import numpy as np
 
     from harness import pipeline
+    from harness.corpus import open_corpus
     from harness.features.imports import import_features
     from harness.features.store import FeatureStore
 
     novideo = register_without(settings, corpus, "synthetic-importedvideo", "video_path")
     novideo = dataclasses.replace(novideo, features={"video": "openface"})
-    manifest = pipeline.load_manifest(novideo, pipeline.get_dataset("synthetic-importedvideo"))
+    manifest = open_corpus(novideo, pipeline.get_dataset("synthetic-importedvideo"), with_folds=False).manifest
     assert "video" not in manifest.modalities()
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "au.npz", clip_id=np.array(manifest.ids), pooled=rng.normal(size=(len(manifest), 5)))

@@ -20,24 +20,23 @@ def cmd_e2e(settings: Any, args: Any) -> int:
     `<storage>/<run>-test.json`. `args` holds the options `harness.cli.e2e` defines."""
     import torch
 
+    from harness.corpus import CorpusNotFound, open_corpus
     from harness.datasets import get_dataset
     from harness.e2e.clips import ClipSettings, build_clip_cache
     from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e, score_test_fold
     from harness.metrics import summarise_folds
-    from harness.pipeline import load_manifest, locate_dataset
-    from harness.protocols import load_or_make_folds
     from harness.runtime import init_ray, log
 
     spec = get_dataset(args.dataset).with_protocol(settings.protocols.get(args.dataset))
     if not {"audio", "video"} <= set(spec.modalities):
         log(f"[e2e] {spec.name} has no audio+video; the end-to-end mode needs both")
         return 2
-    ok, why = locate_dataset(settings, spec)
-    if not ok:
-        log(f"[e2e] {spec.name}: {why}")
+    try:
+        corpus = open_corpus(settings, spec, say=log)
+    except CorpusNotFound as error:
+        log(f"[e2e] {error}")
         return 2
-    manifest = load_manifest(settings, spec)
-    folds = load_or_make_folds(settings.manifest_dir(spec.name) / "folds.json", manifest, spec.protocol)
+    manifest, folds = corpus.manifest, corpus.folds
     chosen = folds if args.fold is None else [folds[args.fold]]
     big = args.backbone != "tiny"
     clips = ClipSettings(frame_size=args.frame_size or (112 if big else 32),

@@ -32,17 +32,12 @@ def _store(settings: Any, store_uri: str | None = None) -> Any:
 
 
 def load_manifest(dataset: str, settings) -> Any:
-    """The dataset's manifest (the synthetic corpus is generated on first use)."""
+    """The dataset's manifest (the synthetic corpus is generated on first use); a missing corpus is a
+    CorpusNotFound (a FileNotFoundError) naming where it was looked for."""
+    from harness.corpus import open_corpus
     from harness.datasets import get_dataset
 
-    spec = get_dataset(dataset)
-    root = settings.data_dir(dataset)
-    if spec.prepare is not None and not spec.is_present(root):
-        spec.prepare(root)
-    if not spec.is_present(root):
-        raise FileNotFoundError(f"dataset {dataset!r} not found at {root}; put it there or set "
-                                f"HARNESS_DATA_{dataset.upper().replace('-', '_')}=/path/to/{dataset}")
-    return spec.scan(root)
+    return open_corpus(settings, get_dataset(dataset), with_folds=False).manifest
 
 
 class InputError(ValueError):
