@@ -30,6 +30,17 @@ def small_synthetic(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one intra-op thread for the test (small networks: threads cost more than they give), restored."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray instance per test module that asks for it (2 CPUs, like the reference machine)."""

@@ -27,12 +27,7 @@ from harness.metrics import score
 CLASSES = ["neutral", "happy", "angry", "sad"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_stft_front_end_has_256_hamming_bins_and_puts_a_tone_in_its_bin() -> None:

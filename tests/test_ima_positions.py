@@ -11,12 +11,7 @@ from methods.neural.ima_hadamard import IMAHadamardNet
 DIMS = {"audio": 6, "video": 5, "text": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def batch(t: int = 7, b: int = 3, seed: int = 0) -> dict:

@@ -26,12 +26,7 @@ NEURAL = ["ima-hadamard", "ima-hadamard-eq2", "ima-hadamard-av", "xmt-embracenet
           "neural-video", "neural-text"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_data(n: int = 24, seed: int = 0, signal: float = 2.0, random_labels: bool = False,

@@ -17,12 +17,7 @@ POLARITY = {"neutral": "neutral", "happy": "positive", "angry": "negative", "sad
 PAPER_METHODS = ["ima-hadamard", "xmt-embracenet", "av-xattn"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy(n: int = 16, dims: dict[str, int] | None = None, lengths: tuple[int, int] = (3, 12),
