@@ -3,14 +3,18 @@
 This module imports neither Ray nor MLflow: `harness.search` produces these records, `harness.track` writes and
 reads them, and `harness.report` renders them, each through the names defined here and nowhere else.
 
-MLflow layout of one result (one parent run per (method, dataset, evaluation setting)):
+MLflow layout of one result (one parent run per (method, dataset, evaluation setting)). The runs table shows every
+param and metric as a column, so only what a user sorts or filters on is one; the rest is in JSON artifacts:
   tags       `ResultTags` (dataset, method, protocol, features, setting...), `harness.role` = "parent"
-  params     the chosen configuration, `settings.*`, n_trials, n_folds
-  metrics    test_<metric>_mean / _std, test_<metric>_<fold>, val_<metric>_mean (best trial), seconds
-  artifacts  predictions.csv (fold, clip_id, group, y_true, y_pred, p_<class>...), confusion.json, per_class.csv,
+  params     the chosen configuration, n_trials, n_folds, refit, settings.{seed,trials,speaker_norm,preset,refit}
+  metrics    test_<metric>_mean / _std, val_<metric>_mean (best trial), seconds
+  artifacts  predictions.csv (fold, clip_id, group, y_true, y_pred, p_<class>...), folds.json (per-fold test and
+             validation scores, fit notes), settings.json (every resolved setting), confusion.json, per_class.csv,
              config.json, confusion.png, models.pkl (fold -> fitted method), feature_failures.csv when any
-One child run per sampled configuration (`harness.role` = "trial") holds its per-fold validation scores, and is
-written as soon as its last fold finishes, so the MLflow UI shows the search while it runs.
+  inputs     the corpus as an MLflow dataset (name, manifest fingerprint, protocol)
+One child run per sampled configuration (`harness.role` = "trial") holds its mean validation scores (folds.json:
+per fold, with ASHA's early stops), and is written as soon as its last fold finishes, so the MLflow UI shows the
+search while it runs.
 """
 
 from __future__ import annotations

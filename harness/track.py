@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from harness.metrics import HEADLINE_METRICS
 from harness.results import (
     FAILURES_ARTIFACT,
     FINGERPRINT_TAG,
@@ -62,6 +61,9 @@ def _client():
 
 
 RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (see harness.mlflow_ui)
+FILTER_SETTINGS = ("seed", "trials", "speaker_norm", "preset", "refit")  # settings logged as params
+SETTINGS_ARTIFACT = "settings.json"  # every resolved setting
+FOLDS_ARTIFACT = "folds.json"  # per-fold scores and fit notes (a few headline metrics stay as metrics)
 
 
 def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[str, ...] = ("uar",)) -> str:
@@ -137,7 +139,11 @@ def start_result(experiment_id: str, tags: ResultTags, settings_record: dict[str
 
     client = _client()
     run = client.create_run(experiment_id, run_name=f"{tags.method}@{tags.dataset}", tags=tags.to_tags())
-    _log_params(client, run.info.run_id, _flat_params("settings.", settings_record))
+    # The runs table shows every param as a column: only the settings a user filters on are params; all of
+    # them are in settings.json.
+    _log_params(client, run.info.run_id, _flat_params("settings.", {k: settings_record[k] for k in FILTER_SETTINGS
+                                                                    if k in settings_record}))
+    client.log_dict(run.info.run_id, json.loads(json.dumps(settings_record, default=str)), SETTINGS_ARTIFACT)
     log_dataset_input(run.info.run_id, tags.dataset, corpus["digest"], tags.protocol, corpus["source"],
                       corpus["n_clips"])
     return run.info.run_id
@@ -153,15 +159,10 @@ def log_trial(experiment_id: str, parent_id: str, tags: ResultTags, record: Tria
                                   "method": tags.method, FINGERPRINT_TAG: tags.fingerprint})
     _log_params(client, run.info.run_id, _flat_params("", record.config))
     stopped = {f: n["stopped_at_epoch"] for f, n in record.notes_by_fold.items() if "stopped_at_epoch" in n}
-    metrics: dict[str, float] = {}
     if record.val_by_fold and not stopped:  # a mean over some folds only would mislead
-        metrics.update({val_metric(m): v for m, v in record.val_mean.items()})
-    for fold, values in record.val_by_fold.items():
-        metrics.update({val_metric(m, fold): values[m] for m in HEADLINE_METRICS})
-    for fold, notes in record.notes_by_fold.items():
-        metrics.update({f"{fold}.{k}": float(v) for k, v in notes.items() if isinstance(v, int | float)})
+        _log_metrics(client, run.info.run_id, {val_metric(m): v for m, v in record.val_mean.items()})
     client.set_tag(run.info.run_id, "stopped_early", str(bool(stopped)).lower())
-    _log_metrics(client, run.info.run_id, metrics)
+    client.log_dict(run.info.run_id, {"validation": record.val_by_fold, "notes": record.notes_by_fold}, FOLDS_ARTIFACT)
     client.set_terminated(run.info.run_id)
 
 
@@ -177,12 +178,13 @@ def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], mo
                                     "n_trials": str(len(outcome.trials)), "n_folds": str(len(outcome.fold_names)),
                                     "refit": str(outcome.refit).lower()})
     metrics = {f"test_{k}": v for k, v in summary.items()}
-    for fold, scores in zip(outcome.fold_names, outcome.fold_scores, strict=True):
-        metrics.update({test_metric(m, fold): v for m, v in scores.headline().items()})
     metrics.update({val_metric(m): v for m, v in best.val_mean.items()})
-    metrics.update({k.replace("/", "."): v for k, v in outcome.notes.items() if isinstance(v, int | float)})
     metrics["seconds"] = outcome.seconds
     _log_metrics(client, parent_id, metrics)
+    by_fold = {fold: {"test": scores.headline(), "validation": best.val_by_fold.get(fold, {}),
+                      "notes": {k.split("/", 1)[1]: v for k, v in outcome.notes.items() if k.startswith(f"{fold}/")}}
+               for fold, scores in zip(outcome.fold_names, outcome.fold_scores, strict=True)}
+    client.log_dict(parent_id, by_fold, FOLDS_ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         outcome.predictions.to_csv(folder / PREDICTIONS_ARTIFACT, index=False)

@@ -72,7 +72,15 @@ def test_every_method_ran_and_was_logged(first_run, settings):
     assert parents["metrics.test_uar_mean"].between(0, 1).all()
     assert parents["tags.features"].str.contains("audio=egemaps:").all()
     artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=parents["run_id"].iloc[0])}
-    assert {"predictions.csv", "confusion.json", "confusion.png", "config.json"} <= artifacts
+    assert {"predictions.csv", "confusion.json", "confusion.png", "config.json", "folds.json", "settings.json",
+            "models.pkl"} <= artifacts
+    # the runs table stays readable: a few headline metrics as columns, per-fold figures in folds.json
+    metric_columns = [c for c in parents.columns if c.startswith("metrics.") and parents[c].notna().any()]
+    assert sorted(metric_columns) == sorted(
+        [f"metrics.test_{m}_{s}" for m in ("accuracy", "uar", "macro_f1", "weighted_f1") for s in ("mean", "std")]
+        + [f"metrics.val_{m}_mean" for m in ("accuracy", "uar", "macro_f1", "weighted_f1")] + ["metrics.seconds"])
+    folds = mlflow.artifacts.load_dict(f"runs:/{parents['run_id'].iloc[0]}/folds.json")
+    assert len(folds) == 4 and set(folds["fold0"]["test"]) == {"accuracy", "uar", "macro_f1", "weighted_f1"}
 
 
 def test_predictions_cover_each_test_clip_once(first_run, settings, corpus):
