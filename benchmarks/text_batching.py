@@ -75,14 +75,20 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=256)
     parser.add_argument("--keep", type=Path, default=None, help="keep the batched feature store here")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", choices=("batched", "per-sentence"), default=None,
+                        help="time one mode alone (a re-measurement under different machine load); no comparison")
     args = parser.parse_args()
     manifest = meld_manifest()
     seconds, stored = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         roots = {"per-sentence": f"{tmp}/per-sentence", "batched": str(args.keep or f"{tmp}/batched")}
-        for mode in ("batched", "per-sentence"):
+        for mode in [args.only] if args.only else ["batched", "per-sentence"]:
             seconds[mode] = run_mode(mode, manifest, roots[mode], args.num_cpus, args.block)
             stored[mode], _ = load_features(manifest, "minilm", FeatureStore(roots[mode]))
+    if args.only:
+        n = len(stored[args.only].ids)
+        print(f"{args.only} alone: {n} clips in {seconds[args.only]:.1f}s = {n / seconds[args.only]:.1f} clips/s")
+        return
     a, b = stored["per-sentence"], stored["batched"]
     order = b.index()
     equal = bool(a.ids) and sorted(a.ids) == sorted(b.ids) and all(
