@@ -16,12 +16,7 @@ from methods.neural.training import modality_dropout
 DIMS = {"audio": 6, "video": 8, "text": 5}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy(n: int = 32, seed: int = 0, signal: float = 1.5) -> MultimodalData:
@@ -130,8 +125,10 @@ def test_run_setting_reaches_only_methods_that_accept_it(tmp_path):
     assert evaluation_setting(**common) == evaluation_setting(**common, train_missing_rate=0.0)
     record, words = evaluation_setting(**common, train_missing_rate=0.3)
     assert record != evaluation_setting(**common)[0] and "modality dropout 0.3" in words
-    with pytest.raises(SettingsError, match="train_missing_rate"):
-        Settings(train_missing_rate=1.0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train_missing_rate: 1.0\n")
+    with pytest.raises(SettingsError, match=r"train_missing_rate must be in \[0, 1\), got 1.0"):
+        Settings.from_env(file=bad)
 
 
 def test_cli_flag_sets_the_rate(tmp_path):
