@@ -99,7 +99,7 @@ def test_markdown_html_and_figures(tmp_path):
 
 
 def test_leaderboard_shows_the_section_from_mlflow_children(tmp_path):
-    """Parents and robustness children in a real MLflow store; `harness report`'s render with the appendix."""
+    """Parents and robustness children in a real MLflow store, rendered by `harness report`."""
     from fixtures.mlflow_runs import EXPERIMENT, FakeResult, log_result
 
     from harness import track
@@ -119,12 +119,15 @@ def test_leaderboard_shows_the_section_from_mlflow_children(tmp_path):
         record = RECORD if tag.startswith("cross") else {}
         _log_child(experiment_id, task, part.drop(columns=["dataset", "method", "condition_tag"]).dropna(
             axis=1, how="all"), record)
-    board = render(uri, EXPERIMENT, tmp_path / "reports", appendix=rr.appendix)
-    markdown = board.paths["md"].read_text()
+    from harness.cli import main
+
+    # `harness report` (the CLI) hands the robustness appendix to the leaderboard
+    assert main(["report", "--tracking-uri", uri, "--experiment", EXPERIMENT, "--out", str(tmp_path / "reports")]) == 0
+    markdown = (tmp_path / "reports" / "leaderboard.md").read_text()
     assert markdown.index("## Robustness") < markdown.index("## Across datasets")
     assert "| `late-average-svm` | 0.700 | 0.450 (-0.050 !) | 0.620 (+0.020) |" in markdown
     assert "drops boredom, disgust, fear" in markdown
     assert (tmp_path / "reports" / "figures" / "robustness" / "synthetic" / "white-noise.png").exists()
-    assert "id='robustness'" in board.paths["html"].read_text()
+    assert "id='robustness'" in (tmp_path / "reports" / "index.html").read_text()
     plain = render(uri, EXPERIMENT, tmp_path / "plain")  # without the appendix the leaderboard is as before
     assert "## Robustness" not in plain.paths["md"].read_text()
