@@ -276,6 +276,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="ABCDE")
     parser.add_argument("--legacy-commit", default=LEGACY_COMMIT)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where to write (default {OUT.relative_to(REPO)})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder (section A's runs, their MLflow stores and the corpus)")
     args = parser.parse_args()
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
@@ -294,7 +297,8 @@ def main() -> None:
         if "E" in args.sections:
             body += section_e(tmp)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     header = ["# Benchmark: the one distributed search", "",
               f"Output of `.venv/bin/python benchmarks/search.py --sections {args.sections}` "
@@ -303,8 +307,10 @@ def main() -> None:
               f"{resource.getpagesize() * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, Python "
               f"{platform.python_version()}, no GPU; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
               f"{load[2]:.1f}.", ""]
-    OUT.write_text("\n".join(header + body))
-    print(OUT.read_text())
+    args.out.write_text("\n".join(header + body))
+    if args.keep:
+        print(f"kept: {tmp}")
+    print(args.out.read_text())
 
 
 if __name__ == "__main__":
