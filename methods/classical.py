@@ -62,7 +62,7 @@ class ClassicalBase(FusionMethod):
     def _solver_notes(models: list[ScaledClassifier]) -> dict[str, float]:
         """`svm_holdout`: 1 when an SVM of this fit used the scalable solver (above
         `classifiers.SVM_EXACT_MAX_SAMPLES` training clips: one fit + held-out Platt calibration), 0 when every
-        SVM was the exact 5-fold-calibrated one. Notes become per-fold MLflow metrics of the trial, so the solver
+        SVM was the exact 5-fold-calibrated one. Notes reach MLflow per fold (the trial's folds.json), so the solver
         behind each score is on record. Nothing for XGBoost or the MLP."""
         solvers = [m.solver_ for m in models if getattr(m, "solver_", None)]
         return {"svm_holdout": float(any(s != "svc" for s in solvers))} if solvers else {}
