@@ -40,6 +40,12 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# libsvm's default is no iteration limit: on nearly duplicate rows with a large C (the built-in corpus's text
+# vectors, a linear kernel, C = 14) it was seen to cycle for over 20 minutes on 96 clips. A bounded solve ends
+# with scikit-learn's ConvergenceWarning and the best solution so far, and one unit can no longer stall a search.
+SVC_MAX_ITER = 1_000_000
+
+
 def svm_solver(n_samples: int, kernel: str) -> str:
     """Which SVM solver a training set of `n_samples` gets: "svc", "svc-holdout" or "linearsvc-holdout"."""
     if n_samples <= SVM_EXACT_MAX_SAMPLES:
@@ -118,7 +124,8 @@ class ScaledClassifier:
         if self.solver_ == "svc":
             from sklearn.svm import SVC
 
-            return CalibratedClassifierCV(SVC(C=p["C"], kernel=p["kernel"], random_state=self.seed),
+            return CalibratedClassifierCV(SVC(C=p["C"], kernel=p["kernel"], random_state=self.seed,
+                                              max_iter=SVC_MAX_ITER),
                                           cv=int(max(2, min(5, smallest))), ensemble=False)
         if self.solver_ == "linearsvc-holdout":
             from sklearn.svm import LinearSVC
@@ -126,7 +133,8 @@ class ScaledClassifier:
             return HoldoutCalibrated(LinearSVC(C=p["C"], dual=False, tol=1e-3, random_state=self.seed), seed=self.seed)
         from sklearn.svm import SVC
 
-        return HoldoutCalibrated(SVC(C=p["C"], kernel=p["kernel"], random_state=self.seed), seed=self.seed)
+        return HoldoutCalibrated(SVC(C=p["C"], kernel=p["kernel"], random_state=self.seed, max_iter=SVC_MAX_ITER),
+                                 seed=self.seed)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> ScaledClassifier:
         from sklearn.preprocessing import StandardScaler

@@ -53,3 +53,20 @@ def test_the_svm_solver_is_in_the_fit_notes(monkeypatch, name):
         assert "svm_holdout" not in exact and "svm_holdout" not in scalable
     else:
         assert (exact["svm_holdout"], scalable["svm_holdout"]) == (0.0, 1.0)
+
+
+@pytest.mark.timeout(120)
+def test_a_kernel_svm_on_near_duplicate_rows_ends() -> None:
+    """libsvm without an iteration cap cycles for minutes on this (a linear kernel, C = 14.3, 96 clips that are
+    21 distinct rows with conflicting labels: the shape of the built-in corpus's text vectors); capped, it ends
+    with a ConvergenceWarning and still gives probabilities."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(21, 384))
+    x = base[rng.integers(0, 21, size=96)] + 1e-6 * rng.normal(size=(96, 384))
+    y = rng.integers(0, 4, size=96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ScaledClassifier("svm", 4, seed=0, C=14.3, kernel="linear").fit(x, y)
+    assert np.allclose(model.predict_proba(x).sum(axis=1), 1.0)
