@@ -148,6 +148,20 @@ def fit_unit(job: Job, unit: Unit, data: MultimodalData,
     return {"val": scores, "notes": method.fit_notes(), "model": method}
 
 
+_DATASETS: dict[str, MultimodalData] = {}  # per worker process: deserialised datasets, by object id
+
+
+def _dataset(ref) -> MultimodalData:
+    """The dataset behind `ref`, deserialised once per worker process: Tune reuses a trial's process for the
+    next unit, so a dataset's sequences are not unpickled again for every one of its hundreds of units."""
+    import ray
+
+    key = ref.hex()
+    if key not in _DATASETS:
+        _DATASETS[key] = ray.get(ref)
+    return _DATASETS[key]
+
+
 def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[str, Unit],
                     data_refs: dict[str, Any], store_uri: str) -> None:
     import ray
@@ -157,7 +171,7 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
     started = time.time()
     unit = units[config["unit"]]
     job = jobs[unit.job]
-    data = ray.get(data_refs[job.dataset])
+    data = _dataset(data_refs[job.dataset])
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
 
     def report_epoch(epoch: int, values: dict[str, float]) -> None:
@@ -396,8 +410,10 @@ class Search:
         except RuntimeError as error:
             self._fail(state.job, str(error))
             return
-        resources = self._resources(state.job)
-        task = self._evaluate.options(num_cpus=resources.get("CPU", 1), num_gpus=resources.get("GPU", 0),
+        # No CPU reservation: Tune's units hold every CPU slot until the search ends, and a job's evaluation (a
+        # refit per fold and one prediction of each test part) is short, so it runs beside them instead of
+        # queueing behind the whole search. A GPU share is still reserved for neural jobs on GPU clusters.
+        task = self._evaluate.options(num_cpus=0, num_gpus=self._resources(state.job).get("GPU", 0),
                                       max_retries=MAX_FAILURES)
         ref = task.remote(state.job, self._refs[state.job.dataset], chosen, self.options.storage_uri)
         self.pending[ref] = state.job.label
