@@ -202,10 +202,12 @@ def choose_config(job: Job, val: dict[int, dict[str, dict[str, float]]]) -> int:
     return max(sorted(candidates), key=lambda c: float(np.mean([s[job.metric] for s in candidates[c].values()])))
 
 
-def evaluate_job(job: Job, data: MultimodalData, chosen: int, store_uri: str) -> dict[str, Any]:
+def evaluate_job(job: Job, data_ref: list, chosen: int, store_uri: str) -> dict[str, Any]:
     """Score each fold's test part once with the chosen configuration: its validated fold models, or (refit)
-    the configuration refitted on the fold's training + validation parts."""
+    the configuration refitted on the fold's training + validation parts. `data_ref` is [ObjectRef] (wrapped,
+    so Ray passes the reference and the process's dataset cache is used)."""
     _limit_threads()
+    data = _dataset(data_ref[0])
     store = UnitStore(store_uri)
     fold_scores, frames, notes, models = [], [], {}, {}
     for fold in job.folds:
@@ -234,6 +236,13 @@ def evaluate_job(job: Job, data: MultimodalData, chosen: int, store_uri: str) ->
         models[fold.name] = model
     return {"fold_scores": fold_scores, "predictions": pd.concat(frames, ignore_index=True), "notes": notes,
             "models": models}
+
+
+class _Evaluator:
+    """Runs `evaluate_job` calls one after another in one long-lived process (see `Search._evaluator`)."""
+
+    def evaluate(self, job: Job, data_ref: list, chosen: int, store_uri: str) -> dict[str, Any]:
+        return evaluate_job(job, data_ref, chosen, store_uri)
 
 
 def refit(job: Job, chosen: int, unit: dict[str, Any], train_and_val: MultimodalData) -> FusionMethod:
@@ -410,12 +419,14 @@ class Search:
         except RuntimeError as error:
             self._fail(state.job, str(error))
             return
-        # No CPU reservation: Tune's units hold every CPU slot until the search ends, and a job's evaluation (a
-        # refit per fold and one prediction of each test part) is short, so it runs beside them instead of
-        # queueing behind the whole search. A GPU share is still reserved for neural jobs on GPU clusters.
-        task = self._evaluate.options(num_cpus=0, num_gpus=self._resources(state.job).get("GPU", 0),
-                                      max_retries=MAX_FAILURES)
-        ref = task.remote(state.job, self._refs[state.job.dataset], chosen, self.options.storage_uri)
+        if state.job.neural and state.job.refit:  # retraining a network: the resources of a unit
+            resources = self._resources(state.job)
+            task = self._evaluate.options(num_cpus=resources.get("CPU", 1), num_gpus=resources.get("GPU", 0),
+                                          max_retries=MAX_FAILURES)
+            ref = task.remote(state.job, [self._refs[state.job.dataset]], chosen, self.options.storage_uri)
+        else:
+            ref = self._evaluator().evaluate.remote(state.job, [self._refs[state.job.dataset]], chosen,
+                                                    self.options.storage_uri)
         self.pending[ref] = state.job.label
         state.chosen = chosen
 
@@ -450,6 +461,18 @@ class Search:
         self.listener.on_progress(done, self.total_units, self.finished_jobs, len(self.jobs),
                                   time.perf_counter() - self.started)
 
+    def _evaluator(self):
+        """One evaluation actor per search, started on first use. It reserves no CPU: Tune's units hold every
+        slot until the search ends, and a job's evaluation (a refit of a classical configuration per fold, one
+        prediction of each test part) is short, so it runs beside them as soon as the job's units are done,
+        in one process that imports the stack once, instead of queueing behind the whole search."""
+        import ray
+
+        if self._evaluator_actor is None:
+            actor = ray.remote(num_cpus=0, max_restarts=MAX_FAILURES, max_task_retries=MAX_FAILURES)(_Evaluator)
+            self._evaluator_actor = actor.remote()
+        return self._evaluator_actor
+
     # -- resources -------------------------------------------------------------------------------------
     def _resources(self, job: Job) -> dict[str, float]:
         if job.neural and self._cluster_gpus > 0:
@@ -462,6 +485,7 @@ class Search:
 
         self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         self._evaluate = ray.remote(evaluate_job)
+        self._evaluator_actor = None
         todo = self._load_stored()
         self.listener.on_start(self.total_units - len(todo), len(todo))
         needed = {self.jobs[u.job].dataset for u in todo} | {
@@ -476,6 +500,8 @@ class Search:
         while self.pending:
             self.collect_ready(timeout=1.0)
             self.progress()
+        if self._evaluator_actor is not None:
+            ray.kill(self._evaluator_actor)
         for state in self.states.values():
             if not state.submitted:
                 missing = len(state.job.units()) - state.finished_units()
@@ -541,7 +567,7 @@ class _Events(Callback):
             state.submitted = True
             self.search._fail(state.job, f"unit {unit.id} failed after {MAX_FAILURES} retries: {trial.error_file}")
 
-    def on_step(self, iteration, trials, **info) -> None:
+    def on_step_end(self, iteration, trials, **info) -> None:
         self.search.collect_ready()
         now = time.perf_counter()
         if now - self.last_progress >= 5.0:
