@@ -54,6 +54,9 @@ def first(lines: list[tuple[float, str]], prefix: str) -> float | None:
 
 def run_all(work: Path, data_root: Path, pythonpath: Path | None, extra: list[str] = ()) -> dict:
     env = {"PYTHONPATH": str(pythonpath)} if pythonpath else {}
+    # A `ray start` cluster (section B, or any test) leaves /tmp/ray/ray_current_cluster behind, and the previous
+    # code's bare ray.init() would try to join that dead cluster: every local run asks for a fresh instance.
+    env["RAY_ADDRESS"] = "local"
     args = [str(BIN / "python"), "-m", "harness.cli", "run", "--all", "--data-root", str(data_root),
             "--workspace", str(work / "ws"), "--tracking-uri", f"sqlite:///{work}/mlruns.db",
             "--no-report", *extra]
@@ -82,7 +85,17 @@ def utilisation(spans: list[dict], slots: int) -> tuple[float, float, float]:
 
 
 # ---- A + C ----------------------------------------------------------------------------------------------------
-def section_a(tmp: Path, legacy_commit: str) -> tuple[list[str], dict]:
+def logged_run(work: Path) -> dict:
+    """A run of `run_all` read back from the log it kept (`--reuse`): wall time up to its last line."""
+    lines = [(float(line[:8]), line[9:]) for line in (work / "log.txt").read_text().splitlines() if line[:8].strip()]
+    done = next((line for _, line in lines if line.startswith("[done]")), "")
+    return {"wall": lines[-1][0], "rc": 0 if done else 1, "lines": lines, "done": done}
+
+
+def section_a(tmp: Path, legacy_commit: str, reuse: bool = False) -> tuple[list[str], dict]:
+    if reuse:  # the two timed runs of an earlier `--keep` run of this script, read from their logs
+        new, old = logged_run(tmp / "new"), logged_run(tmp / "old")
+        return _section_a_lines(new, old, legacy_commit), new
     data_root = tmp / "datasets"
     from harness.datasets.synthetic import SyntheticConfig, generate
 
@@ -97,6 +110,10 @@ def section_a(tmp: Path, legacy_commit: str) -> tuple[list[str], dict]:
         old = run_all(tmp / "old", data_root, legacy_tree)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(legacy_tree)], cwd=REPO, check=False)
+    return _section_a_lines(new, old, legacy_commit), new
+
+
+def _section_a_lines(new: dict, old: dict, legacy_commit: str) -> list[str]:
     ratio = new["wall"] / old["wall"]
     lines = ["## A. `harness run --all` on the built-in corpus, previous code path vs this one", "",
              f"Same corpus (generated once beforehand), same default suite and `--trials` (4), fresh workspace "
@@ -107,7 +124,7 @@ def section_a(tmp: Path, legacy_commit: str) -> tuple[list[str], dict]:
              f"{old['done']} |",
              f"| this: one search over every unit | {new['wall']:.1f} s (rc {new['rc']}) | {new['done']} |", "",
              f"**Ratio: {ratio:.2f}** of the previous wall time (target ≤ 0.50).", ""]
-    return lines, new
+    return lines
 
 
 def section_c(new: dict, workspace: Path) -> list[str]:
@@ -277,16 +294,19 @@ def main() -> None:
     parser.add_argument("--sections", default="ABCDE")
     parser.add_argument("--legacy-commit", default=LEGACY_COMMIT)
     parser.add_argument("--out", type=Path, default=OUT, help=f"where to write (default {OUT.relative_to(REPO)})")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="take section A's two runs from a folder an earlier `--keep` run left (their logs carry "
+                             "each line's time), instead of running them again")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (section A's runs, their MLflow stores and the corpus)")
     args = parser.parse_args()
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    tmp = args.reuse or Path(tempfile.mkdtemp(prefix="search-bench-"))
     body: list[str] = []
     try:
         new = None
         if "A" in args.sections or "B" in args.sections or "C" in args.sections:
-            lines, new = section_a(tmp, args.legacy_commit)
+            lines, new = section_a(tmp, args.legacy_commit, reuse=args.reuse is not None)
             body += lines if "A" in args.sections else []
         if "B" in args.sections:
             body += section_b(tmp, tmp / "new" / "ws" / "features", tmp / "datasets")
@@ -297,7 +317,7 @@ def main() -> None:
         if "E" in args.sections:
             body += section_e(tmp)
     finally:
-        if not args.keep:
+        if not args.keep and args.reuse is None:
             shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     header = ["# Benchmark: the one distributed search", "",
