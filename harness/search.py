@@ -462,16 +462,18 @@ class Search:
                                   time.perf_counter() - self.started)
 
     def _evaluator(self):
-        """One evaluation actor per search, started on first use. It reserves no CPU: Tune's units hold every
-        slot until the search ends, and a job's evaluation (a refit of a classical configuration per fold, one
-        prediction of each test part) is short, so it runs beside them as soon as the job's units are done,
-        in one process that imports the stack once, instead of queueing behind the whole search."""
+        """Evaluation actors of this search (one per 4 CPU slots), started on first use. They reserve no CPU:
+        Tune's units hold every slot until the search ends, and a job's evaluation (a refit of a classical
+        configuration per fold, one prediction of each test part) is short, so it runs beside them as soon as the
+        job's units are done, in processes that import the stack once, instead of queueing behind the search."""
         import ray
 
-        if self._evaluator_actor is None:
+        if not self._evaluators:  # one per 4 CPU slots: a cluster's evaluations do not queue behind one process
             actor = ray.remote(num_cpus=0, max_restarts=MAX_FAILURES, max_task_retries=MAX_FAILURES)(_Evaluator)
-            self._evaluator_actor = actor.remote()
-        return self._evaluator_actor
+            count = max(1, int(ray.cluster_resources().get("CPU", 1)) // 4)
+            self._evaluators = [actor.remote() for _ in range(count)]
+        self._evaluator_calls += 1
+        return self._evaluators[self._evaluator_calls % len(self._evaluators)]
 
     # -- resources -------------------------------------------------------------------------------------
     def _resources(self, job: Job) -> dict[str, float]:
@@ -485,7 +487,8 @@ class Search:
 
         self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
         self._evaluate = ray.remote(evaluate_job)
-        self._evaluator_actor = None
+        self._evaluators: list = []
+        self._evaluator_calls = 0
         todo = self._load_stored()
         self.listener.on_start(self.total_units - len(todo), len(todo))
         needed = {self.jobs[u.job].dataset for u in todo} | {
@@ -500,8 +503,8 @@ class Search:
         while self.pending:
             self.collect_ready(timeout=1.0)
             self.progress()
-        if self._evaluator_actor is not None:
-            ray.kill(self._evaluator_actor)
+        for evaluator in self._evaluators:
+            ray.kill(evaluator)
         for state in self.states.values():
             if not state.submitted:
                 missing = len(state.job.units()) - state.finished_units()
