@@ -240,12 +240,6 @@ def refit_for(method: MethodSpec, settings: Settings) -> bool:
     return settings.refit == "always" or (settings.refit == "auto" and not neural)
 
 
-def group_column(manifest: Manifest) -> str:
-    """The unit clips depend through, for bootstrap intervals: the speaker, or the session when speakers of
-    one session share a recording (IEMOCAP)."""
-    return "speaker"
-
-
 def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> tuple[Job, ResultTags]:
     """One (method, dataset) of the search, with its configurations sampled once, and its MLflow tags."""
     from harness.search import Job, sample_configs
@@ -255,7 +249,8 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
     refit = refit_for(method, settings)
     fingerprint = result_fingerprint(method, prepared, settings, fixed, refit, configs)
     table = prepared.manifest.table
-    groups = dict(zip(table["clip_id"].astype(str), table[group_column(prepared.manifest)].astype(str), strict=True))
+    # the report's bootstrap resamples these groups: the speaker, the unit every protocol keeps out of training
+    groups = dict(zip(table["clip_id"].astype(str), table["speaker"].astype(str), strict=True))
     job = Job(method.name, prepared.spec.name, fixed, configs, prepared.folds, prepared.spec.headline_metric,
               fingerprint, method.cls.input_kind == "sequence", refit, groups)
     setting, words = evaluation_setting(
