@@ -59,3 +59,26 @@ def test_bad_grids_are_errors_that_name_the_fix(row) -> None:
         build_extractor("video-snippets", {**SMALL, "spatial_grid": 0})
     with pytest.raises(ExtractorConfigError, match="larger image_size"):
         run({**SMALL, "spatial_grid": 3}, row)
+
+
+def test_the_run_sets_the_methods_snippet_layout_from_the_extractor() -> None:
+    """`harness run` derives av-xattn's N and s = g*g from the video-snippets options: configured once."""
+    from types import SimpleNamespace
+
+    from harness.config import Settings
+    from harness.datasets import get_dataset
+    from harness.pipeline import method_fixed_params
+    from methods import get_method
+
+    spec = get_dataset("synthetic")
+    prepared = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1", "video": "video-snippets:2"})
+    settings = Settings(features={"video": "video-snippets"},
+                        extractor_config={"video-snippets": {"spatial_grid": 3, "snippets": 4}})
+    for name in ("av-xattn", "av-xattn@paper"):  # the preset's N = 6 yields to the features' real layout
+        fixed = method_fixed_params(get_method(name), prepared, settings)
+        assert (fixed["n_snippets"], fixed["positions_per_snippet"]) == (4, 9)
+    assert "n_snippets" not in method_fixed_params(get_method("ima-hadamard"), prepared, settings)
+    other = Settings(features={"video": "frame-grid"})  # an extractor without a snippet layout: method defaults
+    assert "positions_per_snippet" not in method_fixed_params(get_method("av-xattn"), prepared, other)
+    no_video = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1"})
+    assert "n_snippets" not in method_fixed_params(get_method("av-xattn"), no_video, settings)

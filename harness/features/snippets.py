@@ -10,8 +10,9 @@ snippet repeats its last frame (recorded in the docs, not hidden: the face track
 VideoMAE: the patch tokens laid out as [t, h, w, hidden]) is averaged over time and average-pooled to a g x g
 grid of regions, so each snippet gives g*g vectors instead of one. The sequence is snippet-major
 (`[snippets * g*g, m]`, rows i*g*g .. (i+1)*g*g - 1 are snippet i), which is what the A-V cross-attention
-method reads with `positions_per_snippet = g*g`: its spatial (VS) and channel (VC) attention then see real
-regions of the face instead of copies of one vector. g = 1 (the default) is the global pooling the extractor
+method reads with `positions_per_snippet = g*g` (`snippet_layout`; `harness run` sets both N and g*g on the
+method from this extractor's options): its spatial (VS) and channel (VC) attention then see real regions of the
+face instead of copies of one vector. g = 1 (the default) is the global pooling the extractor
 always did. The option is part of the extractor config, so it is part of the feature cache key.
 """
 
@@ -56,6 +57,13 @@ class VideoSnippetsExtractor(FaceExtractor):
         if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
             raise ExtractorConfigError(f"video-snippets: spatial_grid must be a positive integer (1 = one vector "
                                        f"per snippet, 2 = a 2x2 grid of regions), got {grid!r}")
+
+    def snippet_layout(self) -> dict[str, int]:
+        """How the sequence is laid out, in the A-V cross-attention method's terms: N snippets of g*g positions.
+        The harness fixes these on the method from the extractor that made the features, so the layout is
+        configured once (here) and a method can never read a grid as whole snippets or the other way round."""
+        return {"n_snippets": int(self.config["snippets"]),
+                "positions_per_snippet": int(self.config["spatial_grid"]) ** 2}
 
     def weights_identity(self) -> str:
         from harness.features.hf import checkpoint_identity
