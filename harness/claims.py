@@ -53,6 +53,21 @@ class Claim:
         """Reproduced minus claimed (negative: the harness reaches less than the paper reports)."""
         return float(reproduced) - self.value
 
+    def caveat(self, protocol_label: str) -> str:
+        """Why this claim cannot be compared with a result evaluated under `protocol_label` ("" when it can).
+
+        A claim made under one protocol is never set against a result of another: the result's protocol label
+        names the card alternative it ran under (`harness run --protocol DATASET=NAME`), "default" otherwise.
+        """
+        from harness.protocols import alternative_of
+
+        reasons = [] if self.comparable else [f"Not comparable ({self.flag}): {self.why}"]
+        ran = alternative_of(protocol_label)
+        if ran != self.protocol:
+            reasons.append(f"Not comparable (different-protocol): the paper's protocol is {self.protocol!r}, this "
+                           f"result's is {ran!r} ({protocol_label}); run with --protocol to match it.")
+        return " ".join(reasons)
+
 
 def _parse(row: Any, index: int, path: Path) -> Claim:
     where = f"{path}: claims[{index}]"

@@ -57,6 +57,9 @@ class Settings:
     protocols:     dataset -> name of one of its card's alternative protocols (default: the card's main one).
     train_missing_rate: modality dropout in training, for the methods that accept it (neural methods, classical
                    early fusion): that share of training clips loses one modality (0: off).
+    max_epochs:    a cap on every neural method's epochs, presets included (None: each method's own). For CPU smoke
+                   runs of paper presets; recorded in the evaluation setting, so a capped run never poses as the
+                   paper's.
     """
 
     data_root: Path = Path("datasets")
@@ -83,10 +86,13 @@ class Settings:
     preset: str = "default"
     protocols: dict[str, str] = field(default_factory=dict)
     train_missing_rate: StrictFloat = 0.0
+    max_epochs: StrictInt | None = None
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise SettingsError(f"trials must be >= 1, got {self.trials}")
+        if self.max_epochs is not None and self.max_epochs < 1:
+            raise SettingsError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise SettingsError(f"num_cpus must be >= 1, got {self.num_cpus}")
         if self.scheduler not in SCHEDULERS:

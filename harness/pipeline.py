@@ -183,7 +183,8 @@ def applicable(method: MethodSpec, modalities: list[str]) -> tuple[bool, str]:
 
 
 def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, Any]:
-    """The context a method declares it uses (the run's seed, the card's polarity map); see context_params."""
+    """The context a method declares it uses (the run's seed, the card's polarity map; see context_params), the
+    run's modality dropout, and the snippet layout of the video features it reads."""
     fixed: dict[str, Any] = {}
     if "seed" in method.cls.context_params:
         fixed["seed"] = settings.seed
@@ -191,7 +192,29 @@ def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings:
         fixed["polarity"] = dict(prepared.spec.polarity)
     if settings.train_missing_rate and method.accepts("train_missing_rate"):  # modality dropout where supported
         fixed["train_missing_rate"] = float(settings.train_missing_rate)
+    if settings.max_epochs and method.accepts("max_epochs"):  # a cap, never a raise of the method's own value
+        own = method.fixed.get("max_epochs", method.cls.declared_defaults(method.fixed)["max_epochs"])
+        fixed["max_epochs"] = min(int(settings.max_epochs), int(own))
+    fixed.update(snippet_layout(method, prepared, settings))
     return fixed
+
+
+def snippet_layout(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, int]:
+    """The snippet layout (`n_snippets`, `positions_per_snippet`) of the dataset's video features, for a method
+    that reads one, when the video extractor declares it (`video-snippets`: N snippets of a g x g grid).
+
+    Derived, not configured twice: the method reads the sequence exactly as the extractor wrote it, whatever the
+    preset says (a preset's N = 6 and an extractor run with `snippets=4` would otherwise silently disagree).
+    """
+    from harness.features.base import build_extractor, extractor_names
+
+    name = dataset_extractors(prepared.spec, settings).get("video")
+    wanted = ("n_snippets", "positions_per_snippet")
+    if ("video" not in prepared.feature_keys or name not in extractor_names()
+            or not all(method.accepts(k) for k in wanted)):
+        return {}
+    layout = getattr(build_extractor(name, settings.extractor_config.get(name)), "snippet_layout", None)
+    return {k: v for k, v in layout().items() if k in wanted} if layout else {}
 
 
 def planned_feature_keys(settings: Settings, prepared: PreparedDataset) -> dict[str, str]:
@@ -256,7 +279,8 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
     setting, words = evaluation_setting(
         evaluation_digest=prepared.evaluation_digest, protocol=prepared.spec.protocol.label(),
         features=planned_feature_keys(settings, prepared), trials=settings.trials, preset=settings.preset,
-        speaker_norm=settings.speaker_norm, refit=settings.refit, train_missing_rate=settings.train_missing_rate)
+        speaker_norm=settings.speaker_norm, refit=settings.refit, train_missing_rate=settings.train_missing_rate,
+        max_epochs=settings.max_epochs)
     modalities = prepared.data.modalities
     tags = ResultTags(
         dataset=prepared.spec.name, method=method.name, family=method.cls.family,

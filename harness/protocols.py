@@ -30,16 +30,27 @@ class Fold:
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """A protocol by name plus its parameters, as written in a dataset card or on the command line."""
+    """A protocol by name plus its parameters, as written in a dataset card or on the command line.
+
+    `alternative` is the card's name for it when it was chosen as one of the card's `protocols:` alternatives
+    (e.g. RAVDESS `av-crossattention-10fold`); the label then starts with that name, so the report and the
+    paper-claim comparison say which paper protocol a result was evaluated under, not only its mechanics.
+    """
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    alternative: str = ""
 
     def label(self) -> str:
-        if not self.params:
-            return self.name
         inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
-        return f"{self.name}({inner})"
+        mechanics = f"{self.name}({inner})" if self.params else self.name
+        return f"{self.alternative}: {mechanics}" if self.alternative else mechanics
+
+
+def alternative_of(label: str) -> str:
+    """The card alternative a protocol label names ("default" for a dataset's main protocol)."""
+    name, separator, _ = label.partition(": ")
+    return name if separator else "default"
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,8 @@ def claim_texts(section: Section) -> list[str]:
             if reproduced is None or pd.isna(reproduced):
                 continue
             title = METRIC_TITLES.get(claim.metric, claim.metric)
-            caveat = "" if claim.comparable else f" Not comparable ({claim.flag}): {claim.why}"
+            caveat = claim.caveat(str(row.get("protocol") or ""))
+            caveat = f" {caveat}" if caveat else ""
             texts.append(f"Paper claim for `{row['method']}`: {claim.paper} reports {title} {claim.value:.3f} "
                          f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f}).{caveat}")
     return texts

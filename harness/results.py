@@ -79,8 +79,8 @@ class ResultTags:
 
 
 def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[str, str], trials: int,
-                       preset: str, speaker_norm: bool, refit: str, train_missing_rate: float = 0.0
-                       ) -> tuple[dict[str, Any], str]:
+                       preset: str, speaker_norm: bool, refit: str, train_missing_rate: float = 0.0,
+                       max_epochs: int | None = None) -> tuple[dict[str, Any], str]:
     """What two results must share to be ranked in one table, as (record, words).
 
     `features` maps modality -> "extractor:cache-key" (the key covers the extractor options and the corpus), so a
@@ -94,6 +94,9 @@ def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[
     if train_missing_rate:  # only when used, so settings recorded before the option existed keep their hash
         record["train_missing_rate"] = float(train_missing_rate)
         words += f"; modality dropout {train_missing_rate:g} in training"
+    if max_epochs:  # likewise only when set: a capped run is a different setting from the uncapped one
+        record["max_epochs"] = int(max_epochs)
+        words += f"; neural epochs capped at {int(max_epochs)}"
     return record, words
 
 

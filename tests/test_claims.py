@@ -60,3 +60,30 @@ def test_bad_rows_name_the_file_the_row_and_the_field(tmp_path: Path, row: str, 
 
 def test_the_bundled_file_sits_in_the_package() -> None:
     assert CLAIMS_FILE.exists() and CLAIMS_FILE.parent.name == "harness"
+
+
+def test_a_claim_is_compared_only_under_its_own_protocol() -> None:
+    """The result's protocol label names the card alternative it ran under; a claim made under another
+    protocol is flagged "different-protocol" instead of being set against it as if comparable."""
+    from harness.claims import Claim
+    from harness.datasets import get_dataset
+
+    ravdess = get_dataset("ravdess")
+    alternative = next(iter(ravdess.protocols))
+    label = ravdess.with_protocol(alternative).protocol.label()
+    assert label.startswith(f"{alternative}: ") and not ravdess.protocol.label().startswith(alternative)
+    claim = Claim(paper="p", method="av-xattn", dataset="ravdess", metric="accuracy", value=0.8, source="Table 2",
+                  flag="comparable", protocol=alternative)
+    assert claim.caveat(label) == ""
+    assert "different-protocol" in claim.caveat(ravdess.protocol.label())
+    default_claim = Claim(paper="p", method="av-xattn", dataset="ravdess", metric="accuracy", value=0.8,
+                          source="Table 2", flag="unstated-split", why="no split given")
+    words = default_claim.caveat(ravdess.protocol.label())
+    assert "unstated-split" in words and "different-protocol" not in words
+    assert "different-protocol" in default_claim.caveat(label)
+
+
+def test_the_babaali_figure_is_the_abstracts() -> None:
+    (claim,) = claims_for("iemocap", "early-concat-svm")
+    assert claim.value == 0.7542 and claim.metric == "accuracy" and claim.flag == "unstated-split"
+    assert "2402.07327" in claim.paper

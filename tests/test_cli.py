@@ -115,8 +115,9 @@ def test_run_flags_reach_the_search_settings():
     args = build_parser().parse_args([
         "run", "--all", "--scheduler", "asha", "--time-budget", "90", "--gpus-per-trial", "0.5", "--refit", "never",
         "--tune-storage", "s3://bucket/tune", "--preset", "paper", "--protocol", "ravdess=ten-fold",
-        "--protocol", "crema-d=ten-fold"])
+        "--protocol", "crema-d=ten-fold", "--max-epochs", "2"])
     settings = settings_from_args(args)
+    assert settings.max_epochs == 2
     assert (settings.scheduler, settings.time_budget_s, settings.gpus_per_trial) == ("asha", 90.0, 0.5)
     assert (settings.refit, settings.tune_storage, settings.preset) == ("never", "s3://bucket/tune", "paper")
     assert settings.protocols == {"ravdess": "ten-fold", "crema-d": "ten-fold"}
@@ -124,6 +125,7 @@ def test_run_flags_reach_the_search_settings():
 
 @pytest.mark.parametrize("argv, fragment", [
     (["run", "--all", "--gpus-per-trial", "0"], "gpus_per_trial must be in (0, 8]"),
+    (["run", "--all", "--max-epochs", "0"], "max_epochs must be >= 1"),
     (["run", "--all", "--protocol", "ravdess"], "--protocol expects NAME=VALUE"),
     (["run", "--all", "--protocol", "ravdess=nope"], "no protocol alternative 'nope'"),
     (["run", "--all", "--preset", "nope"], "no planned method has a preset 'nope'; offered: default, paper, sse-ft"),

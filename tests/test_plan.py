@@ -35,3 +35,31 @@ def test_planning_starts_no_ray() -> None:
             "plan(Settings(), datasets=['emodb']); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_max_epochs_caps_every_neural_method_and_is_part_of_the_setting() -> None:
+    """`--max-epochs` lowers a preset's epochs (CPU smoke runs) but never raises a method's own value, leaves
+    classical methods alone, and makes a different evaluation setting, so a capped run never poses as a paper run."""
+    from types import SimpleNamespace
+
+    from harness.config import Settings, SettingsError
+    from harness.datasets import get_dataset
+    from harness.pipeline import method_fixed_params
+    from harness.results import evaluation_setting
+    from methods import get_method
+
+    prepared = SimpleNamespace(spec=get_dataset("synthetic"), feature_keys={})
+    capped = Settings(max_epochs=2)
+    assert get_method("av-xattn@paper").fixed["max_epochs"] == 200
+    assert method_fixed_params(get_method("av-xattn@paper"), prepared, capped)["max_epochs"] == 2
+    assert method_fixed_params(get_method("xmt-embracenet"), prepared, capped)["max_epochs"] == 2
+    assert method_fixed_params(get_method("av-xattn"), prepared, Settings(max_epochs=500))["max_epochs"] == 30
+    assert "max_epochs" not in method_fixed_params(get_method("audio-svm"), prepared, capped)
+    assert "max_epochs" not in method_fixed_params(get_method("av-xattn"), prepared, Settings())
+    common = dict(evaluation_digest="d", protocol="p", features={}, trials=1, preset="paper", speaker_norm=False,
+                  refit="auto")
+    plain, plain_words = evaluation_setting(**common)
+    cap, cap_words = evaluation_setting(**common, max_epochs=2)
+    assert plain != cap and "max_epochs" not in plain and "capped at 2" in cap_words
+    with pytest.raises(SettingsError, match="max_epochs"):
+        Settings.from_env(max_epochs=0)

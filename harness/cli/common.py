@@ -139,7 +139,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
         "scheduler": getattr(args, "scheduler", None), "time_budget_s": getattr(args, "time_budget", None),
         "gpus_per_trial": getattr(args, "gpus_per_trial", None), "refit": getattr(args, "refit", None),
         "tune_storage": getattr(args, "tune_storage", None), "preset": getattr(args, "preset", None),
-        "protocols": protocols or None,
+        "protocols": protocols or None, "max_epochs": getattr(args, "max_epochs", None),
         **extra,
     }
     try:

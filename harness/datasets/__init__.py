@@ -71,7 +71,7 @@ class DatasetSpec:
             where = self.card or self.source or "its spec"
             raise KeyError(f"{self.name}: no protocol alternative {name!r}; {where} defines: "
                            f"{', '.join(self.protocols) or 'none'} (add one under `protocols:` in the card)")
-        return replace(self, protocol=self.protocols[name])
+        return replace(self, protocol=replace(self.protocols[name], alternative=name))
 
     def with_target(self, name: str | None) -> DatasetSpec:
         """This corpus scanned with the card's alternative label set or subset `name` (e.g. RAVDESS `song`);
