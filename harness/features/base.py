@@ -189,6 +189,7 @@ _EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", (
     "harness.features.audio",
     "harness.features.spectral",
     "harness.features.pretrained_audio",
+    "harness.features.wav2vec1",
     "harness.features.video",
     "harness.features.face",
     "harness.features.mesh",
