@@ -80,3 +80,19 @@ def test_names_that_do_not_fit_are_reported_loudly(tmp_path):
     assert "not in the card's derive.text map" in reasons["AudioWAV/1003_XYZ_SAD_XX.wav"]
     # Without the demographics table gender is unknown rather than guessed.
     assert set(manifest.table["gender"]) == {"unknown"}
+
+
+@needs_real
+def test_intensity_subsets_of_the_real_inventory(inventory):
+    """`--target high-intensity` and `--target intensity-level` select the graded IEO clips of the published
+    inventory: 91 per emotion at high intensity, 455 per level, every actor, sentence IEO only."""
+    read = CARD.reader.read_paths(inventory)
+    high = CARD.build(CREMA, read, "high-intensity", check_media=False)
+    assert high.dataset == "crema-d@high-intensity"
+    assert high.class_counts().to_dict() == {"anger": 91, "disgust": 91, "fear": 91, "happy": 91, "sad": 91}
+    assert set(high.table["intensity"]) == {"high"} and set(high.table["sentence"]) == {"IEO"}
+    assert high.table["speaker"].nunique() == 91
+    levels = CARD.build(CREMA, read, "intensity-level", check_media=False)
+    assert levels.class_counts().to_dict() == {"high": 455, "low": 455, "medium": 455}
+    assert set(levels.table["sentence"]) == {"IEO"} and set(levels.table["intensity"]) == {"low", "medium", "high"}
+    assert list(levels.classes) == ["low", "medium", "high"]
