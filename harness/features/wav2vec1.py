@@ -380,7 +380,7 @@ class Wav2Vec1Extractor(Extractor):
     defaults: dict[str, Any] = {"checkpoint": "", "layer": "c", "device": "auto"}
     description = ("wav2vec 1.0 from fairseq's wav2vec_large.pt (local file, loaded without fairseq): context "
                    "vectors c or latents z, 10 ms frames")
-    output = "sequence [T, 512] (10 ms frames: T = (samples - 465) // 160 + 1 for wav2vec_large); pooled [512] (mean)"
+    output = "sequence [T, 512] (10 ms frames); pooled [512] (mean)"  # 512: wav2vec_large's width
 
     def validate_options(self) -> None:
         if self.config["layer"] not in LAYERS:
