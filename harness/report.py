@@ -267,23 +267,38 @@ def gain_text(section: Section) -> str | None:
             f"{ci_text(single)}: {gain['gain']:+.3f} {METRIC_TITLES[metric]}{test}.")
 
 
+def _claims_beside(row: pd.Series, dataset: str) -> list[tuple[Any, float, str]]:
+    """(claim, reproduced value, caveat) for each seed-paper figure about this row's (dataset, method) in a
+    metric the row has (harness/claims.yaml); caveat is "" when the two can be compared."""
+    from harness.claims import claims_for
+
+    out = []
+    for claim in claims_for(dataset, row["method"]):
+        reproduced = row.get(f"{claim.metric}_mean")
+        if reproduced is not None and not pd.isna(reproduced):
+            out.append((claim, float(reproduced), claim.caveat(str(row.get("protocol") or ""))))
+    return out
+
+
 def claim_texts(section: Section) -> list[str]:
     """"paper claim vs reproduced" for every ranked method a seed paper reports a figure for on this dataset
     (harness/claims.yaml), with the gap and, when the paper's conditions differ, why the two are not comparable."""
-    from harness.claims import claims_for
-
     texts = []
     for _, row in section.rows.iterrows():
-        for claim in claims_for(section.dataset, row["method"]):
-            reproduced = row.get(f"{claim.metric}_mean")
-            if reproduced is None or pd.isna(reproduced):
-                continue
+        for claim, reproduced, caveat in _claims_beside(row, section.dataset):
             title = METRIC_TITLES.get(claim.metric, claim.metric)
-            caveat = claim.caveat(str(row.get("protocol") or ""))
-            caveat = f" {caveat}" if caveat else ""
             texts.append(f"Paper claim for `{row['method']}`: {claim.paper} reports {title} {claim.value:.3f} "
-                         f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f}).{caveat}")
+                         f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f})."
+                         + (f" {caveat}" if caveat else ""))
     return texts
+
+
+def claim_cell(row: pd.Series, dataset: str) -> str:
+    """The leaderboard's "paper claim" column: the claimed value and metric, the gap of this row's figure to it,
+    and "not comparable" where the text under the table says why; "" when no paper reports a figure for it."""
+    return "; ".join(f"{claim.value:.3f} {METRIC_TITLES.get(claim.metric, claim.metric)} "
+                     f"({reproduced - claim.value:+.3f}{', not comparable' if caveat else ''})"
+                     for claim, reproduced, caveat in _claims_beside(row, dataset))
 
 
 def unit_name(section: Section) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, claim_texts, gain_text
+from harness.report import METRIC_TITLES, Section, ci_text, claim_cell, claim_texts, gain_text
 from harness.report_markdown import method_text, timestamp_line
 
 STYLE = """
@@ -133,7 +133,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     headers = "".join(f"<th>{METRIC_TITLES[m]}</th>" for m in HEADLINE_METRICS)
     parts.append("<table><thead><tr><th>#</th><th class='l'>method</th><th class='l'>family</th>"
                  f"<th class='l'>modalities</th>{headers}<th>{METRIC_TITLES[metric]} 95 % CI</th>"
-                 "<th>Δ vs best</th><th>p perm. (Holm)</th><th>p McNemar (Holm)</th><th>folds</th>"
+                 "<th>Δ vs best</th><th>p perm. (Holm)</th><th>p McNemar (Holm)</th>"
+                 "<th class='l'>paper claim (gap)</th><th>folds</th>"
                  "<th class='l'>MLflow run</th><th class='l'>config</th></tr></thead><tbody>")
     for _, row in rows.iterrows():
         cells = "".join(f"<td data-sort='{row[f'{m}_mean']:.6f}'>{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}</td>"
@@ -147,7 +148,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
             f"<td class='l'>{_e(row['family'])}</td><td class='l'>{_e(row['modalities'])}</td>{cells}"
             f"<td>{_e(ci_text(row))}</td><td>{_num(row['difference'], '+.3f')}</td>"
             f"<td>{_num(row['p_perm_holm'], '.3g')}</td><td>{_num(row['p_mcnemar_holm'], '.3g')}</td>"
-            f"<td>{_e(row['folds'])}</td><td class='l'>{run_link(row, tracking_uri)}</td>"
+            f"<td class='l'>{_e(claim_cell(row, section.dataset))}</td><td>{_e(row['folds'])}</td>"
+            f"<td class='l'>{run_link(row, tracking_uri)}</td>"
             f"<td class='l'>{config_html}</td></tr>")
     parts.append("</tbody></table><div class='figs'>")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):

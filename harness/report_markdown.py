@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, claim_texts, gain_text, unit_name
+from harness.report import METRIC_TITLES, Section, ci_text, claim_cell, claim_texts, gain_text, unit_name
 
 TIMESTAMP_PREFIX = "Rendered "
 
@@ -62,15 +62,15 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     lines += failure_lines(section.failures, int(rows["feature_failures"].iloc[0]))
     title = METRIC_TITLES[metric]
     header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
-    lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | p vs best (Holm) | confusion |",
-              "|---" * (8 + len(HEADLINE_METRICS)) + "|"]
+    lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | p vs best (Holm) | paper claim (gap) "
+              "| confusion |", "|---" * (9 + len(HEADLINE_METRICS)) + "|"]
     for _, row in rows.iterrows():
         figure = section.figures.get(f"confusion:{row['method']}")
         link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
         cells = " | ".join(f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in HEADLINE_METRICS)
         p = "" if pd.isna(row["p_perm_holm"]) else f"{row['p_perm_holm']:.3g}"
         lines.append(f"| {row['rank_label']} | `{row['method']}` | {row['family']} | {row['modalities']} | {cells} | "
-                     f"{ci_text(row)} | {p} | {link} |")
+                     f"{ci_text(row)} | {p} | {claim_cell(row, section.dataset)} | {link} |")
     lines.append("")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
         if key in section.figures:

@@ -127,3 +127,9 @@ def test_paper_claims_stand_beside_the_reproduced_figure(tmp_path):
     reproduced = float(claim.split("reproduced here ")[1].split(" ")[0])
     assert f"({reproduced - 0.65:+.3f})" in claim
     assert "Paper claim for `audio-svm`" not in markdown  # no paper reports this baseline
+    row = next(line for line in markdown.splitlines() if line.startswith("| ") and "`xmt-embracenet`" in line)
+    assert f"0.650 WA ({reproduced - 0.65:+.3f}, not comparable)" in row  # the leaderboard's claim column
+    baseline = next(line for line in markdown.splitlines() if line.startswith("| ") and "`audio-svm`" in line)
+    assert "WA (" not in baseline
+    html = (tmp_path / "reports" / "index.html").read_text()
+    assert "paper claim (gap)" in html and f"0.650 WA ({reproduced - 0.65:+.3f}, not comparable)" in html
