@@ -295,6 +295,8 @@ def test_options_and_cache_key(tmp_path: Path) -> None:
     keys = {build_extractor("wav2vec1", {"checkpoint": str(path), "layer": layer}).cache_key("m")
             for layer in ("c", "z")}
     assert len(keys) == 2
+    assert len({build_extractor("wav2vec1", {"checkpoint": str(path), "device": device}).cache_key("m")
+                for device in ("auto", "cpu", "cuda")}) == 1  # where it ran is not part of what was computed
     before = build_extractor("wav2vec1", {"checkpoint": str(path)}).cache_key("m")
     save(path, {"args": fairseq_args(TINY), "model": tiny_state_dict(seed=1), "extra": torch.zeros(10)})
     assert build_extractor("wav2vec1", {"checkpoint": str(path)}).cache_key("m") != before  # file replaced

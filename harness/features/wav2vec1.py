@@ -45,6 +45,7 @@ from harness.features.base import (
     option_hint,
     register_extractor,
 )
+from harness.hashing import stable_hash
 
 SAMPLE_RATE = 16_000
 URL = "https://dl.fbaipublicfiles.com/fairseq/wav2vec/wav2vec_large.pt"
@@ -396,6 +397,12 @@ class Wav2Vec1Extractor(Extractor):
 
     def weights_identity(self) -> str:
         return checkpoint_identity(str(self.config["checkpoint"]))
+
+    def cache_key(self, manifest_fingerprint: str) -> str:
+        """Without `device`: like every other extractor's, features do not depend on where they were computed."""
+        config = {k: v for k, v in self.config.items() if k != "device"}
+        return stable_hash({"manifest": manifest_fingerprint, "extractor": self.name, "version": self.version,
+                            "config": config, "weights": self.weights_identity()})
 
     def check_weights(self) -> None:
         checkpoint = str(self.config["checkpoint"])
