@@ -66,8 +66,9 @@ def _commands(parser=None, prefix=()):
     return [leaf for name, child in subs[0].choices.items() for leaf in _commands(child, (*prefix, name))]
 
 
-def test_argparse_is_imported_only_by_the_cli_package():
-    """Flags are parsed in one place; nothing imports the CLI back (no hidden cycles through importlib)."""
+def test_flags_are_parsed_only_by_the_cli_package():
+    """Flags are parsed in one place (no argparse parser outside harness/cli); nothing imports the CLI back (no
+    hidden cycles through importlib)."""
     import ast
 
     offenders = []
@@ -81,7 +82,11 @@ def test_argparse_is_imported_only_by_the_cli_package():
                 modules = [node.module or ""]
             else:
                 continue
-            if any(m == "argparse" or m == "harness.cli" or m.startswith("harness.cli.") for m in modules):
+            if any(m == "harness.cli" or m.startswith("harness.cli.") for m in modules):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            # argparse outside the CLI only as data: wav2vec1 reads the argparse.Namespace fairseq pickled
+            parses = any(word in path.read_text() for word in ("ArgumentParser", "add_argument", "parse_args"))
+            if "argparse" in modules and parses:
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert offenders == []
 
