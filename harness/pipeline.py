@@ -346,6 +346,9 @@ class TrackingListener:
         log(f"[error] {job.label}: {error}")
         self.report.failed.append(f"{job.label}: {error}")
 
+    def on_retry(self, job: Job, what: str) -> None:
+        log(f"[search] {job.label}: {what}; running it again")
+
     def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None:
         if (done, jobs_done) == self.last_line:
             return

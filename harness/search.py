@@ -13,7 +13,9 @@ Why this shape (the alternatives are in docs/scheduling.md):
   so a configuration is only ever compared with other configurations of the same fold.
 - A finished unit writes its fitted model and validation scores to the unit store (under the Tune storage URI,
   atomically) before it reports; a later run skips every unit whose result is stored, so a killed driver
-  resumes at unit granularity. Tune retries units lost with a node (`FailureConfig(max_failures)`).
+  resumes at unit granularity. Tune retries units lost with a node (`FailureConfig(max_failures)`); a unit
+  Tune gives up on with a cluster-loss error runs again in a new Tune round, and an evaluation lost with its
+  actor or node is submitted again on a fresh actor (`lost_with_cluster`; docs/scheduling.md says why).
 - Each dataset's features go to the object store once (`ray.put`) and are shared by all its units.
 - When a (method, dataset)'s last unit finishes, its test evaluation is submitted at once as a Ray task (the
   chosen configuration's validated fold models, or a refit on train+validation, score each fold's test part
@@ -40,7 +42,42 @@ from methods import FusionMethod, MultimodalData, Param, get_method
 
 EPOCH_METRIC = "epoch_val_uar"  # what ASHA compares between configurations of one fold
 UNIT_NAMESPACE = "units"
-MAX_FAILURES = 3  # retries of a unit whose worker or node died
+MAX_FAILURES = 3  # retries of a unit whose worker or node died (Tune's, then as many rounds of the search's own)
+
+
+def lost_with_cluster(error: BaseException | None) -> bool:
+    """Whether `error` says the work was lost with its worker, actor or node (so running it again can succeed),
+    rather than raised by the method (a RayTaskError wrapping an ordinary exception, which fails its job).
+
+    A RayTaskError is unwrapped to its cause first: a task can fail because a `ray.get` inside it lost an object.
+    An actor whose constructor raised (`actor_init_failed`) is the method's error, not the cluster's."""
+    from ray import exceptions as rex
+
+    lost = (rex.RayActorError, rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError, rex.RaySystemError,
+            rex.LocalRayletDiedError)
+    for _ in range(8):  # causes nest (a task's task); a bounded walk
+        if isinstance(error, rex.RayTaskError):
+            error = error.cause
+            continue
+        if isinstance(error, rex.RayActorError) and error.actor_init_failed:
+            return False
+        return isinstance(error, lost)
+    return False
+
+
+def _trial_error(trial) -> BaseException | None:
+    """The exception Tune gave a trial up on, from the pickled error file Tune writes next to its text trace
+    (local to the driver, so read even when the storage URI is remote); None when Tune wrote no pickle (an error
+    Tune raised itself) or it cannot be read back."""
+    from ray import cloudpickle
+
+    try:
+        if trial.pickled_error_file:
+            with open(trial.pickled_error_file, "rb") as f:
+                return cloudpickle.load(f)
+        return trial.get_pickled_error()
+    except Exception:  # an unreadable error is treated as the method's: the job fails with Tune's text trace
+        return None
 
 
 # ---- the plan of a search -----------------------------------------------------------------------------------
@@ -318,6 +355,7 @@ class JobState:
     chosen: int = -1
     started: float = field(default_factory=time.perf_counter)
     submitted: bool = False
+    evaluations: int = 0  # evaluation submissions (more than one: earlier ones were lost with their worker)
 
     def finished_units(self) -> int:
         return sum(len(v) for v in self.val.values()) + sum(len(v) for v in self.stopped.values())
@@ -344,6 +382,10 @@ class SearchListener:
 
     def on_failure(self, job: Job, error: str) -> None: ...
 
+    def on_retry(self, job: Job, what: str) -> None:
+        """Work of `job` (`what`: a unit or its evaluation, and the error) was lost with its worker, actor or node
+        and is run again."""
+
     def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None: ...
 
 
@@ -355,10 +397,15 @@ class SearchOptions:
     time_budget_s: float | None = None
     max_epochs: int = 30  # ASHA's horizon for neural units
     asha_grace_period: int = 3  # epochs every neural unit trains before ASHA may stop it
+    max_failures: int = MAX_FAILURES  # Tune's retries of a unit, then new rounds; resubmissions of an evaluation
 
 
 class Search:
     """One Tune search over every unit of `jobs`; `run()` returns when every job is evaluated or failed."""
+
+    # What runs a unit and what evaluates a job; tests replace them with ones that crash their worker.
+    unit_fn: Callable[..., None] = staticmethod(_unit_trainable)
+    evaluator_cls: type = _Evaluator
 
     def __init__(self, jobs: list[Job], data: dict[str, MultimodalData], options: SearchOptions,
                  listener: SearchListener) -> None:
@@ -368,7 +415,7 @@ class Search:
         self.listener = listener
         self.store = UnitStore(options.storage_uri)
         self.states = {label: JobState(job) for label, job in self.jobs.items()}
-        self.pending: dict[Any, str] = {}  # evaluation task ref -> job label
+        self.pending: dict[Any, tuple[str, Any]] = {}  # evaluation ref -> (job label, evaluator actor or None)
         self.finished_jobs = 0
         self.total_units = sum(len(j.units()) for j in jobs)
         self.started = time.perf_counter()
@@ -419,16 +466,20 @@ class Search:
         except RuntimeError as error:
             self._fail(state.job, str(error))
             return
+        state.chosen = chosen
+        self._start_evaluation(state)
+
+    def _start_evaluation(self, state: JobState) -> None:
+        state.evaluations += 1
+        args = (state.job, [self._refs[state.job.dataset]], state.chosen, self.options.storage_uri)
         if state.job.neural and state.job.refit:  # retraining a network: the resources of a unit
             resources = self._resources(state.job)
             task = self._evaluate.options(num_cpus=resources.get("CPU", 1), num_gpus=resources.get("GPU", 0),
-                                          max_retries=MAX_FAILURES)
-            ref = task.remote(state.job, [self._refs[state.job.dataset]], chosen, self.options.storage_uri)
+                                          max_retries=self.options.max_failures)
+            self.pending[task.remote(*args)] = (state.job.label, None)
         else:
-            ref = self._evaluator().evaluate.remote(state.job, [self._refs[state.job.dataset]], chosen,
-                                                    self.options.storage_uri)
-        self.pending[ref] = state.job.label
-        state.chosen = chosen
+            evaluator = self._evaluator()
+            self.pending[evaluator.evaluate.remote(*args)] = (state.job.label, evaluator)
 
     def collect_ready(self, timeout: float = 0.0) -> None:
         import ray
@@ -437,11 +488,18 @@ class Search:
             return
         ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout)
         for ref in ready:
-            label = self.pending.pop(ref)
+            label, evaluator = self.pending.pop(ref)
             state = self.states[label]
             try:
                 evaluated = ray.get(ref)
             except Exception as error:  # one broken method must not sink the benchmark; it is reported
+                if lost_with_cluster(error) and state.evaluations <= self.options.max_failures:
+                    if evaluator is not None:
+                        self._replace_evaluator(evaluator)
+                    self.listener.on_retry(state.job, f"its evaluation was lost with its worker or node "
+                                                      f"({type(error).__name__})")
+                    self._start_evaluation(state)
+                    continue
                 self._fail(state.job, f"{type(error).__name__}: {error}")
                 continue
             self.finished_jobs += 1
@@ -469,11 +527,31 @@ class Search:
         import ray
 
         if not self._evaluators:  # one per 4 CPU slots: a cluster's evaluations do not queue behind one process
-            actor = ray.remote(num_cpus=0, max_restarts=MAX_FAILURES, max_task_retries=MAX_FAILURES)(_Evaluator)
             count = max(1, int(ray.cluster_resources().get("CPU", 1)) // 4)
-            self._evaluators = [actor.remote() for _ in range(count)]
+            self._evaluators = [self._new_evaluator() for _ in range(count)]
         self._evaluator_calls += 1
         return self._evaluators[self._evaluator_calls % len(self._evaluators)]
+
+    def _new_evaluator(self):
+        """An evaluation actor without Ray restarts: one that dies is replaced (`_replace_evaluator`) and its lost
+        calls are submitted again by `collect_ready`, so a dead or restarting actor is never called again."""
+        import ray
+
+        return ray.remote(num_cpus=0)(self.evaluator_cls).remote()
+
+    def _replace_evaluator(self, dead) -> None:
+        """Kill `dead` (it may be half alive: unavailable, not yet known dead) and start a fresh actor in its place;
+        every call lost with it goes to the fresh one when it is submitted again."""
+        import ray
+
+        index = next((i for i, actor in enumerate(self._evaluators) if actor is dead), None)
+        if index is None:  # several calls were lost with it: replaced at the first
+            return
+        try:
+            ray.kill(dead, no_restart=True)
+        except Exception:  # already gone with its node
+            pass
+        self._evaluators[index] = self._new_evaluator()
 
     # -- resources -------------------------------------------------------------------------------------
     def _resources(self, job: Job) -> dict[str, float]:
@@ -498,8 +576,18 @@ class Search:
             for config in sorted(set(state.val) | set(state.stopped)):
                 if state.config_done(config) and len(state.job.folds):
                     self._after_unit(state, config)
-        if todo:
-            self._tune(todo)
+        round_ = 0
+        while todo:
+            lost = self._tune(todo, round_)
+            todo = [u for u in lost if not self.states[u.job].submitted]  # a failed job's other units: not again
+            left = self._budget_left()
+            if not todo or (left is not None and left <= 0):  # a spent budget: reported as unfinished below
+                break
+            round_ += 1
+            for unit in todo:
+                self.listener.on_retry(self.jobs[unit.job], f"unit {unit.id} lost with its worker or node "
+                                                            f"({lost[unit]}) after Tune's retries, round {round_ + 1} "
+                                                            f"of {self.options.max_failures + 1}")
         while self.pending:
             self.collect_ready(timeout=1.0)
             self.progress()
@@ -510,16 +598,26 @@ class Search:
                 missing = len(state.job.units()) - state.finished_units()
                 self._fail(state.job, f"{missing} of its units did not finish (time budget or errors)")
 
-    def _tune(self, todo: list[Unit]) -> None:
+    def _budget_left(self) -> float | None:
+        if self.options.time_budget_s is None:
+            return None
+        return self.options.time_budget_s - (time.perf_counter() - self.started)
+
+    def _tune(self, todo: list[Unit], round_: int = 0) -> dict[Unit, str]:
+        """One `Tuner.fit` over `todo`. Returns the units Tune gave up on with a cluster-loss error while another
+        round is allowed (unit -> the error's type), to be run again in a new round: Tune's own retries can be
+        spent by one node death (it may count the same dead actor twice). Any other failure fails its job here."""
         from ray import tune
 
         units = {u.id: u for u in todo}
         neural = {u.id: self.jobs[u.job].neural for u in todo}
-        trainable = tune.with_parameters(_unit_trainable, jobs=self.jobs, units=units, data_refs=self._refs,
+        trainable = tune.with_parameters(self.unit_fn, jobs=self.jobs, units=units, data_refs=self._refs,
                                          store_uri=self.options.storage_uri)
         resources = {label: self._resources(job) for label, job in self.jobs.items()}
         trainable = tune.with_resources(
             trainable, lambda config: _placement(resources[units[config["unit"]].job]))
+        events = _Events(self, units, rounds_left=self.options.max_failures - round_)
+        budget = self.options.time_budget_s if round_ == 0 else self._budget_left()  # a new round: what is left
         use_asha = self.options.scheduler == "asha" or (self.options.scheduler == "auto" and any(neural.values()))
         scheduler = (per_fold_asha(units, neural, self.options.max_epochs, self.options.asha_grace_period)
                      if use_asha else None)
@@ -527,14 +625,14 @@ class Search:
             trainable,
             # Units in the order they should start: the slowest (neural) first, so the tail is short.
             param_space={"unit": tune.grid_search(sorted(units, key=lambda u: (not neural[u], u)))},
-            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=scheduler,
-                                        time_budget_s=self.options.time_budget_s),
+            tune_config=tune.TuneConfig(reuse_actors=True, scheduler=scheduler, time_budget_s=budget),
             run_config=tune.RunConfig(name=f"search-{stable_hash(sorted(units))}",
                                       storage_path=self.options.storage_uri, verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                                      callbacks=[_Events(self, units)]),
+                                      failure_config=tune.FailureConfig(max_failures=self.options.max_failures),
+                                      callbacks=[events]),
         )
         tuner.fit()
+        return events.lost
 
 
 def _placement(resources: dict[str, float]):
@@ -546,8 +644,10 @@ def _placement(resources: dict[str, float]):
 class _Events(Callback):
     """Tune callback: turns trial results into unit events, and evaluates finished jobs while Tune runs."""
 
-    def __init__(self, search: Search, units: dict[str, Unit]) -> None:
+    def __init__(self, search: Search, units: dict[str, Unit], rounds_left: int = 0) -> None:
         self.search, self.units = search, units
+        self.rounds_left = rounds_left
+        self.lost: dict[Unit, str] = {}  # units to run again in a new round -> the error's type
         self.last_progress = 0.0
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -566,9 +666,16 @@ class _Events(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         unit = self.units[trial.config["unit"]]
         state = self.search.states[unit.job]
-        if not state.submitted:
-            state.submitted = True
-            self.search._fail(state.job, f"unit {unit.id} failed after {MAX_FAILURES} retries: {trial.error_file}")
+        if state.submitted:  # the job failed already
+            return
+        error = _trial_error(trial)
+        if lost_with_cluster(error) and self.rounds_left > 0:
+            self.lost[unit] = type(error).__name__
+            return
+        state.submitted = True
+        kind = f"{type(error).__name__}: " if error is not None else ""
+        self.search._fail(state.job, f"unit {unit.id} failed ({kind}Tune gave it up after {trial.num_failures} "
+                                     f"failures): {trial.error_file}")
 
     def on_step_end(self, iteration, trials, **info) -> None:
         self.search.collect_ready()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fixtures.search_jobs import Recorder, make_job, toy_data
 
@@ -78,7 +80,7 @@ def test_a_second_search_resumes_from_stored_units(searched, monkeypatch) -> Non
     import harness.search as search
 
     data, jobs, store, recorder = searched
-    monkeypatch.setattr(search.Search, "_tune", lambda self, todo: pytest.fail(f"{len(todo)} units re-ran"))
+    monkeypatch.setattr(search.Search, "_tune", lambda self, todo, round_=0: pytest.fail(f"{len(todo)} units re-ran"))
     again = Recorder()
     Search(jobs, {"toy": data}, SearchOptions(store), again).run()
     for job in jobs:
@@ -95,3 +97,140 @@ def test_a_spent_time_budget_is_reported_per_unfinished_job(ray_session, tmp_pat
     if recorder.outcomes:  # the machine finished all 48 units within Tune's first step: nothing to check
         pytest.skip("every unit finished inside the budget")
     assert recorder.failures and "did not finish (time budget or errors)" in recorder.failures[0][1]
+
+
+
+# ---- work lost with its worker is run again; a method that raises is not ------------------------------------
+# Small searches whose units or evaluation actor kill their own worker process (`os._exit`, what a lost node looks
+# like to the driver) or raise. The crashing functions and classes are made inside functions, so cloudpickle sends
+# them to Ray's workers by value; attempts are counted in files, because each runs in another process.
+RETRIES = 1  # SearchOptions.max_failures for these searches: Tune retries a unit once, then one more round
+
+
+class RetryRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.retries: list[tuple[str, str]] = []
+
+    def on_retry(self, job, what) -> None:
+        self.retries.append((job.label, what))
+
+
+def attempts(counter: Path) -> int:
+    return int(counter.read_text()) if counter.exists() else 0
+
+
+def faulty_units(faults: dict[str, tuple[Path, int, str]]):
+    """A unit function: unit id -> (attempt counter, how many first attempts fail, "exit" the worker process or
+    "raise" from the method); other units run as usual."""
+    import os
+
+    from harness.search import _unit_trainable
+
+    def unit_fn(config, jobs, units, data_refs, store_uri) -> None:
+        if config["unit"] in faults:
+            counter, failing, how = faults[config["unit"]]
+            attempt = int(counter.read_text()) if counter.exists() else 0
+            counter.write_text(str(attempt + 1))
+            if attempt < failing:
+                if how == "exit":
+                    os._exit(1)
+                raise ValueError(f"broken method (attempt {attempt + 1})")
+        _unit_trainable(config, jobs, units, data_refs, store_uri)
+
+    return unit_fn
+
+
+def faulty_evaluator(counter: Path, failing: int, how: str):
+    """An evaluator class whose first `failing` calls (over all its actors) exit the process or raise."""
+    import os
+
+    from harness.search import _Evaluator
+
+    class FaultyEvaluator(_Evaluator):
+        def evaluate(self, job, data_ref, chosen, store_uri):
+            attempt = int(counter.read_text()) if counter.exists() else 0
+            counter.write_text(str(attempt + 1))
+            if attempt < failing:
+                if how == "exit":
+                    os._exit(1)
+                raise ValueError("broken evaluation")
+            return super().evaluate(job, data_ref, chosen, store_uri)
+
+    return FaultyEvaluator
+
+
+@pytest.fixture(scope="module")
+def faulty_search(ray_session, tmp_path_factory):
+    """One search of two jobs: a unit of audio-svm (the `searched` job) kills its worker more often than Tune
+    retries it; a unit of late-average-svm raises every time."""
+    data = toy_data()
+    lost_job, broken_job = make_job("audio-svm", data, 3), make_job("late-average-svm", data, 1, refit=True)
+    tmp = tmp_path_factory.mktemp("faulty")
+    lost_unit, broken_unit = lost_job.units()[4].id, broken_job.units()[0].id
+    faults = {lost_unit: (tmp / "lost", RETRIES + 1, "exit"), broken_unit: (tmp / "broken", 99, "raise")}
+
+    class FaultySearch(Search):
+        unit_fn = staticmethod(faulty_units(faults))
+
+    recorder = RetryRecorder()
+    FaultySearch([lost_job, broken_job], {"toy": data}, SearchOptions(str(tmp / "tune"), max_failures=RETRIES),
+                 recorder).run()
+    return recorder, tmp, lost_unit
+
+
+def test_a_unit_lost_more_often_than_tune_retries_runs_in_a_new_round(faulty_search, searched) -> None:
+    recorder, tmp, lost_unit = faulty_search
+    assert attempts(tmp / "lost") == RETRIES + 2  # Tune's attempts, then one in the second round
+    assert len(recorder.retries) == 1
+    label, what = recorder.retries[0]
+    assert label == "audio-svm@toy" and lost_unit in what and "ActorDiedError" in what
+    assert "audio-svm@toy" not in dict(recorder.failures)
+    outcome, reference = recorder.outcomes["audio-svm@toy"][0], searched[3].outcomes["audio-svm@toy"][0]
+    assert outcome.best_config == reference.best_config
+    assert outcome.predictions.equals(reference.predictions)
+
+
+def test_a_unit_whose_method_raises_is_not_run_again_and_fails_its_job(faulty_search) -> None:
+    recorder, tmp, _ = faulty_search
+    assert attempts(tmp / "broken") == RETRIES + 1  # Tune's own attempts only: no new round
+    assert all(label != "late-average-svm@toy" for label, _ in recorder.retries)
+    failures = dict(recorder.failures)
+    assert "late-average-svm@toy" not in recorder.outcomes
+    assert "ValueError" in failures["late-average-svm@toy"]
+    assert "unit late-average-svm@toy|0|fold0" in failures["late-average-svm@toy"]
+
+
+def test_an_evaluation_lost_with_its_actor_runs_again_on_a_fresh_one(searched, tmp_path) -> None:
+    """The evaluation actor dies during its first call; both jobs' evaluations (queued on that actor) are
+    submitted again on a fresh one and give the undisturbed search's predictions. Every unit comes from the store."""
+    data, jobs, store, undisturbed = searched
+
+    class FaultySearch(Search):
+        evaluator_cls = faulty_evaluator(tmp_path / "calls", 1, "exit")
+
+        def _tune(self, todo, round_=0):
+            pytest.fail(f"{len(todo)} units re-ran")
+
+    recorder = RetryRecorder()
+    FaultySearch(jobs, {"toy": data}, SearchOptions(store), recorder).run()
+    assert not recorder.failures
+    assert sorted(label for label, _ in recorder.retries) == sorted(j.label for j in jobs)  # once each
+    assert all("evaluation was lost" in what and "ActorDiedError" in what for _, what in recorder.retries)
+    assert attempts(tmp_path / "calls") == 1 + len(jobs)  # the fatal call, then each evaluation once more
+    for job in jobs:
+        assert recorder.outcomes[job.label][0].predictions.equals(undisturbed.outcomes[job.label][0].predictions)
+
+
+def test_an_evaluation_whose_method_raises_fails_its_job_at_once(searched, tmp_path) -> None:
+    data, jobs, store, _ = searched
+
+    class FaultySearch(Search):
+        evaluator_cls = faulty_evaluator(tmp_path / "calls", 99, "raise")
+
+    recorder = RetryRecorder()
+    FaultySearch(jobs[:1], {"toy": data}, SearchOptions(store), recorder).run()
+    assert not recorder.retries and attempts(tmp_path / "calls") == 1
+    assert not recorder.outcomes and len(recorder.failures) == 1
+    label, error = recorder.failures[0]
+    assert label == jobs[0].label and "ValueError" in error and "broken evaluation" in error
