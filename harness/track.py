@@ -172,8 +172,9 @@ def log_trial(experiment_id: str, parent_id: str, tags: ResultTags, record: Tria
 
 
 def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], models: dict[str, Any],
-                  failures: pd.DataFrame | None = None) -> None:
-    """Add the test scores and artifacts to the parent run and mark it FINISHED."""
+                  failures: pd.DataFrame | None = None, artifacts: dict[str, Any] | None = None) -> None:
+    """Add the test scores and artifacts to the parent run and mark it FINISHED. `artifacts`: further JSON
+    artifacts (file name -> object), e.g. the end-to-end mode's report naming its fold checkpoints."""
     from harness.plots import confusion_figure
 
     client = _client()
@@ -201,6 +202,8 @@ def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], mo
              "by_fold": {f: s.confusion.tolist() for f, s in zip(outcome.fold_names, outcome.fold_scores,
                                                                 strict=True)}}))
         (folder / "config.json").write_text(json.dumps({"best_config": outcome.best_config}, indent=2, default=str))
+        for name, value in (artifacts or {}).items():
+            (folder / name).write_text(json.dumps(value, indent=2, default=str))
         (folder / MODELS_ARTIFACT).write_bytes(pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL))
         confusion_figure(outcome.pooled_confusion(), classes,
                          f"{outcome.method} on {outcome.dataset} (all test folds)", folder / "confusion.png")

@@ -71,7 +71,7 @@ def _cli(argv: list[str]) -> int:
 def test_one_epoch_with_two_workers_then_resume(ray_session, corpus: Path, tmp_path: Path, capsys) -> None:
     common = ["e2e", "--dataset", "synthetic", "--data-dir", f"synthetic={corpus}", "--workspace",
               str(tmp_path / "ws"), "--workers", "2", "--batch-size", "8", "--cpu", "--run-name", "smoke",
-              "--fold", "0"]
+              "--fold", "0", "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]  # each run is an MLflow result
     assert _cli(common + ["--epochs", "1"]) == 0
     first = _printed_result(capsys.readouterr().out)
     assert first["epoch"] == 0 and first["world_size"] == 2 and first["resumed_from_epoch"] == -1

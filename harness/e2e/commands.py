@@ -4,12 +4,16 @@ fold of the dataset's protocol (`--protocol` picks a card alternative), and scor
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
 
+Each invocation is one MLflow result, `av-xattn-e2e-<backbone>`, in the experiment `harness run` uses, so
+`harness report` ranks it (in its own evaluation setting: the e2e options) beside the feature-mode results.
+
 The flags are parsed in `harness.cli.e2e`; `cmd_e2e` takes the resolved settings and the parsed options.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +21,20 @@ from typing import Any
 def cmd_e2e(settings: Any, args: Any) -> int:
     """Train every fold of the chosen protocol (or the one `--fold`) end to end, then score each fold's test
     part once with its best-epoch weights; per-fold and mean +- std test metrics are printed and written to
-    `<storage>/<run>-test.json`. `args` holds the options `harness.cli.e2e` defines."""
+    `<storage>/<run>-test.json`, and the result is logged to MLflow as the parent run `av-xattn-e2e-<backbone>`
+    (`harness.e2e.leaderboard`), which `harness report` ranks. A run that raises, or a fold without a
+    checkpoint, marks the MLflow run FAILED. `args` holds the options `harness.cli.e2e` defines."""
     import torch
 
     from harness.corpus import CorpusNotFound, open_corpus
     from harness.datasets import get_dataset
     from harness.e2e.clips import ClipSettings, build_clip_cache
-    from harness.e2e.train import E2EConfig, latest_checkpoint, run_e2e, score_test_fold
+    from harness.e2e.leaderboard import start_run
+    from harness.e2e.train import E2EConfig, evaluate_split, latest_checkpoint, run_e2e
     from harness.metrics import summarise_folds
     from harness.runtime import init_ray, log
 
+    started = time.perf_counter()
     spec = get_dataset(args.dataset).with_protocol(settings.protocols.get(args.dataset))
     if not {"audio", "video"} <= set(spec.modalities):
         log(f"[e2e] {spec.name} has no audio+video; the end-to-end mode needs both")
@@ -57,28 +65,58 @@ def cmd_e2e(settings: Any, args: Any) -> int:
     base = args.run_name or f"e2e-{spec.name}-{args.backbone}"
     report: dict[str, Any] = {"dataset": spec.name, "protocol": spec.protocol.name, "backbone": args.backbone,
                               "front_end": clips.front_end, "crop": clips.crop, "folds": []}
-    scores = []
-    for fold in chosen:
-        name = f"{base}-{fold.name}"
-        resume = latest_checkpoint(storage / name) if args.resume == "latest" else args.resume
-        if args.resume == "latest" and resume is None:
-            log(f"[e2e] nothing to resume under {storage / name}; starting fresh")
-        result = run_e2e(cache, manifest.classes, fold.train, fold.val, config, storage, name, workers=workers,
-                         use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resume)
-        if result.checkpoint is None:
-            log(f"[e2e] {name}: no checkpoint; its test part is not scored")
-            continue
-        fold_scores, epoch = score_test_fold(result.checkpoint, cache, fold.test, manifest.classes)
-        scores.append(fold_scores)
-        headline = {m: getattr(fold_scores, m) for m in ("accuracy", "uar", "macro_f1", "weighted_f1")}
-        log(f"[e2e] {name}: test " + ", ".join(f"{k} {v:.3f}" for k, v in headline.items())
-            + f" (best epoch {epoch})")
-        report["folds"].append({"fold": fold.name, "run": result.path, "checkpoint": result.checkpoint,
-                                "best_epoch": epoch, "test": headline, "validation": result.metrics})
-    if scores:
-        report["test_summary"] = summarise_folds(scores)
+    tracked = start_run(settings, spec, manifest, folds, chosen, config, cache, workers, use_gpu)
+    report.update(method=tracked.tags.method, mlflow_run_id=tracked.parent_id)
+    log(f"[e2e] MLflow result {tracked.tags.method}@{spec.name}: run {tracked.parent_id}")
+    scores: list[Any] = []
+    missing: list[str] = []
+    try:
+        for fold in chosen:
+            name = f"{base}-{fold.name}"
+            resume = latest_checkpoint(storage / name) if args.resume == "latest" else args.resume
+            if args.resume == "latest" and resume is None:
+                log(f"[e2e] nothing to resume under {storage / name}; starting fresh")
+            result = run_e2e(cache, manifest.classes, fold.train, fold.val, config, storage, name, workers=workers,
+                             use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resume)
+            if result.checkpoint is None:
+                log(f"[e2e] {name}: no checkpoint; its test part is not scored")
+                missing.append(fold.name)
+                continue
+            fold_scores, scored = evaluate_split(result.checkpoint, cache, fold.test, manifest.classes)
+            val_scores, _ = evaluate_split(result.checkpoint, cache, fold.val, manifest.classes)
+            epoch = scored["epoch"]
+            scores.append(fold_scores)
+            tracked.add_fold(fold.name, fold_scores, scored, val_scores,
+                             {"best_epoch": epoch, "epochs_trained": scored["last_epoch"] + 1})
+            headline = fold_scores.headline()
+            log(f"[e2e] {name}: test " + ", ".join(f"{k} {v:.3f}" for k, v in headline.items())
+                + f" (best epoch {epoch})")
+            report["folds"].append({"fold": fold.name, "run": result.path, "checkpoint": result.checkpoint,
+                                    "best_epoch": epoch, "test": headline, "validation": result.metrics,
+                                    "validation_best_epoch": val_scores.headline()})
+        if scores:
+            report["test_summary"] = summarise_folds(scores)
+        if missing:
+            error = (f"folds {', '.join(missing)} produced no checkpoint, so the result does not cover the "
+                     f"protocol; see the Ray Train runs under {storage}")
+            tracked.fail(error)
+            report["error"] = error
+            _write_report(storage, base, report)
+            log(f"[e2e] {error}; MLflow run {tracked.parent_id} marked FAILED")
+            return 1
+        tracked.finish(time.perf_counter() - started, report)
+    except BaseException as error:  # the parent must not stay RUNNING (Ctrl-C included)
+        tracked.fail(f"{type(error).__name__}: {error}")
+        report["error"] = f"{type(error).__name__}: {error}"
+        _write_report(storage, base, report)
+        raise
+    _write_report(storage, base, report)
+    return 0
+
+
+def _write_report(storage: Path, base: str, report: dict[str, Any]) -> None:
+    """The JSON report beside the runs (kept as it was before the MLflow result existed) and on stdout."""
     out = Path(storage) / f"{base}-test.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps(report, indent=2, default=str))
-    return 0

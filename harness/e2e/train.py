@@ -3,7 +3,8 @@
 Per epoch every worker trains on its DistributedSampler shard (gradients all-reduced by DDP), then scores the
 whole validation split; rank 0's score is broadcast so all workers take the same early-stopping decision (they
 must call `ray.train.report` the same number of times). Rank 0 writes the checkpoint: the latest weights,
-optimiser and counters (for resume) plus the best epoch's weights so far.
+optimiser and counters (for resume) plus the best epoch's weights so far and that epoch's number (`BestEpoch`),
+so the test part is scored, and its epoch reported, from the best validation epoch, not the last one.
 """
 
 from __future__ import annotations
@@ -79,6 +80,27 @@ def augment_frames(video, generator):
     return torch.stack(out)
 
 
+@dataclass
+class BestEpoch:
+    """Early-stopping bookkeeping: the best validation score so far, the epoch it came from and the epochs since.
+
+    Kept apart from the training loop so the rule is tested on its own: the first epoch with the highest score
+    wins (a later tie does not replace it), and `epoch` is what the test scoring reports beside those weights.
+    """
+
+    score: float = -1.0
+    epoch: int = -1
+    since: int = 0
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record one epoch's validation score; True when it is the new best (its weights must be kept)."""
+        if score > self.score:
+            self.score, self.epoch, self.since = score, epoch, 0
+            return True
+        self.since += 1
+        return False
+
+
 def _uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
 
@@ -104,7 +126,11 @@ def e2e_loss(out: dict[str, Any], y: Any, cfg: E2EConfig, class_polarity: Any) -
 def score_checkpoint(checkpoint: str | Path, cache: Path, ids: list[str], use_best: bool = True,
                      batch_size: int = 32) -> dict[str, Any]:
     """Class probabilities of the clips `ids` from a run's checkpoint (the best epoch's weights by default), on
-    the CPU in the driver: how the end-to-end mode scores its test fold once, after training."""
+    the CPU in the driver: how the end-to-end mode scores its test fold once, after training.
+
+    "epoch" is the epoch whose weights were used: the best validation epoch with `use_best` (the checkpoint is
+    the run's last one, so its own "epoch" is the last epoch trained; -1 for a checkpoint written before the best
+    epoch was recorded), else the last epoch. "last_epoch" is the last epoch trained."""
     import torch
 
     from harness.e2e.models import EndToEndAV, build_backbones
@@ -115,7 +141,8 @@ def score_checkpoint(checkpoint: str | Path, cache: Path, ids: list[str], use_be
     video_net, audio_net = build_backbones(cfg.backbone)
     model = EndToEndAV(video_net, audio_net, len(state["classes"]), cfg.clips.n_snippets,
                        cfg.clips.frames_per_snippet, cfg.clips.frame_size, cfg.head_params())
-    model.load_state_dict(state["best_model"] if use_best and state.get("best_model") else state["model"])
+    best = use_best and bool(state.get("best_model"))
+    model.load_state_dict(state["best_model"] if best else state["model"])
     model.eval()
     arrays = np.load(cache)
     position = {clip_id: i for i, clip_id in enumerate(arrays["ids"].tolist())}
@@ -125,19 +152,28 @@ def score_checkpoint(checkpoint: str | Path, cache: Path, ids: list[str], use_be
         logits = torch.cat([model(video[index[i:i + batch_size]], audio[index[i:i + batch_size]])["logits"]
                             for i in range(0, len(index), batch_size)])
     return {"ids": list(ids), "classes": list(state["classes"]), "labels": arrays["labels"][index],
-            "probabilities": torch.softmax(logits.float(), dim=1).numpy(), "epoch": int(state["epoch"])}
+            "probabilities": torch.softmax(logits.float(), dim=1).numpy(),
+            "epoch": int(state.get("best_epoch", -1) if best else state["epoch"]), "last_epoch": int(state["epoch"])}
+
+
+def evaluate_split(checkpoint: str | Path, cache: Path, ids: list[str], classes: list[str]
+                   ) -> tuple[Any, dict[str, Any]]:
+    """Clips `ids` scored from a run's best-epoch weights: (harness.metrics Scores, `score_checkpoint`'s dict,
+    whose probabilities and labels the MLflow predictions are written from)."""
+    from harness.metrics import score
+
+    scored = score_checkpoint(checkpoint, cache, list(ids))
+    if list(scored["classes"]) != list(classes):
+        raise ValueError(f"{checkpoint}: trained on classes {scored['classes']}, the manifest has {classes}")
+    predicted = scored["probabilities"].argmax(axis=1)
+    return score(np.asarray(scored["labels"]), predicted, list(classes)), scored
 
 
 def score_test_fold(checkpoint: str | Path, cache: Path, test_ids: list[str], classes: list[str]
                     ) -> tuple[Any, int]:
     """A fold's test part scored once from its run's best-epoch weights: (harness.metrics Scores, best epoch)."""
-    from harness.metrics import score
-
-    scored = score_checkpoint(checkpoint, cache, list(test_ids))
-    if list(scored["classes"]) != list(classes):
-        raise ValueError(f"{checkpoint}: trained on classes {scored['classes']}, the manifest has {classes}")
-    predicted = scored["probabilities"].argmax(axis=1)
-    return score(np.asarray(scored["labels"]), predicted, list(classes)), scored["epoch"]
+    scores, scored = evaluate_split(checkpoint, cache, test_ids, classes)
+    return scores, scored["epoch"]
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -171,7 +207,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     model = EndToEndAV(video_net, audio_net, len(classes), cfg.clips.n_snippets, cfg.clips.frames_per_snippet,
                        cfg.clips.frame_size, cfg.head_params(), detach_head=cfg.loss == "metric")
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_epoch, best_uar, since_best, best_state, resumed_from = 0, -1.0, 0, None, -1
+    start_epoch, best, best_state, resumed_from, history = 0, BestEpoch(), None, -1, []
     # Ray's own checkpoint (a restarted worker group within this run) wins; else the one we were asked to resume.
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and loop_config.get("resume_from"):
@@ -181,8 +217,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best_uar, since_best = state["epoch"] + 1, state["best_uar"], state["since_best"]
-        best_state, resumed_from = state["best_model"], state["epoch"]
+        # a checkpoint from before best_epoch was recorded: its best epoch is unknown (-1), not the last one
+        start_epoch = state["epoch"] + 1
+        best = BestEpoch(state["best_uar"], state.get("best_epoch", -1), state["since_best"])
+        best_state, resumed_from, history = state["best_model"], state["epoch"], list(state.get("history", []))
     model = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, nccl on GPU); moves to the device
     core = model.module if hasattr(model, "module") else model
 
@@ -217,28 +255,30 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(uar, src=0)  # one decision for all workers
         val_uar = float(uar)
-        if val_uar > best_uar:
-            best_uar, since_best = val_uar, 0
+        if best.update(epoch, val_uar):
             best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
-        else:
-            since_best += 1
+        history.append([epoch, val_uar])
         metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                   "val_uar": val_uar, "best_val_uar": best_uar, "resumed_from_epoch": resumed_from,
-                   "world_size": world}
+                   "val_uar": val_uar, "best_val_uar": best.score, "best_epoch": best.epoch,
+                   "resumed_from_epoch": resumed_from, "world_size": world}
         with tempfile.TemporaryDirectory() as folder:
             saved = None
             if rank == 0:
                 torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                            "best_uar": best_uar, "since_best": since_best, "best_model": best_state,
-                            "config": asdict(cfg), "classes": classes}, Path(folder) / STATE_FILE)
+                            "best_uar": best.score, "best_epoch": best.epoch, "since_best": best.since,
+                            "best_model": best_state, "history": history, "config": asdict(cfg),
+                            "classes": classes}, Path(folder) / STATE_FILE)
                 saved = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=saved)
-        if since_best >= cfg.patience:
+        if best.since >= cfg.patience:
             break
 
 
 @dataclass
 class E2EResult:
+    """A finished run: its last reported metrics (the last epoch's, with `best_epoch` and `best_val_uar`), its
+    last checkpoint (which holds the best epoch's weights as `best_model`) and its folder."""
+
     metrics: dict[str, Any]
     checkpoint: str | None
     path: str
