@@ -2,6 +2,9 @@
 
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
+
+Each invocation is one MLflow result, av-xattn-e2e-<backbone>, in the experiment `harness run` writes to
+(--tracking-uri, --experiment), so `harness report` lists it; the JSON report is written as well.
 """
 
 from __future__ import annotations
