@@ -59,10 +59,10 @@ class Claim:
         A claim made under one protocol is never set against a result of another: the result's protocol label
         names the card alternative it ran under (`harness run --protocol DATASET=NAME`), "default" otherwise.
         """
-        from harness.protocols import alternative_of
+        from harness.results import protocol_alternative
 
         reasons = [] if self.comparable else [f"Not comparable ({self.flag}): {self.why}"]
-        ran = alternative_of(protocol_label)
+        ran = protocol_alternative(protocol_label)
         if ran != self.protocol:
             reasons.append(f"Not comparable (different-protocol): the paper's protocol is {self.protocol!r}, this "
                            f"result's is {ran!r} ({protocol_label}); run with --protocol to match it.")

@@ -18,6 +18,7 @@ import numpy as np
 from harness import atomic
 from harness.manifest import Manifest
 from harness.registry import Registry
+from harness.results import ALTERNATIVE_SEPARATOR
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,7 @@ class ProtocolSpec:
     def label(self) -> str:
         inner = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         mechanics = f"{self.name}({inner})" if self.params else self.name
-        return f"{self.alternative}: {mechanics}" if self.alternative else mechanics
-
-
-def alternative_of(label: str) -> str:
-    """The card alternative a protocol label names ("default" for a dataset's main protocol)."""
-    name, separator, _ = label.partition(": ")
-    return name if separator else "default"
+        return f"{self.alternative}{ALTERNATIVE_SEPARATOR}{mechanics}" if self.alternative else mechanics
 
 
 @dataclass(frozen=True)

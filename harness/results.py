@@ -78,6 +78,16 @@ class ResultTags:
         return cls(**{f.name: str(tags.get(cls._RENAMED.get(f.name, f.name), "")) for f in fields(cls)})
 
 
+ALTERNATIVE_SEPARATOR = ": "  # a protocol tag "<card alternative>: <mechanics>", e.g. "av-crossattention-10fold: ..."
+
+
+def protocol_alternative(label: str) -> str:
+    """The card alternative a result's protocol tag names ("default" for a dataset's main protocol), so a paper
+    claim is compared only with results evaluated under the claim's protocol."""
+    name, separator, _ = label.partition(ALTERNATIVE_SEPARATOR)
+    return name if separator else "default"
+
+
 def evaluation_setting(*, evaluation_digest: str, protocol: str, features: dict[str, str], trials: int,
                        preset: str, speaker_norm: bool, refit: str, train_missing_rate: float = 0.0,
                        max_epochs: int | None = None) -> tuple[dict[str, Any], str]:
