@@ -17,6 +17,17 @@ def test_feature_mismatch_names_the_changed_modality():
     assert "video" in feature_mismatch("audio=egemaps:aaa,video=frame-grid:old", keys)
 
 
+def test_a_result_on_a_card_subset_is_reopened_with_that_subset():
+    from harness.config import Settings
+    from harness.datasets import get_dataset
+    from harness.robustness.run import _spec
+
+    song = _spec(Settings(protocols={"ravdess": "av-crossattention-10fold"}), "ravdess@song")
+    assert song.classes == ("neutral", "calm", "happy", "sad", "angry", "fearful")
+    assert song.protocol.label().startswith("av-crossattention-10fold: ")
+    assert _spec(Settings(), "ravdess").classes == get_dataset("ravdess").classes
+
+
 @pytest.mark.slow
 def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path, ray_session):
     import mlflow
@@ -39,10 +50,14 @@ def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path,
                          "harness.fingerprint": "fp-test", "features": features})
         (tmp_path / MODELS_ARTIFACT).write_bytes(pickle.dumps(models))
         mlflow.log_artifact(str(tmp_path / MODELS_ARTIFACT))
+    with mlflow.start_run(experiment_id=experiment_id):  # an end-to-end result: no registered method to re-score
+        mlflow.set_tags({ROLE_TAG: "parent", "dataset": "synthetic", "method": "av-xattn-e2e-tiny",
+                         "harness.fingerprint": "fp-e2e", "features": features})
 
     report = run_robustness(settings, missing=True, corrupt=["white-noise"], cross_corpus=None,
                             rates=(0.0, 0.5), seeds=(0,), levels={"white-noise": [10.0, 0.0]})
     assert not report.failed and len(report.ran) == 2, report
+    assert any(s.startswith("av-xattn-e2e-tiny@synthetic: not a registered method") for s in report.skipped)
     missing = report.frame("missing")
     assert set(missing["condition"]) == {"clean", "absent", "random"} and set(missing["method"]) == {"late-average-svm"}
     corrupt = report.frame("corrupt")

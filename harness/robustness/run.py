@@ -65,11 +65,14 @@ def _log(message: str) -> None:
 
 
 def _spec(settings: Settings, name: str):
+    """The corpus a result names: `<card>` or `<card>@<target>` (a card subset, `harness run --target`)."""
     from harness.datasets import get_dataset
 
-    spec = get_dataset(name)
-    chosen = settings.protocols.get(name)
-    return spec.with_protocol(chosen) if chosen and hasattr(spec, "with_protocol") else spec
+    card, _, target = name.partition("@")
+    spec = get_dataset(card)
+    chosen = settings.protocols.get(card)
+    spec = spec.with_protocol(chosen) if chosen and hasattr(spec, "with_protocol") else spec
+    return spec.with_target(target or None) if hasattr(spec, "with_target") else spec
 
 
 def finished_parents(experiment_id: str, methods: Sequence[str] | None, datasets: Sequence[str] | None
@@ -85,6 +88,16 @@ def finished_parents(experiment_id: str, methods: Sequence[str] | None, datasets
     if datasets:
         runs = runs[runs["tags.dataset"].isin(datasets)]
     return runs.drop_duplicates(["tags.dataset", "tags.method"], keep="first")
+
+
+def _registered(method: str) -> bool:
+    from methods import get_method
+
+    try:
+        get_method(method)
+    except KeyError:
+        return False
+    return True
 
 
 def load_models(run_id: str) -> dict[str, Any]:
@@ -189,6 +202,13 @@ def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_
     tasks: list[_Task] = []
     if missing or corrupt:
         parents = finished_parents(experiment_id, methods, datasets)
+        if not parents.empty:  # `harness e2e` results: their fold models are Ray Train checkpoints, not methods
+            registered = parents["tags.method"].map(_registered)
+            for _, run in parents[~registered].iterrows():
+                report.skipped.append(f"{run['tags.method']}@{run['tags.dataset']}: not a registered method (an "
+                                      "end-to-end result); it has no fold models to re-score")
+                _log(f"[skip] {report.skipped[-1]}")
+            parents = parents[registered]
         if parents.empty:
             report.skipped.append("missing/corrupt: no finished results in MLflow; run `harness run` first")
             _log(f"[skip] robustness: {report.skipped[-1]}")
