@@ -181,3 +181,11 @@ def test_a_settings_file_means_the_same_on_every_command(tmp_path, capsys, monke
     config.write_text("data_rot: x\n")
     assert main(["data", "list", "--config", str(config)]) == 2
     assert "unknown setting(s) ['data_rot']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "e2e"])
+def test_a_card_subset_is_chosen_the_same_way_by_run_and_e2e(command):
+    from harness.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args([command, "--target", "ravdess=song", "--target", "crema-d=high-intensity"])
+    assert settings_from_args(args).targets == {"ravdess": "song", "crema-d": "high-intensity"}

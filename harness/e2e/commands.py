@@ -35,7 +35,8 @@ def cmd_e2e(settings: Any, args: Any) -> int:
     from harness.runtime import init_ray, log
 
     started = time.perf_counter()
-    spec = get_dataset(args.dataset).with_protocol(settings.protocols.get(args.dataset))
+    spec = (get_dataset(args.dataset).with_protocol(settings.protocols.get(args.dataset))
+            .with_target(settings.targets.get(args.dataset)))
     if not {"audio", "video"} <= set(spec.modalities):
         log(f"[e2e] {spec.name} has no audio+video; the end-to-end mode needs both")
         return 2
@@ -62,12 +63,12 @@ def cmd_e2e(settings: Any, args: Any) -> int:
     use_gpu = torch.cuda.is_available() and not args.cpu
     workers = args.workers or (torch.cuda.device_count() if use_gpu else 2)
     init_ray(settings)
-    base = args.run_name or f"e2e-{spec.name}-{args.backbone}"
-    report: dict[str, Any] = {"dataset": spec.name, "protocol": spec.protocol.name, "backbone": args.backbone,
+    base = args.run_name or f"e2e-{manifest.dataset}-{args.backbone}"
+    report: dict[str, Any] = {"dataset": manifest.dataset, "protocol": spec.protocol.name, "backbone": args.backbone,
                               "front_end": clips.front_end, "crop": clips.crop, "folds": []}
     tracked = start_run(settings, spec, manifest, folds, chosen, config, cache, workers, use_gpu)
     report.update(method=tracked.tags.method, mlflow_run_id=tracked.parent_id)
-    log(f"[e2e] MLflow result {tracked.tags.method}@{spec.name}: run {tracked.parent_id}")
+    log(f"[e2e] MLflow result {tracked.tags.method}@{manifest.dataset}: run {tracked.parent_id}")
     scores: list[Any] = []
     missing: list[str] = []
     try:

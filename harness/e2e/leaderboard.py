@@ -147,7 +147,7 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
     base = get_method(BASE_METHOD)
     clips = config.clips
     tags = ResultTags(
-        dataset=spec.name, method=name, family=base.cls.family,
+        dataset=manifest.dataset, method=name, family=base.cls.family,
         modalities=",".join(sorted(base.required_modalities())), protocol=spec.protocol.label(),
         speaker_independent=str(get_protocol(spec.protocol.name).speaker_independent),
         features=f"audio=e2e-{clips.front_end}:{cache.stem},video=e2e-{clips.crop}:{cache.stem}",
