@@ -31,6 +31,45 @@ class SettingsError(ValueError):
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 StrictFloat = Annotated[float, Strict()]
+FINETUNE_MODALITIES: tuple[str, ...] = ("text", "audio")  # video: not yet (see docs/methods.md, Two-stage runs)
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class FinetuneOptions:
+    """Stage 1 of a two-stage run (`finetune: true`): how each fold's encoders are fine-tuned before fusion.
+
+    epochs / patience: training epochs per fold, and epochs without a better validation UAR before stopping.
+    lr / batch_size:   AdamW learning rate and clips per step (the papers' scale: 2e-5, 8).
+    context_turns:     previous utterances of the same dialogue given to the text encoder (0: the utterance alone).
+    max_seconds:       audio crop per training clip (memory: attention is quadratic in the frames).
+    modalities:        which modalities to fine-tune (None: those the planned methods read, where trainable).
+    Part of the fine-tuned features' key, so changing one never reuses features trained another way.
+    """
+
+    epochs: StrictInt = 3
+    patience: StrictInt = 2
+    lr: float = 2e-5
+    batch_size: StrictInt = 8
+    context_turns: StrictInt = 0
+    max_seconds: float = 8.0
+    modalities: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "patience", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"finetune_options.{name} must be >= 1, got {getattr(self, name)}")
+        if self.context_turns < 0:
+            raise SettingsError(f"finetune_options.context_turns must be >= 0, got {self.context_turns}")
+        if not 0 < self.lr < 1:
+            raise SettingsError(f"finetune_options.lr must be in (0, 1), got {self.lr}")
+        if self.max_seconds <= 0:
+            raise SettingsError(f"finetune_options.max_seconds must be > 0, got {self.max_seconds}")
+        unknown = sorted(set(self.modalities or ()) - set(FINETUNE_MODALITIES))
+        if unknown:
+            raise SettingsError(f"finetune_options.modalities: {unknown} cannot be fine-tuned; "
+                                f"choose from {list(FINETUNE_MODALITIES)}")
+
+
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -60,6 +99,9 @@ class Settings:
     max_epochs:    a cap on every neural method's epochs, presets included (None: each method's own). For CPU smoke
                    runs of paper presets; recorded in the evaluation setting, so a capped run never poses as the
                    paper's.
+    finetune:      two-stage run: fine-tune each fold's unimodal encoders on its training part first (stage 1),
+                   then search the fusion on those per-fold features (stage 2); see harness.finetune.
+    finetune_options: how stage 1 trains (`FinetuneOptions`); recorded in the features' key.
     """
 
     data_root: Path = Path("datasets")
@@ -87,6 +129,8 @@ class Settings:
     protocols: dict[str, str] = field(default_factory=dict)
     train_missing_rate: StrictFloat = 0.0
     max_epochs: StrictInt | None = None
+    finetune: StrictBool = False
+    finetune_options: FinetuneOptions = field(default_factory=FinetuneOptions)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -165,6 +209,9 @@ class Settings:
         if data_dirs:
             env["data_dirs"] = data_dirs
         layers = [from_file, env, {k: v for k, v in overrides.items() if v is not None}]
+        # finetune options merge option by option, like a dict setting (a flag adds to the file's options)
+        layers = [{k: asdict(v) if isinstance(v, FinetuneOptions) else v for k, v in layer.items()}
+                  for layer in layers]
         merged: dict[str, Any] = {}
         for layer in layers:
             for key, value in layer.items():
@@ -218,6 +265,13 @@ def _merge_options(layers: list[dict[str, dict[str, Any]]]) -> dict[str, dict[st
 def _explain(report: ValidationError, values: dict[str, Any], source: str | None) -> str:
     """The first problem pydantic found, as `source: setting should be TYPE, got VALUE` (or the check's own words)."""
     prefix = f"{source}: " if source else ""
+    nested = [e for e in report.errors() if len(e["loc"]) > 1 and e["loc"][0] == "finetune_options"]
+    if nested:  # a problem inside finetune_options: name the option, not only the setting
+        error, valid = nested[0], sorted(f.name for f in fields(FinetuneOptions))
+        option = ".".join(str(part) for part in error["loc"][1:])
+        if error["type"] == "unexpected_keyword_argument":
+            return f"{prefix}finetune_options: unknown option {option!r}; valid: {valid}"
+        return f"{prefix}finetune_options.{option}: {error['msg']}, got {error.get('input')!r}"
     unknown = sorted(str(e["loc"][0]) for e in report.errors() if e["type"] == "unexpected_keyword_argument")
     if unknown:
         return f"{prefix}unknown setting(s) {unknown}; valid: {sorted(f.name for f in fields(Settings))}"

@@ -42,6 +42,7 @@ class PreparedDataset:
     data: MultimodalData
     feature_keys: dict[str, str]  # modality -> "extractor:key"
     failures: pd.DataFrame  # modality, clip_id, stage, error
+    fold_data: Any = None  # a two-stage run's per-fold features (harness.finetune.PerFoldData); None: `data`
 
     @cached_property
     def evaluation_digest(self) -> str:
@@ -392,6 +393,13 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
         raise PlanError(f"preset: no planned method has a preset {settings.preset!r}; offered: "
                         f"{', '.join(sorted(offered))}")
     check_extractors(settings, [d.name for d in dataset_list])
+    if settings.finetune:
+        from harness.finetune.stage import FinetuneError, check_finetune
+
+        try:
+            check_finetune(settings, dataset_list)
+        except FinetuneError as error:
+            raise PlanError(str(error)) from None
     return RunPlan(settings, method_list, dataset_list, bool(datasets), rerun)
 
 
@@ -458,6 +466,11 @@ def execute(run_plan: RunPlan) -> RunReport:
             continue
         prepared = prepare_dataset(settings, spec, need_sequences, needed_modalities(method_list))
         _log_prepared(prepared)
+        if settings.finetune:  # stage 1 of a two-stage run: each fold's encoders fine-tuned (harness.finetune)
+            from harness.finetune.stage import prepare_finetuned
+
+            prepared.fold_data = prepare_finetuned(settings, prepared, needed_modalities(method_list),
+                                                   need_sequences, log)
         for method in method_list:
             label = f"{method.name}@{spec.name}"
             ok, why = applicable(method, prepared.data.modalities)
@@ -471,7 +484,7 @@ def execute(run_plan: RunPlan) -> RunReport:
                 continue
             listener.start(job, tags, prepared)
             jobs.append(job)
-            data[spec.name] = prepared.data
+            data[spec.name] = prepared.data if prepared.fold_data is None else prepared.fold_data
     if jobs:
         log(f"[search] {len(jobs)} (method, dataset) searches, {sum(len(j.units()) for j in jobs)} units, "
             f"on {_slots()} CPU slots")

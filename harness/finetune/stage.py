@@ -1,0 +1,300 @@
+"""Stage 1 of a two-stage run: per fold, fine-tune each chosen modality's encoder on the fold's training part, then
+store every clip's features from the fine-tuned encoder; stage 2 (the ordinary search) reads them per fold.
+
+Why per fold: an encoder tuned on clips that are another fold's test part would leak those labels into that fold's
+features, so each fold trains its own copy from the pretrained weights, on its training part only, stops on its
+validation part (best UAR, weights restored), and then re-encodes all clips (test included) with that copy.
+
+Store layout: one atomic shard per (modality, fold) in the feature store, under
+`<dataset>/<extractor>+finetuned/<fold>-<hash>`; the hash covers the frozen extractor's cache key (corpus,
+options, weights), the fold's exact membership, the stage-1 options and the seed, so a stored shard is reused on
+the next run exactly when nothing that produced it changed. Folds run as Ray tasks, one GPU each when the cluster
+has GPUs, else one CPU.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.config import FINETUNE_MODALITIES, FinetuneOptions, Settings
+from harness.features.base import ClipInput, ExtractorRef, build_extractor, extractor_names
+from harness.features.store import FeatureStore, StoredFeatures
+from harness.hashing import stable_hash
+from harness.manifest import Manifest
+from harness.protocols import Fold
+from methods import MultimodalData
+
+if TYPE_CHECKING:
+    from harness.finetune.perfold import PerFoldData
+
+SUFFIX = "+finetuned"
+VERSION = 1  # bump when stage 1's computation changes, to invalidate stored shards
+
+
+class FinetuneError(ValueError):
+    """A two-stage run that cannot start or finish; one line naming the modality, extractor or fold."""
+
+
+def run_key(base_key: str, options: FinetuneOptions, seed: int) -> str:
+    """What identifies one stage-1 setting of one extractor: shown in the feature tag `<extractor>+finetuned:<key>`."""
+    return stable_hash({"extractor": base_key, "options": asdict(options), "seed": seed, "version": VERSION})
+
+
+def fold_entry_key(key: str, fold: Fold) -> str:
+    """`<fold>-<hash>`: the run key and the fold's exact train/val/test membership."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", fold.name)
+    return f"{safe}-{stable_hash({'run': key, 'fold': asdict(fold)})}"
+
+
+@dataclass
+class FoldOutcome:
+    """What stage 1 did for one (modality, fold); `train_loss`/`val_uar` per epoch (empty when reused)."""
+
+    modality: str
+    fold: str
+    entry: str
+    reused: bool
+    train_loss: list[float] = field(default_factory=list)
+    val_uar: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    failures: int = 0
+
+
+def _uar(labels: np.ndarray, predicted: np.ndarray) -> float:
+    present = np.unique(labels)
+    return float(np.mean([(predicted[labels == c] == c).mean() for c in present])) if len(present) else 0.0
+
+
+def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modality: str, options: FinetuneOptions,
+                  store_root: str, seed: int, history: dict[str, list[str]], base_key: str) -> FoldOutcome:
+    """Fine-tune a fresh copy of `extractor`'s network on `fold`'s training part and store all clips' features.
+
+    Reuses the fold's stored shard when it holds every clip. `history` maps clip id -> previous utterances (text).
+    """
+    import torch
+
+    from harness.features.decode import decode_or_error, error_text, media_rows
+    from harness.finetune.encoders import build_encoder
+
+    started = time.perf_counter()
+    store = FeatureStore(store_root)
+    name = extractor.name + SUFFIX
+    entry = store.entry(manifest.dataset, name, fold_entry_key(run_key(base_key, options, seed), fold))
+    if set(manifest.ids) <= store.processed_ids(entry):
+        return FoldOutcome(modality, fold.name, entry, reused=True)
+    built = extractor.build()
+    built.check_weights()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder = build_encoder(modality, built, len(manifest.classes), device, options)
+    decoded: dict[str, ClipInput] = {}
+    failures: list[tuple[str, str, str]] = []
+    for row in media_rows(manifest, set(manifest.ids)).to_dict("records"):
+        clip = decode_or_error(row, built)
+        if isinstance(clip, str):
+            failures.append((str(row["clip_id"]), "decode", clip))
+        else:
+            decoded[clip.clip_id] = clip
+    label = {str(c): manifest.classes.index(y) for c, y in zip(manifest.table["clip_id"], manifest.table["label"],
+                                                              strict=True)}
+    items = {c: encoder.item(clip, history.get(c, [])) for c, clip in decoded.items()}
+    train = [c for c in fold.train if c in items]
+    val = [c for c in fold.val if c in items]
+    if not train:
+        raise FinetuneError(f"{manifest.dataset}/{fold.name}: no {modality} clip of the training part decoded")
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=options.lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    outcome = FoldOutcome(modality, fold.name, entry, reused=False)
+    best, best_uar, waited = None, -1.0, 0
+    for epoch in range(1, options.epochs + 1):
+        encoder.train(True)
+        order = rng.permutation(len(train))
+        losses = []
+        for start in range(0, len(order), options.batch_size):
+            batch = [train[i] for i in order[start:start + options.batch_size]]
+            target = torch.tensor([label[c] for c in batch], device=device)
+            loss = loss_fn(encoder.logits([items[c] for c in batch], True, rng), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()) * len(batch))
+        outcome.train_loss.append(sum(losses) / len(train))
+        if not val:  # no validation part: train every epoch, keep the last weights
+            outcome.best_epoch = epoch
+            continue
+        encoder.train(False)
+        with torch.no_grad():
+            predicted = np.concatenate([
+                encoder.logits([items[c] for c in val[s:s + options.batch_size]], False, rng).argmax(-1).cpu().numpy()
+                for s in range(0, len(val), options.batch_size)])
+        uar = _uar(np.array([label[c] for c in val]), predicted)
+        outcome.val_uar.append(uar)
+        if uar > best_uar:
+            best, best_uar, waited, outcome.best_epoch = encoder.state(), uar, 0, epoch
+        else:
+            waited += 1
+            if waited >= options.patience:
+                break
+    if best is not None:
+        encoder.load_state(best)
+    encoder.train(False)
+    ids = list(decoded)
+    results = encoder.encode([decoded[c] for c in ids], [items[c] for c in ids])
+    kept_ids, features = [], []
+    for clip_id, result in zip(ids, results, strict=True):
+        if isinstance(result, Exception):
+            failures.append((clip_id, "extract", error_text(result)))
+        else:
+            kept_ids.append(clip_id)
+            features.append(result)
+    store.write_spec(entry, {"dataset": manifest.dataset, "extractor": name, "config": built.config,
+                             "version": VERSION, "weights": built.weights_identity(),
+                             "manifest": manifest.fingerprint(),
+                             "fold": fold.name, "finetune": asdict(options), "seed": seed, "base_key": base_key,
+                             "best_epoch": outcome.best_epoch, "train_loss": outcome.train_loss,
+                             "val_uar": outcome.val_uar})
+    store.write_shard(entry, kept_ids, features, failures)  # one shard: the fold's features appear all at once
+    outcome.failures, outcome.seconds = len(failures), time.perf_counter() - started
+    return outcome
+
+
+# ---- the pipeline's side ------------------------------------------------------------------------------------
+def finetune_modalities(settings: Settings, extractors: dict[str, str], present: list[str],
+                        needed: set[str] | None) -> dict[str, str]:
+    """modality -> extractor name that stage 1 fine-tunes for one dataset.
+
+    Asked for (`finetune_options.modalities`): each must be present and trainable, else a FinetuneError. Default:
+    the modalities the planned methods read (all present ones for fusion methods without a fixed set) that stage 1
+    can train; the others keep their frozen features (logged by the caller).
+    """
+    from harness.finetune.encoders import trainable_reason
+
+    asked = settings.finetune_options.modalities
+    candidates = list(asked) if asked else [m for m in present if m in FINETUNE_MODALITIES
+                                            and (needed is None or m in needed)]
+    chosen = {}
+    for modality in candidates:
+        name = extractors.get(modality)
+        reason = ("no extractor is configured" if name is None else "" if name in extractor_names()
+                  else f"{name!r} names imported features, which have no network to train")
+        if not reason and modality not in present:
+            reason = "the dataset lacks it"
+        if not reason:
+            reason = trainable_reason(build_extractor(name, settings.extractor_config.get(name)))
+        if reason and asked:
+            raise FinetuneError(f"finetune: cannot fine-tune {modality}: {reason}")
+        if not reason:
+            chosen[modality] = name
+    return chosen
+
+
+def _aligned(stored: StoredFeatures, ids: list[str], need_sequences: bool
+             ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+    """Pooled [N, D], availability [N] and (when needed) sequences in manifest order, as prepare_dataset builds."""
+    position = stored.index()
+    rows = np.array([position.get(clip_id, -1) for clip_id in ids])
+    mask = rows >= 0
+    matrix = np.zeros((len(ids), stored.pooled.shape[1]), dtype=np.float32)
+    matrix[mask] = stored.pooled[rows[mask]]
+    sequences = None
+    if need_sequences:
+        width = stored.sequences[0].shape[1]
+        sequences = [stored.sequences[r] if r >= 0 else np.zeros((1, width), np.float32) for r in rows]
+    return matrix, mask, sequences
+
+
+def run_folds(tasks: list[dict[str, Any]]) -> list[FoldOutcome]:
+    """Every (modality, fold) as a Ray task: a GPU each when the cluster has GPUs, else a CPU."""
+    import ray
+
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=1)(finetune_fold)
+    return ray.get([remote.remote(**task) for task in tasks])
+
+
+def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None, need_sequences: bool,
+                      say: Any = print) -> PerFoldData | None:
+    """Stage 1 for one prepared dataset: fine-tune, store or reuse every (modality, fold), and return the per-fold
+    data for stage 2. Updates `prepared.feature_keys` to `<extractor>+finetuned:<key>` for the fine-tuned
+    modalities, so the result's tags, setting and fingerprint name the stage-1 setting. None when nothing is
+    fine-tuned (the run then uses the frozen features, and says so)."""
+    from harness.finetune.context import dialogue_history, dialogue_layout
+    from harness.finetune.perfold import PerFoldData
+    from harness.pipeline import dataset_extractors
+
+    spec, manifest, base = prepared.spec, prepared.manifest, prepared.data
+    extractors = dataset_extractors(spec, settings)
+    present = [m for m in base.modalities if m in prepared.feature_keys]
+    chosen = finetune_modalities(settings, extractors, present, needed)
+    frozen = [m for m in present if m not in chosen and (needed is None or m in needed)]
+    if frozen:
+        say(f"[finetune] {spec.name}: {', '.join(frozen)} keep frozen features (no trainable extractor)")
+    if not chosen:
+        say(f"[finetune] {spec.name}: nothing to fine-tune; the run uses frozen features")
+        return None
+    options, fingerprint = settings.finetune_options, manifest.fingerprint()
+    turns = options.context_turns if dialogue_layout(manifest.table) is not None else 0
+    if options.context_turns and not turns:
+        say(f"[finetune] {spec.name}: no dialogues in the manifest; text has no context")
+    history = dialogue_history(manifest, turns)
+    tasks, keys = [], {}
+    for modality, name in chosen.items():
+        ref = ExtractorRef(name, settings.extractor_config.get(name) or {})
+        base_key = ref.cache_key(fingerprint)
+        keys[modality] = f"{name}{SUFFIX}:{run_key(base_key, options, settings.seed)}"
+        for fold in prepared.folds:
+            tasks.append(dict(manifest=manifest, fold=fold, extractor=ref, modality=modality, options=options,
+                              store_root=settings.feature_store_uri(), seed=settings.seed,
+                              history=history if modality == "text" else {}, base_key=base_key))
+    say(f"[finetune] {spec.name}: stage 1 for {', '.join(f'{m}={n}' for m, n in chosen.items())} on "
+        f"{len(prepared.folds)} folds (context {turns} turns)")
+    outcomes = run_folds(tasks)
+    store = FeatureStore(settings.feature_store_uri())
+    folds: dict[str, MultimodalData] = {}
+    for fold in prepared.folds:
+        pooled, sequences, available = dict(base.pooled), dict(base.sequences), dict(base.available)
+        for outcome in (o for o in outcomes if o.fold == fold.name):
+            matrix, mask, seqs = _aligned(store.load(outcome.entry), base.ids, need_sequences)
+            pooled[outcome.modality], available[outcome.modality] = matrix, mask
+            if seqs is not None:
+                sequences[outcome.modality] = seqs
+            say(f"[finetune] {spec.name}/{fold.name}/{outcome.modality}: "
+                + ("stored shard reused" if outcome.reused else
+                   f"best epoch {outcome.best_epoch}, train loss {' '.join(f'{x:.3f}' for x in outcome.train_loss)}"
+                   f", val UAR {' '.join(f'{x:.3f}' for x in outcome.val_uar) or '-'}, {outcome.seconds:.0f}s"))
+        if settings.speaker_norm:
+            from harness.normalize import normalise_by_speaker
+
+            speakers = manifest.table["speaker"].astype(str).to_numpy()
+            tuned = list(chosen)
+            normed_p, normed_s = normalise_by_speaker({m: pooled[m] for m in tuned},
+                                                      {m: sequences[m] for m in tuned if m in sequences},
+                                                      {m: available[m] for m in tuned}, speakers)
+            pooled.update(normed_p)
+            sequences.update(normed_s)
+        folds[fold.name] = MultimodalData(ids=list(base.ids), classes=list(base.classes), pooled=pooled,
+                                          sequences=sequences, available=available, labels=base.labels,
+                                          groups=dict(base.groups))
+    prepared.feature_keys.update(keys)
+    return PerFoldData(folds)
+
+
+def check_finetune(settings: Settings, datasets: list[Any]) -> None:
+    """Before any work: every modality `finetune_options.modalities` asks for has a trainable extractor on every
+    planned dataset whose card offers it (FinetuneError naming the modality and what to choose instead)."""
+    from harness.pipeline import dataset_extractors
+
+    for spec in datasets:
+        offered = list(spec.modalities)
+        asked = [m for m in settings.finetune_options.modalities or () if m in offered]
+        if asked:
+            finetune_modalities(settings.with_(finetune_options={**asdict(settings.finetune_options),
+                                                                 "modalities": tuple(asked)}),
+                                dataset_extractors(spec, settings), offered, None)
