@@ -165,6 +165,19 @@ def test_one_fold_changes_the_encoder_lowers_training_loss_and_is_reused(modalit
     assert not other.reused and other.entry != first.entry  # other options: another shard, never a reused one
 
 
+def test_the_key_holds_only_the_options_that_act_on_a_modality():
+    from harness.finetune.stage import effective_options, run_key
+
+    options = FinetuneOptions(context_turns=4, max_seconds=3.0, modalities=("text", "audio"))
+    text, audio = effective_options(options, "text", 4), effective_options(options, "audio", 4)
+    assert (text.context_turns, text.max_seconds, text.modalities) == (4, 8.0, None)
+    assert (audio.context_turns, audio.max_seconds) == (0, 3.0)
+    assert effective_options(options, "text", 0).context_turns == 0  # a corpus without dialogues: no context
+    assert run_key("k", audio, 0) == run_key("k", effective_options(replace(options, context_turns=1), "audio", 1), 0)
+    assert run_key("k", text, 0) != run_key("k", effective_options(options, "text", 1), 0)
+    assert run_key("k", text, 0) != run_key("k", replace(text, lr=1e-4), 0) != run_key("k", text, 1)
+
+
 def test_speech_front_end_stays_frozen(checkpoints, synthetic):
     import torch
 

@@ -45,6 +45,17 @@ def run_key(base_key: str, options: FinetuneOptions, seed: int) -> str:
     return stable_hash({"extractor": base_key, "options": asdict(options), "seed": seed, "version": VERSION})
 
 
+def effective_options(options: FinetuneOptions, modality: str, turns: int) -> FinetuneOptions:
+    """The options as they act on one modality's features, for its key: what cannot change them is reset (the
+    audio crop for text, the context for audio, the modality list for both; `turns`: the context the corpus
+    allows), so changing the text context does not retrain the speech encoder, nor reuse differ in name only."""
+    from dataclasses import replace
+
+    if modality == "text":
+        return replace(options, context_turns=turns, max_seconds=FinetuneOptions.max_seconds, modalities=None)
+    return replace(options, context_turns=0, modalities=None)
+
+
 def fold_entry_key(key: str, fold: Fold) -> str:
     """`<fold>-<hash>`: the run key and the fold's exact train/val/test membership."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", fold.name)
@@ -247,10 +258,10 @@ def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None
     tasks, keys = [], {}
     for modality, name in chosen.items():
         ref = ExtractorRef(name, settings.extractor_config.get(name) or {})
-        base_key = ref.cache_key(fingerprint)
-        keys[modality] = f"{name}{SUFFIX}:{run_key(base_key, options, settings.seed)}"
+        base_key, effective = ref.cache_key(fingerprint), effective_options(options, modality, turns)
+        keys[modality] = f"{name}{SUFFIX}:{run_key(base_key, effective, settings.seed)}"
         for fold in prepared.folds:
-            tasks.append(dict(manifest=manifest, fold=fold, extractor=ref, modality=modality, options=options,
+            tasks.append(dict(manifest=manifest, fold=fold, extractor=ref, modality=modality, options=effective,
                               store_root=settings.feature_store_uri(), seed=settings.seed,
                               history=history if modality == "text" else {}, base_key=base_key))
     say(f"[finetune] {spec.name}: stage 1 for {', '.join(f'{m}={n}' for m, n in chosen.items())} on "
