@@ -31,7 +31,7 @@ class SettingsError(ValueError):
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 StrictFloat = Annotated[float, Strict()]
-FINETUNE_MODALITIES: tuple[str, ...] = ("text", "audio")  # video: not yet (see docs/methods.md, Two-stage runs)
+FINETUNE_MODALITIES: tuple[str, ...] = ("text", "audio", "video")  # video: face-embed only (docs/methods.md)
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))

@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "clips loses one modality (neural methods, classical early fusion; default 0)")
     two_stage = run.add_argument_group("two-stage runs (docs/methods.md, Two-stage runs)")
     two_stage.add_argument("--finetune", action="store_true",
-                           help="stage 1: fine-tune each fold's text/audio encoders on its training part, then "
+                           help="stage 1: fine-tune each fold's text/audio/video encoders on its training part, then "
                                 "search the fusion on those per-fold features (GPU-sized; tiny models on CPU)")
     two_stage.add_argument("--finetune-option", action="append", metavar="KEY=VALUE",
                            help="a stage-1 option (JSON value), e.g. epochs=1, context_turns=3, lr=2e-5, "

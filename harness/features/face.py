@@ -29,6 +29,7 @@ from harness.features.base import (
     ExtractorConfigError,
     Features,
     MissingWeightsError,
+    TrainableInPlace,
     directory_identity,
     register_extractor,
 )
@@ -262,7 +263,7 @@ class FaceExpressionExtractor(FaceExtractor):
 
 
 @register_extractor
-class FaceEmbedExtractor(FaceExtractor):
+class FaceEmbedExtractor(FaceExtractor, TrainableInPlace):
     """Any `transformers` or `timm` image backbone from a local path (e.g. a FAb-Net- or VGGFace-like encoder).
 
     `backbone="transformers"`: `checkpoint` is a local model directory (or a cached hub name). Per face frame: the
@@ -356,22 +357,34 @@ class FaceEmbedExtractor(FaceExtractor):
         std = torch.tensor(self._std)[:, None, None]
         return (x - mean) / std
 
+    def network_on(self, device: str):
+        if getattr(self, "_model", None) is None:
+            self.setup()
+        self._device = device
+        return self._model.to(device)
+
+    def face_crops(self, clip: ClipInput) -> np.ndarray:
+        """The clip's aligned face crops [K, size, size, 3] (cached in the store when `cache` is set)."""
+        return self.cropper.track(clip).crops
+
+    def frame_vectors(self, pixels):
+        """One vector per face frame [K, D] (differentiable: the fine-tuner trains through it)."""
+        if self.config["backbone"] == "timm":
+            return self._model(pixels)  # [K, num_features]: the classifier-free model's pooled output
+        out = self._model(pixel_values=pixels)
+        pooling = self.config["pooling"]
+        if pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
+            return out.pooler_output
+        if pooling == "mean":
+            return out.last_hidden_state.mean(dim=1)
+        return out.last_hidden_state[:, 0]
+
     def extract(self, clip: ClipInput) -> Features:
         import torch
 
-        crops = self.cropper.track(clip).crops
+        crops = self.face_crops(clip)
         pixels = self.pixel_values(crops).to(self._device)
         with torch.no_grad():
-            if self.config["backbone"] == "timm":
-                vectors = self._model(pixels)  # [K, num_features]: the classifier-free model's pooled output
-            else:
-                out = self._model(pixel_values=pixels)
-                pooling = self.config["pooling"]
-                if pooling == "pooler" and getattr(out, "pooler_output", None) is not None:
-                    vectors = out.pooler_output
-                elif pooling == "mean":
-                    vectors = out.last_hidden_state.mean(dim=1)
-                else:
-                    vectors = out.last_hidden_state[:, 0]
+            vectors = self.frame_vectors(pixels)
         sequence = vectors.reshape(len(crops), -1).float().cpu().numpy()
         return Features(sequence=sequence, pooled=sequence.mean(axis=0))

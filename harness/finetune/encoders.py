@@ -10,6 +10,10 @@ speech: a wav2vec 2.0-family encoder (wav2vec2, hubert, wavlm, data2vec-audio): 
         frozen, LayerDrop and SpecAugment masking off, clips cropped to `max_seconds` in training (a random
         window; the first window for validation), mean-pooled over real frames. Stage-1 features are
         re-encoded by the extractor's own `extract` (whole clip, its chunking, layer and pooling).
+video:  `face-embed` (a transformers or timm image backbone on aligned face crops): every frame's vector from
+        the backbone, averaged over at most `TRAIN_FACE_FRAMES` evenly spaced face frames per clip, into the head.
+        The crops are computed once per clip (cached in the feature store, so the frames need not stay in
+        memory) and the stored features are re-encoded by the extractor's own `extract` (every face frame).
 Heavy imports (torch, transformers) happen inside the functions.
 """
 
@@ -25,6 +29,7 @@ from harness.features.base import ClipInput, Extractor, Features, TrainableInPla
 
 SAMPLE_RATE = 16_000
 ENCODE_BATCH = 32  # clips per re-encoding call (does not change the features)
+TRAIN_FACE_FRAMES = 8  # face frames per clip in a training or validation step (memory; evenly spaced)
 
 
 class NotTrainable(ValueError):
@@ -39,6 +44,7 @@ class TextItem:
 
 def trainable_reason(extractor: Extractor) -> str:
     """Why `extractor` cannot be fine-tuned ("" when it can)."""
+    from harness.features.face import FaceEmbedExtractor
     from harness.features.pretrained_audio import SpeechEncoderExtractor, WhisperEncoderExtractor
 
     if not isinstance(extractor, TrainableInPlace):
@@ -46,7 +52,7 @@ def trainable_reason(extractor: Extractor) -> str:
                 "transformer one, e.g. --features text=roberta or --features audio=wav2vec2")
     if isinstance(extractor, WhisperEncoderExtractor):
         return "whisper-encoder is not supported by stage 1 (log-mel front end); use wav2vec2, hubert or wavlm"
-    if isinstance(extractor, SpeechEncoderExtractor) or extractor.modality == "text":
+    if isinstance(extractor, SpeechEncoderExtractor | FaceEmbedExtractor) or extractor.modality == "text":
         if extractor.modality == "text" and extractor.config.get("transcript", "manifest") != "manifest":
             return (f"{extractor.name}: stage 1 reads the manifest's transcripts (and their dialogue history); "
                     "set transcript=manifest")
@@ -90,6 +96,9 @@ class Encoder:
 
     def encode(self, clips: list[ClipInput], items: list) -> list[Features | Exception]:
         raise NotImplementedError
+
+    def release(self, clip: ClipInput) -> None:
+        """Drop what the clip no longer needs once its item is built (decoded frames: memory)."""
 
 
 class TextEncoder(Encoder):
@@ -202,9 +211,43 @@ class SpeechEncoder(Encoder):
         return self.extractor.extract_batch(clips)  # the extractor's own path, through the trained network
 
 
+class FaceEncoder(Encoder):
+    def __init__(self, extractor: Extractor, n_classes: int, device: str, options: FinetuneOptions) -> None:
+        import torch
+
+        network = extractor.network_on(device)  # type: ignore[attr-defined]
+        self.extractor = extractor
+        size = int(extractor.config["crop_size"])
+        with torch.no_grad():
+            width = extractor.frame_vectors(  # type: ignore[attr-defined]
+                extractor.pixel_values(np.zeros((1, size, size, 3), np.uint8)).to(device)).shape[-1]
+        super().__init__(network, int(width), n_classes, device)
+
+    def item(self, clip: ClipInput, history: list[str]) -> np.ndarray:
+        crops = self.extractor.face_crops(clip)  # type: ignore[attr-defined]
+        keep = np.unique(np.linspace(0, len(crops) - 1, min(len(crops), TRAIN_FACE_FRAMES)).round().astype(int))
+        return crops[keep]
+
+    def release(self, clip: ClipInput) -> None:
+        if clip.frames is not None:  # the crops are cached now; `extract` reads them back without the frames
+            clip.frames = np.zeros((0, 1, 1, 3), np.uint8)
+
+    def embed(self, items: list[np.ndarray], train: bool, rng: np.random.Generator):
+        import torch
+
+        vectors = [self.extractor.frame_vectors(  # type: ignore[attr-defined]
+            self.extractor.pixel_values(crops).to(self.device)).mean(dim=0)  # type: ignore[attr-defined]
+            for crops in items]
+        return torch.stack(vectors)
+
+    def encode(self, clips: list[ClipInput], items: list[np.ndarray]) -> list[Features | Exception]:
+        return self.extractor.extract_batch(clips)
+
+
 def build_encoder(modality: str, extractor: Extractor, n_classes: int, device: str,
                   options: FinetuneOptions) -> Encoder:
     reason = trainable_reason(extractor)
     if reason:
         raise NotTrainable(reason)
-    return (TextEncoder if modality == "text" else SpeechEncoder)(extractor, n_classes, device, options)
+    kind = {"text": TextEncoder, "audio": SpeechEncoder, "video": FaceEncoder}[modality]
+    return kind(extractor, n_classes, device, options)

@@ -101,21 +101,28 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
         return FoldOutcome(modality, fold.name, entry, reused=True)
     built = extractor.build()
     built.check_weights()
+    built.cache = store  # intermediate results (face crops) live next to the features, as in extraction
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = build_encoder(modality, built, len(manifest.classes), device, options)
     decoded: dict[str, ClipInput] = {}
+    items: dict[str, Any] = {}
     failures: list[tuple[str, str, str]] = []
     for row in media_rows(manifest, set(manifest.ids)).to_dict("records"):
         clip = decode_or_error(row, built)
         if isinstance(clip, str):
             failures.append((str(row["clip_id"]), "decode", clip))
-        else:
-            decoded[clip.clip_id] = clip
+            continue
+        try:  # e.g. no face in any frame: the clip's failure, as in extraction
+            items[clip.clip_id] = encoder.item(clip, history.get(clip.clip_id, []))
+        except Exception as error:
+            failures.append((clip.clip_id, "extract", error_text(error)))
+            continue
+        encoder.release(clip)
+        decoded[clip.clip_id] = clip
     label = {str(c): manifest.classes.index(y) for c, y in zip(manifest.table["clip_id"], manifest.table["label"],
                                                               strict=True)}
-    items = {c: encoder.item(clip, history.get(c, [])) for c, clip in decoded.items()}
     train = [c for c in fold.train if c in items]
     val = [c for c in fold.val if c in items]
     if not train:
