@@ -34,16 +34,17 @@ def run_args(work: Path, corpus: Path, *extra: str) -> list[str]:
     return [*args, *extra]
 
 
-# What Ray streams to the driver from other processes ("(raylet, ip=...) ...", "(gcs_server) ...") and its own
-# C++ log lines ("[2026-01-01 10:00:00,123 E 123 456] core_worker.cc:..."): when a node dies they bury the
-# harness's own lines, which are what a failed run's message should show.
-RAY_LINE = re.compile(r"^(\([\w.-]+([, ][^)]*)?\) |\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] )")
+# What Ray streams to the driver from other processes ("(raylet) Raylet is terminated...", "(gcs_server) ...",
+# coloured) and C++ log lines, alone or indented under such a line ("    [2026-01-01 10:00:00,123 I 12 34] (raylet)
+# worker_pool.cc:..."): when a node dies they bury the harness's own lines, which a failed run's message shows.
+RAY_LINE = re.compile(r"^\s*(\([\w.-]+([, ][^)]*)?\) |\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWEF] \d+ \d+\] )")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def harness_output(log: Path, limit: int = 8000) -> str:
     """The run's output without Ray's streamed lines (the last `limit` characters), for a failed assertion."""
-    lines = [line for line in log.read_text(errors="replace").splitlines() if not RAY_LINE.match(line)]
-    return "\n".join(lines)[-limit:]
+    lines = [ANSI.sub("", line) for line in log.read_text(errors="replace").splitlines()]
+    return "\n".join(line for line in lines if not RAY_LINE.match(line))[-limit:]
 
 
 def stored_units(work: Path) -> int:
