@@ -70,8 +70,6 @@ class FinetuneOptions:
                                 f"choose from {list(FINETUNE_MODALITIES)}")
 
 
-
-
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Settings:
     """Where things live and how much work a run does.
@@ -94,6 +92,8 @@ class Settings:
     preset:        "default" (tune each method's search space), "paper" (each method's paper preset, where it
                    has one, with the paper's hyperparameters fixed) or another named preset (e.g. "sse-ft").
     protocols:     dataset -> name of one of its card's alternative protocols (default: the card's main one).
+    targets:       dataset -> name of one of its card's alternative label sets or subsets (`targets:` in the card,
+                   e.g. RAVDESS `song`, CREMA-D `high-intensity`); results are then reported as `<dataset>@<name>`.
     train_missing_rate: modality dropout in training, for the methods that accept it (neural methods, classical
                    early fusion): that share of training clips loses one modality (0: off).
     max_epochs:    a cap on every neural method's epochs, presets included (None: each method's own). For CPU smoke
@@ -127,6 +127,7 @@ class Settings:
     tune_storage: str | None = None
     preset: str = "default"
     protocols: dict[str, str] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
     train_missing_rate: StrictFloat = 0.0
     max_epochs: StrictInt | None = None
     finetune: StrictBool = False

@@ -44,6 +44,12 @@ class PreparedDataset:
     failures: pd.DataFrame  # modality, clip_id, stage, error
     fold_data: Any = None  # a two-stage run's per-fold features (harness.finetune.PerFoldData); None: `data`
 
+    @property
+    def name(self) -> str:
+        """The dataset as results name it: the card's name, or `<name>@<target>` for a card's alternative label
+        set or subset (`--target`), so a subset's results never mix with the full corpus's."""
+        return self.manifest.dataset
+
     @cached_property
     def evaluation_digest(self) -> str:
         """Hash of what every result on this dataset is evaluated against: the manifest (media), the labels and
@@ -269,13 +275,13 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
     from harness.search import Job, sample_configs
 
     fixed = {**method.fixed, **method_fixed_params(method, prepared, settings)}
-    configs = sample_configs(method.search_space(), settings.trials, settings.seed, method.name, prepared.spec.name)
+    configs = sample_configs(method.search_space(), settings.trials, settings.seed, method.name, prepared.name)
     refit = refit_for(method, settings)
     fingerprint = result_fingerprint(method, prepared, settings, fixed, refit, configs)
     table = prepared.manifest.table
     # the report's bootstrap resamples these groups: the speaker, the unit every protocol keeps out of training
     groups = dict(zip(table["clip_id"].astype(str), table["speaker"].astype(str), strict=True))
-    job = Job(method.name, prepared.spec.name, fixed, configs, prepared.folds, prepared.spec.headline_metric,
+    job = Job(method.name, prepared.name, fixed, configs, prepared.folds, prepared.spec.headline_metric,
               fingerprint, method.cls.input_kind == "sequence", refit, groups)
     setting, words = evaluation_setting(
         evaluation_digest=prepared.evaluation_digest, protocol=prepared.spec.protocol.label(),
@@ -284,7 +290,7 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
         max_epochs=settings.max_epochs)
     modalities = prepared.data.modalities
     tags = ResultTags(
-        dataset=prepared.spec.name, method=method.name, family=method.cls.family,
+        dataset=prepared.name, method=method.name, family=method.cls.family,
         modalities=",".join(sorted(method.required_modalities() or modalities)),
         protocol=prepared.spec.protocol.label(),
         speaker_independent=str(get_protocol(prepared.spec.protocol.name).speaker_independent),
@@ -385,9 +391,10 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
 
     method_list = resolve("method", lambda m: with_run_preset(get_method(m), settings.preset),
                           methods or method_names(default_suite_only=True))
-    dataset_list = resolve("dataset", lambda d: get_dataset(d).with_protocol(settings.protocols.get(d)),
-                           datasets or dataset_names())
+    dataset_list = resolve("dataset", lambda d: get_dataset(d).with_protocol(settings.protocols.get(d))
+                           .with_target(settings.targets.get(d)), datasets or dataset_names())
     resolve("protocol", lambda d: get_dataset(d).with_protocol(settings.protocols[d]), list(settings.protocols))
+    resolve("target", lambda d: get_dataset(d).with_target(settings.targets[d]), list(settings.targets))
     offered = {p for method in method_list for p in method.preset_names()}
     if settings.preset not in offered:
         raise PlanError(f"preset: no planned method has a preset {settings.preset!r}; offered: "
@@ -472,7 +479,7 @@ def execute(run_plan: RunPlan) -> RunReport:
             prepared.fold_data = prepare_finetuned(settings, prepared, needed_modalities(method_list),
                                                    need_sequences, log)
         for method in method_list:
-            label = f"{method.name}@{spec.name}"
+            label = f"{method.name}@{prepared.name}"
             ok, why = applicable(method, prepared.data.modalities)
             if not ok:
                 report.skip(label, why)
@@ -484,7 +491,7 @@ def execute(run_plan: RunPlan) -> RunReport:
                 continue
             listener.start(job, tags, prepared)
             jobs.append(job)
-            data[spec.name] = prepared.data if prepared.fold_data is None else prepared.fold_data
+            data[prepared.name] = prepared.data if prepared.fold_data is None else prepared.fold_data
     if jobs:
         log(f"[search] {len(jobs)} (method, dataset) searches, {sum(len(j.units()) for j in jobs)} units, "
             f"on {_slots()} CPU slots")
@@ -509,7 +516,7 @@ def _max_epochs(jobs: list[Job]) -> int:
 
 
 def _log_prepared(prepared: PreparedDataset) -> None:
-    name, failures = prepared.spec.name, prepared.failures
+    name, failures = prepared.name, prepared.failures
     log(f"[data] {name}: {len(prepared.manifest)} clips, {len(prepared.folds)} folds "
         f"({prepared.spec.protocol.label()}), modalities {prepared.data.modalities}, {len(failures)} feature failures")
     for _, failure in failures.head(FAILURES_SHOWN).iterrows():

@@ -63,3 +63,30 @@ def test_max_epochs_caps_every_neural_method_and_is_part_of_the_setting() -> Non
     assert plain != cap and "max_epochs" not in plain and "capped at 2" in cap_words
     with pytest.raises(SettingsError, match="max_epochs"):
         Settings.from_env(max_epochs=0)
+
+
+def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> None:
+    """`--target ravdess=song` scans the card's song subset; the job and the result are named `ravdess@song`,
+    so a subset's results never mix with the full corpus's; an unknown target is one PlanError line."""
+    import numpy as np
+    import pandas as pd
+    from fixtures.corpora import ravdess_tree
+
+    from harness.corpus import open_corpus
+    from harness.pipeline import PreparedDataset, plan_job
+    from methods import MultimodalData, get_method
+
+    ravdess_tree(tmp_path / "rav", actors=range(1, 7), av=False)
+    settings = Settings(data_dirs={"ravdess": tmp_path / "rav"}, workspace=tmp_path / "ws",
+                        targets={"ravdess": "song"})
+    (spec,) = plan(settings, methods=["audio-svm"], datasets=["ravdess"]).datasets
+    assert spec.classes == ("neutral", "calm", "happy", "sad", "angry", "fearful")
+    corpus = open_corpus(settings, spec, say=lambda line: None)
+    assert corpus.manifest.dataset == "ravdess@song" and len(corpus.manifest) == 6 * 6
+    data = MultimodalData(ids=corpus.manifest.ids, classes=list(spec.classes),
+                          pooled={"audio": np.zeros((36, 2), np.float32)}, labels=np.zeros(36, int))
+    prepared = PreparedDataset(spec, corpus.manifest, corpus.folds, data, {}, pd.DataFrame())
+    job, tags = plan_job(get_method("audio-svm"), prepared, settings)
+    assert job.dataset == tags.dataset == "ravdess@song"
+    with pytest.raises(PlanError, match="no target 'nope'"):
+        plan(settings.with_(targets={"ravdess": "nope"}), methods=["audio-svm"], datasets=["ravdess"])

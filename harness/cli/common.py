@@ -127,6 +127,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     """
     features = key_values(getattr(args, "features", None), "--features")
     protocols = key_values(getattr(args, "protocol", None), "--protocol")
+    targets = key_values(getattr(args, "target", None), "--target")
     flags: dict[str, Any] = {
         "data_root": getattr(args, "data_root", None), "workspace": getattr(args, "workspace", None),
         "feature_store": getattr(args, "feature_store", None), "tracking_uri": getattr(args, "tracking_uri", None),
@@ -139,7 +140,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
         "scheduler": getattr(args, "scheduler", None), "time_budget_s": getattr(args, "time_budget", None),
         "gpus_per_trial": getattr(args, "gpus_per_trial", None), "refit": getattr(args, "refit", None),
         "tune_storage": getattr(args, "tune_storage", None), "preset": getattr(args, "preset", None),
-        "protocols": protocols or None, "max_epochs": getattr(args, "max_epochs", None),
+        "protocols": protocols or None, "targets": targets or None, "max_epochs": getattr(args, "max_epochs", None),
         **extra,
     }
     try:
