@@ -42,7 +42,7 @@ class PreparedDataset:
     data: MultimodalData
     feature_keys: dict[str, str]  # modality -> "extractor:key"
     failures: pd.DataFrame  # modality, clip_id, stage, error
-    fold_data: Any = None  # a two-stage run's per-fold features (harness.finetune.PerFoldData); None: `data`
+    fold_data: Any = None  # a two-stage run's per-fold features (harness.perfold.PerFoldData); None: `data`
 
     @property
     def name(self) -> str:

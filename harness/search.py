@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 from ray.tune import Callback
 
-from harness.finetune.perfold import for_fold
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
+from harness.perfold import for_fold
 from harness.protocols import Fold
 from harness.results import MethodOutcome, TrialRecord
 from methods import FusionMethod, MultimodalData, Param, get_method

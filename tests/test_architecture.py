@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     # 0: leaves (and methods/, which knows nothing of the harness)
     "harness": 0, "harness.hashing": 0, "harness.atomic": 0, "harness.media": 0, "harness.metrics": 0,
     "harness.config": 0, "harness.registry": 0, "harness.results": 0, "harness.stats": 0, "harness.normalize": 0,
-    "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "methods": 0,
+    "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "harness.perfold": 0, "methods": 0,
     # 1: corpora as data
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
     # 2: features, and what the data commands do
@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "harness.report_markdown": 3,
     # 4: the stages of a run and the evaluations built on finished results
     "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4, "harness.report_robustness": 4,
+    "harness.finetune": 4,
     # 5: the command line
     "harness.cli": 5,
 }

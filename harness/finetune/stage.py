@@ -30,7 +30,7 @@ from harness.protocols import Fold
 from methods import MultimodalData
 
 if TYPE_CHECKING:
-    from harness.finetune.perfold import PerFoldData
+    from harness.perfold import PerFoldData
 
 SUFFIX = "+finetuned"
 VERSION = 1  # bump when stage 1's computation changes, to invalidate stored shards
@@ -244,7 +244,7 @@ def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None
     modalities, so the result's tags, setting and fingerprint name the stage-1 setting. None when nothing is
     fine-tuned (the run then uses the frozen features, and says so)."""
     from harness.finetune.context import dialogue_history, dialogue_layout
-    from harness.finetune.perfold import PerFoldData
+    from harness.perfold import PerFoldData
     from harness.pipeline import dataset_extractors
 
     spec, manifest, base = prepared.spec, prepared.manifest, prepared.data
