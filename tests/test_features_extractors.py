@@ -184,3 +184,14 @@ def test_cache_key_sensitivity(checkpoints, tmp_path: Path) -> None:
     other = random_init.speech_checkpoint("wav2vec2", tmp_path / "other", seed=1)
     (other / "extra.txt").write_text("different weights file set")
     assert w2v != build_extractor("wav2vec2", {"checkpoint": str(other)}).cache_key("m1")  # weights identity
+
+
+def test_the_tiny_text_checkpoints_tokenizer_knows_its_words(tmp_path) -> None:
+    """Not every word [UNK] (as a vocab-file tokenizer is under transformers 5): sentences must differ as input."""
+    from transformers import AutoTokenizer
+
+    from harness.features import random_init
+
+    tokenizer = AutoTokenizer.from_pretrained(random_init.text_checkpoint(tmp_path))
+    ids = tokenizer("this is wonderful news")["input_ids"]
+    assert tokenizer.unk_token_id not in ids and len(set(ids)) == len(ids)

@@ -17,16 +17,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_bert(directory: Path) -> Path:
-    """A tiny random BERT whose tokenizer knows its word list (built from a vocab mapping, which transformers 5
-    honours; `random_init.text_checkpoint`'s vocab-file tokenizer maps every word to [UNK] there)."""
-    from transformers import BertTokenizerFast
-
+    """A tiny random BERT whose tokenizer knows its word list."""
     from harness.features import random_init
 
-    path = random_init.text_checkpoint(directory)
-    words = (path / "vocab.txt").read_text().split("\n")
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(w for w in words if w)}).save_pretrained(path)
-    return path
+    return random_init.text_checkpoint(directory)
 
 
 @pytest.fixture(scope="module")

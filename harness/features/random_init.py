@@ -70,7 +70,9 @@ def text_checkpoint(directory: str | Path, seed: int = 0) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TEXT_WORDS,
              *"abcdefghijklmnopqrstuvwxyz", *(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"), ".", ",", "!", "?"]
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    # From the mapping, not the file: transformers 5 builds a vocab-file tokenizer with the 5 special tokens only,
+    # which maps every word to [UNK] (the model would then see the same input for every sentence).
+    BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)}).save_pretrained(path)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
