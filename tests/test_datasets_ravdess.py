@@ -114,7 +114,8 @@ def test_ten_fold_variant_is_about_80_10_10_by_actor(full):
 
 def test_protocol_alternative_by_name_yields_its_folds(full):
     ten = SPEC.with_protocol("av-crossattention-10fold")
-    assert ten.protocol == ProtocolSpec("speaker-kfold", {"k": 10}) and ten.name == "ravdess"
+    assert ten.protocol == ProtocolSpec("speaker-kfold", {"k": 10}, "av-crossattention-10fold")
+    assert ten.name == "ravdess" and ten.protocol.label() == "av-crossattention-10fold: speaker-kfold(k=10)"
     folds = make_folds(full, ten.protocol)
     assert len(folds) == 10
     sizes = [(len(f.train), len(f.val), len(f.test)) for f in folds]

@@ -127,7 +127,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     """
     features = key_values(getattr(args, "features", None), "--features")
     protocols = key_values(getattr(args, "protocol", None), "--protocol")
-    targets = key_values(getattr(args, "target", None), "--target")
+    targets = key_values(getattr(args, "targets", None), "--target")  # run/e2e; `data scan --target` is one name
     flags: dict[str, Any] = {
         "data_root": getattr(args, "data_root", None), "workspace": getattr(args, "workspace", None),
         "feature_store": getattr(args, "feature_store", None), "tracking_uri": getattr(args, "tracking_uri", None),

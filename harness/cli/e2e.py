@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="train and test only this fold (default: every fold of the protocol)")
     parser.add_argument("--protocol", action="append", metavar="DATASET=NAME",
                         help="evaluate DATASET by its card's protocol alternative NAME (as in harness run)")
-    parser.add_argument("--target", action="append", metavar="DATASET=NAME",
+    parser.add_argument("--target", action="append", dest="targets", metavar="DATASET=NAME",
                         help="a card's label set or subset, e.g. ravdess=song (as in harness run)")
     parser.add_argument("--seed", type=int, help="seed for training (default 0)")
     parser.add_argument("--workers", type=int, default=None,

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "it has one) or another named preset, e.g. sse-ft (see docs/methods.md)")
     search.add_argument("--protocol", action="append", metavar="DATASET=NAME",
                         help="one of a card's alternative protocols for a dataset (repeatable)")
-    search.add_argument("--target", action="append", metavar="DATASET=NAME",
+    search.add_argument("--target", action="append", dest="targets", metavar="DATASET=NAME",
                         help="one of a card's alternative label sets or subsets for a dataset, e.g. "
                              "crema-d=high-intensity or ravdess=song (repeatable; see docs/datasets.md)")
     search.add_argument("--max-epochs", type=int, metavar="N",
