@@ -122,7 +122,8 @@ def test_a_fold_test_part_is_scored_into_the_harness_metrics(tmp_path: Path) -> 
     scores, epoch = score_test_fold(folder, cache, test_ids, CLASSES)
     predicted = score_checkpoint(folder, cache, test_ids)["probabilities"].argmax(axis=1)
     expected = score(labels[[0, 3, 5, 6]], predicted, CLASSES)
-    assert epoch == 1 and scores.uar == expected.uar  # the best epoch's (its weights are scored), not the last and scores.accuracy == expected.accuracy
+    assert epoch == 1  # the best epoch (whose weights are scored), not the last
+    assert scores.uar == expected.uar and scores.accuracy == expected.accuracy
     assert int(scores.confusion.sum()) == 4
     with pytest.raises(ValueError, match="trained on classes"):
         score_test_fold(folder, cache, test_ids, ["a", "b", "c", "d"])
