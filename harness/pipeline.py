@@ -215,10 +215,11 @@ def snippet_layout(method: MethodSpec, prepared: PreparedDataset, settings: Sett
     """
     from harness.features.base import build_extractor, extractor_names
 
-    name = dataset_extractors(prepared.spec, settings).get("video")
     wanted = ("n_snippets", "positions_per_snippet")
-    if ("video" not in prepared.feature_keys or name not in extractor_names()
-            or not all(method.accepts(k) for k in wanted)):
+    if not all(method.accepts(k) for k in wanted) or "video" not in prepared.feature_keys:
+        return {}
+    name = dataset_extractors(prepared.spec, settings).get("video")
+    if name not in extractor_names():
         return {}
     layout = getattr(build_extractor(name, settings.extractor_config.get(name)), "snippet_layout", None)
     return {k: v for k, v in layout().items() if k in wanted} if layout else {}
