@@ -131,7 +131,8 @@ def test_run_flags_reach_the_search_settings():
 @pytest.mark.parametrize("argv, fragment", [
     (["run", "--all", "--gpus-per-trial", "0"], "gpus_per_trial must be in (0, 8]"),
     (["run", "--all", "--max-epochs", "0"], "max_epochs must be >= 1"),
-    (["run", "--all", "--protocol", "ravdess"], "--protocol expects NAME=VALUE"),
+    (["run", "--all", "--protocol", "ravdess"], "--protocol ravdess: say which dataset it is for"),
+    (["run", "--all", "--protocol", "=x"], "--protocol expects NAME=VALUE"),
     (["run", "--all", "--protocol", "ravdess=nope"], "no protocol alternative 'nope'"),
     (["run", "--all", "--preset", "nope"], "no planned method has a preset 'nope'; offered: default, paper, sse-ft"),
     (["run", "--all", "--protocol", "nocorpus=x"], "unknown dataset 'nocorpus'"),
@@ -189,3 +190,16 @@ def test_a_card_subset_is_chosen_the_same_way_by_run_and_e2e(command):
 
     args = build_parser().parse_args([command, "--target", "ravdess=song", "--target", "crema-d=high-intensity"])
     assert settings_from_args(args).targets == {"ravdess": "song", "crema-d": "high-intensity"}
+
+
+def test_a_bare_protocol_or_target_applies_to_the_named_datasets():
+    """The issue's command: `harness run --preset paper --protocol av-crossattention-10fold --dataset ravdess`."""
+    from harness.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["run", "--dataset", "ravdess", "--dataset", "crema-d", "--protocol",
+                                      "av-crossattention-10fold", "--target", "crema-d=high-intensity"])
+    settings = settings_from_args(args)
+    assert settings.protocols == {"ravdess": "av-crossattention-10fold", "crema-d": "av-crossattention-10fold"}
+    assert settings.targets == {"crema-d": "high-intensity"}
+    e2e = settings_from_args(build_parser().parse_args(["e2e", "--dataset", "ravdess", "--target", "song"]))
+    assert e2e.targets == {"ravdess": "song"}

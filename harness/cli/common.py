@@ -54,6 +54,22 @@ def key_values(items: list[str] | None, flag: str) -> dict[str, str]:
     return parsed
 
 
+def per_dataset(items: list[str] | None, datasets: list[str] | str | None, flag: str) -> dict[str, str]:
+    """`DATASET=NAME` flags (`--protocol`, `--target`) as a mapping; a bare `NAME` applies to every dataset the
+    command names with `--dataset` (`harness run --dataset ravdess --protocol av-crossattention-10fold`)."""
+    named = [datasets] if isinstance(datasets, str) else list(datasets or [])
+    scoped = []
+    for item in items or []:
+        if "=" in item:
+            scoped.append(item)
+        elif not named:
+            raise UsageError(f"{flag} {item}: say which dataset it is for ({flag} DATASET={item}), or name the "
+                             "dataset with --dataset")
+        else:
+            scoped += [f"{dataset}={item}" for dataset in named]
+    return key_values(scoped, flag)
+
+
 def extractor_options(items: list[str] | None) -> dict[str, dict[str, Any]]:
     """`--extractor-config EXTRACTOR.KEY=VALUE` items as {extractor: {key: value}} (values parsed as JSON)."""
     options: dict[str, dict[str, Any]] = {}
@@ -126,8 +142,9 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     `extra` are further settings a command fixes itself (None means "not given"). A bad value is a UsageError.
     """
     features = key_values(getattr(args, "features", None), "--features")
-    protocols = key_values(getattr(args, "protocol", None), "--protocol")
-    targets = key_values(getattr(args, "targets", None), "--target")  # run/e2e; `data scan --target` is one name
+    datasets = getattr(args, "dataset", None)
+    protocols = per_dataset(getattr(args, "protocol", None), datasets, "--protocol")
+    targets = per_dataset(getattr(args, "targets", None), datasets, "--target")  # `data scan --target` is one name
     flags: dict[str, Any] = {
         "data_root": getattr(args, "data_root", None), "workspace": getattr(args, "workspace", None),
         "feature_store": getattr(args, "feature_store", None), "tracking_uri": getattr(args, "tracking_uri", None),

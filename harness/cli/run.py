@@ -36,10 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="default (tune each method's search space), paper (each method's paper preset, where "
                              "it has one) or another named preset, e.g. sse-ft (see docs/methods.md)")
     search.add_argument("--protocol", action="append", metavar="DATASET=NAME",
-                        help="one of a card's alternative protocols for a dataset (repeatable)")
+                        help="one of a card's alternative protocols for a dataset (repeatable; a bare NAME applies "
+                             "to every --dataset)")
     search.add_argument("--target", action="append", dest="targets", metavar="DATASET=NAME",
                         help="one of a card's alternative label sets or subsets for a dataset, e.g. "
-                             "crema-d=high-intensity or ravdess=song (repeatable; see docs/datasets.md)")
+                             "crema-d=high-intensity or ravdess=song (repeatable; a bare NAME applies to every --dataset; "
+                             "see docs/datasets.md)")
     search.add_argument("--max-epochs", type=int, metavar="N",
                         help="cap every neural method's epochs at N, presets included (CPU smoke runs of a paper "
                              "preset); recorded in the result's setting")
