@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "to every --dataset)")
     search.add_argument("--target", action="append", dest="targets", metavar="DATASET=NAME",
                         help="one of a card's alternative label sets or subsets for a dataset, e.g. "
-                             "crema-d=high-intensity or ravdess=song (repeatable; a bare NAME applies to every --dataset; "
-                             "see docs/datasets.md)")
+                             "crema-d=high-intensity or ravdess=song (repeatable; a bare NAME applies to every "
+                             "--dataset; see docs/datasets.md)")
     search.add_argument("--max-epochs", type=int, metavar="N",
                         help="cap every neural method's epochs at N, presets included (CPU smoke runs of a paper "
                              "preset); recorded in the result's setting")
