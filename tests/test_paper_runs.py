@@ -17,7 +17,8 @@ import pytest
 
 from harness.cli import main
 
-pytestmark = pytest.mark.slow
+# One Ray instance for the module, shut down after it (the runs join it instead of leaving one running).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 RAVDESS_EMOTION = {"neutral": 1, "happy": 3, "sad": 4, "angry": 5}
 
