@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
 METRICS = ("accuracy", "uar", "macro_f1", "weighted_f1")
 FLAGS = ("comparable", "different-conditions", "different-protocol", "unstated-split", "implausible")
-_FIELDS = ("paper", "method", "dataset", "subset", "protocol", "metric", "value", "conditions", "source", "flag",
-           "why")
+_FIELDS = ("id", "paper", "method", "dataset", "subset", "protocol", "metric", "value", "conditions", "source",
+           "flag", "why")
+UNSTATED = "unstated"  # a claim's protocol when the paper gives no split
 _REQUIRED = ("paper", "method", "dataset", "metric", "value", "source", "flag")
 
 
@@ -44,6 +45,7 @@ class Claim:
     protocol: str = "default"
     conditions: str = ""
     why: str = ""
+    id: str = ""
 
     @property
     def comparable(self) -> bool:
@@ -63,7 +65,10 @@ class Claim:
 
         reasons = [] if self.comparable else [f"Not comparable ({self.flag}): {self.why}"]
         ran = protocol_alternative(protocol_label)
-        if ran != self.protocol:
+        if self.protocol == UNSTATED:
+            reasons.append("Not comparable (different-protocol): the paper states no split, so no protocol of the "
+                           f"harness reproduces it; this result ran under {protocol_label or 'the default'}.")
+        elif ran != self.protocol:
             reasons.append(f"Not comparable (different-protocol): the paper's protocol is {self.protocol!r}, this "
                            f"result's is {ran!r} ({protocol_label}); run with --protocol to match it.")
         return " ".join(reasons)
@@ -113,9 +118,28 @@ def _bundled() -> tuple[Claim, ...]:
     return tuple(load_claims(CLAIMS_FILE))
 
 
+# Registered variants that run exactly what another claim row names (the row names the paper's method once).
+_SAME_AS = {
+    "av-xattn-emotion": "av-xattn",  # Table 3: Eq. 16 alone, the setting of av-xattn@paper
+    "av-xattn-t1-full": "av-xattn-triplet",  # Table 1's last row is Table 3's triplet row
+}
+_E2E = "-e2e-"
+
+
 def _base_method(name: str) -> str:
-    """`av-xattn@paper` -> `av-xattn`: a preset runs the same registered variant."""
-    return name.split("@", 1)[0]
+    """The registered variant a result name runs: `av-xattn@paper` -> `av-xattn` (a preset runs the same
+    variant); `av-xattn-e2e-r3d_101` -> `av-xattn` and `av-xattn-triplet-e2e-tiny` -> `av-xattn-triplet` (an
+    end-to-end result is its method trained from pixels; `harness e2e` names it `<variant>-e2e-<backbone>`);
+    `av-xattn-emotion` -> `av-xattn` (the same loss as the paper's full model)."""
+    base = name.split("@", 1)[0]
+    if _E2E in base:
+        base = base.split(_E2E, 1)[0]
+    return _SAME_AS.get(base, base)
+
+
+def is_end_to_end(method: str) -> bool:
+    """Whether a result name is an end-to-end (`harness e2e`) result."""
+    return _E2E in method.split("@", 1)[0]
 
 
 def _base_dataset(name: str) -> tuple[str, str]:
@@ -130,6 +154,27 @@ def claims_for(dataset: str, method: str, claims: list[Claim] | None = None) -> 
     base, subset = _base_dataset(dataset)
     wanted = _base_method(method)
     return [c for c in rows if c.dataset == base and c.subset == subset and _base_method(c.method) == wanted]
+
+
+def claims_on(dataset: str, claims: list[Claim] | None = None) -> list[Claim]:
+    """Every claim about `dataset` (`@subset` allowed), whichever method: the report lists them under the
+    dataset's table even when no result matches one, saying why (no result of that method, another protocol)."""
+    rows = list(_bundled()) if claims is None else claims
+    base, subset = _base_dataset(dataset)
+    return [c for c in rows if c.dataset == base and c.subset == subset]
+
+
+def missing_text(claim: Claim) -> str:
+    """Why the report shows no reproduced value beside `claim`, and what would give one."""
+    if claim.protocol == UNSTATED:
+        how = (f"the paper states no split, so no protocol of the harness reproduces it; a `{claim.method}` result "
+               "under any protocol is shown beside it as not comparable")
+    else:
+        how = f"run `{claim.method}` on {claim.dataset}" + (
+            "" if claim.protocol == "default" else f" with --protocol {claim.dataset}={claim.protocol}")
+    label = f"Paper claim {claim.id}" if claim.id else "Paper claim"
+    return (f"{label} for `{claim.method}`: {claim.metric} {claim.value:.4g} ({claim.source}); no result of this "
+            f"method in this table: {how}.")
 
 
 def claims_frame(claims: list[Claim] | None = None) -> pd.DataFrame:

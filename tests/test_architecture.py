@@ -25,16 +25,15 @@ LAYERS: dict[str, int] = {
     # 2: features, and what the data commands do
     "harness.features": 2, "harness.data_commands": 2,
     # 3: the search, MLflow tracking, the report
-    "harness.search": 3, "harness.track": 3, "harness.plots": 3, "harness.report": 3, "harness.report_html": 3,
-    "harness.report_markdown": 3,
+    "harness.search": 3, "harness.track": 3, "harness.plots": 3,
     # 4: the stages of a run and the evaluations built on finished results
-    "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4, "harness.report_robustness": 4,
+    "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4, "harness.report": 4,
     "harness.finetune": 4,
     # 5: the command line
     "harness.cli": 5,
 }
-NO_RAY = ("harness.metrics", "harness.stats", "harness.results", "harness.report", "harness.report_html",
-          "harness.report_markdown", "harness.plots", "harness.track", "methods")
+NO_RAY = ("harness.metrics", "harness.stats", "harness.results", "harness.report", "harness.plots", "harness.track",
+          "methods")
 
 
 def _unit(module: str) -> str:

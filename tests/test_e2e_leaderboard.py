@@ -76,7 +76,7 @@ def test_an_e2e_result_is_written_and_ranked_like_a_run_result(small_synthetic: 
     from harness.datasets import get_dataset
     from harness.e2e.leaderboard import start_run
     from harness.metrics import score
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     settings = Settings(workspace=tmp_path / "ws", tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
                         data_dirs={"synthetic": small_synthetic})
@@ -244,7 +244,7 @@ def test_per_fold_scores_predictions_and_best_epochs_reach_mlflow(both_results, 
 
 @pytest.mark.slow  # about 3 min on 2 CPUs: Ray Train starts once per fold
 def test_the_report_lists_the_e2e_result_beside_the_run_result(both_results, work) -> None:
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     board = render(str(work["uri"]), "mer-benchmark", work["reports"], figures=False)
     rows = board.table[board.table["dataset"] == "synthetic"].set_index("method")

@@ -99,7 +99,7 @@ def test_predictions_cover_each_test_clip_once(first_run, settings, corpus):
 
 
 def test_leaderboard_renders(first_run, settings):
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     board = render(settings.tracking_uri, settings.experiment, settings.reports_dir)
     markdown = board.paths["md"].read_text()
