@@ -16,13 +16,14 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def board(store, tmp_path_factory):
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     return render(store, EXPERIMENT, tmp_path_factory.mktemp("reports"))
 
 
 def test_import_is_light():
-    code = ("import sys, harness.report, harness.stats; "
+    code = ("import sys, harness.stats, harness.report.leaderboard, harness.report.markdown, harness.report.html, "
+            "harness.report.figures, harness.report.robustness; "
             "print(','.join(m for m in ('ray', 'mlflow', 'torch', 'autorank', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
@@ -90,8 +91,8 @@ def test_figures_and_failures(board):
 
 
 def test_rendering_twice_gives_identical_files(board, store, tmp_path):
-    from harness.report import render
-    from harness.report_markdown import TIMESTAMP_PREFIX
+    from harness.report.leaderboard import render
+    from harness.report.text import TIMESTAMP_PREFIX
 
     again = render(store, EXPERIMENT, tmp_path)
     for kind in ("md", "html", "csv"):
@@ -104,7 +105,7 @@ def test_rendering_twice_gives_identical_files(board, store, tmp_path):
 
 
 def test_runs_without_groups_bootstrap_over_clips(tmp_path):
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     uri = f"sqlite:///{tmp_path}/old.db"
     for method, accuracy in (("audio-svm", 0.6), ("text-svm", 0.5)):
@@ -116,7 +117,7 @@ def test_runs_without_groups_bootstrap_over_clips(tmp_path):
 
 def test_paper_claims_stand_beside_the_reproduced_figure(tmp_path):
     """A method a seed paper reports a figure for on this dataset gets the claim, the gap and the caveat."""
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
     for method, accuracy in (("xmt-embracenet", 0.6), ("audio-svm", 0.5)):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow  # renders a report (figures for 10 results) and s
 
 
 def test_html_report_in_headless_chromium(tmp_path):
-    from harness.report import render
+    from harness.report.leaderboard import render
 
     board = render(write_mixed_store(tmp_path), EXPERIMENT, tmp_path / "reports")
     page_path = board.paths["html"]

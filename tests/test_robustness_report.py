@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import report_robustness as rr
+from harness.report import robustness as rr
 
 CLEAN = {"early-concat-svm": 0.8, "late-average-svm": 0.7, "audio-svm": 0.6, "video-svm": 0.5}
 ABSENT = {"early-concat-svm": {"audio": 0.55, "video": 0.65}, "late-average-svm": {"audio": 0.45, "video": 0.62},
@@ -103,7 +103,7 @@ def test_leaderboard_shows_the_section_from_mlflow_children(tmp_path):
     from fixtures.mlflow_runs import EXPERIMENT, FakeResult, log_result
 
     from harness import track
-    from harness.report import render
+    from harness.report.leaderboard import render
     from harness.robustness.run import _log_child, _Task
 
     uri = f"sqlite:///{tmp_path}/mlruns.db"
@@ -121,7 +121,7 @@ def test_leaderboard_shows_the_section_from_mlflow_children(tmp_path):
             axis=1, how="all"), record)
     from harness.cli import main
 
-    # `harness report` (the CLI) hands the robustness appendix to the leaderboard
+    # `harness report` (the CLI): the leaderboard imports the robustness section itself
     assert main(["report", "--tracking-uri", uri, "--experiment", EXPERIMENT, "--out", str(tmp_path / "reports")]) == 0
     markdown = (tmp_path / "reports" / "leaderboard.md").read_text()
     assert markdown.index("## Robustness") < markdown.index("## Across datasets")
@@ -129,5 +129,6 @@ def test_leaderboard_shows_the_section_from_mlflow_children(tmp_path):
     assert "drops boredom, disgust, fear" in markdown
     assert (tmp_path / "reports" / "figures" / "robustness" / "synthetic" / "white-noise.png").exists()
     assert "id='robustness'" in (tmp_path / "reports" / "index.html").read_text()
-    plain = render(uri, EXPERIMENT, tmp_path / "plain")  # without the appendix the leaderboard is as before
-    assert "## Robustness" not in plain.paths["md"].read_text()
+    # the library call shows the section too: the report imports it, nothing hands it in
+    direct = render(uri, EXPERIMENT, tmp_path / "direct", figures=False).paths["md"].read_text()
+    assert "| `late-average-svm` | 0.700 | 0.450 (-0.050 !) | 0.620 (+0.020) |" in direct

@@ -135,7 +135,7 @@ def test_too_few_datasets_are_said_not_tested():
 
 
 def test_critical_difference_diagram_is_written(tmp_path):
-    from harness.plots import critical_difference_figure
+    from harness.report.figures import critical_difference_figure
 
     rng = np.random.default_rng(5)
     scores = pd.DataFrame(rng.uniform(0.4, 0.6, size=(6, 3)) + np.array([0.3, 0.0, 0.0]),

@@ -18,11 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def render(settings: Settings) -> None:
     """Render and say where the files are; no finished runs is a usage error (nothing to render yet)."""
-    from harness.report import render as render_board
-    from harness.report_robustness import appendix
+    from harness.report.leaderboard import render as render_board
 
     try:
-        board = render_board(settings.tracking_uri, settings.experiment, settings.reports_dir, appendix=appendix)
+        board = render_board(settings.tracking_uri, settings.experiment, settings.reports_dir)
     except LookupError as error:
         raise UsageError(str(error)) from None
     print(f"[report] leaderboard: {board.paths['md']} and {board.paths['html']} "

@@ -1,7 +1,7 @@
-"""Figures shared by MLflow artifacts and the report (matplotlib, headless).
+"""The leaderboard's figures (matplotlib, headless): score bars, per-class F1, fusion gain, critical difference.
 
-Every figure is written deterministically (fixed SVG hash salt, no date in the metadata), so rendering the same
-MLflow store twice gives the same files.
+Built on `harness.plots` (the headless set-up, the deterministic save and the confusion matrix, which the tracking
+layer also draws), so rendering the same MLflow store twice gives the same files.
 """
 
 from __future__ import annotations
@@ -11,66 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.plots import confusion_figure, pyplot, save
+from harness.report.model import METRIC_TITLES
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.report import RunData, Section
+    from harness.report.model import RunData, Section
 
 FAMILY_COLOURS = {"classical": "#4c72b0", "neural": "#dd8452", "unimodal": "#55a868"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "mer-harness"
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path, dpi: int = 110) -> Path:
-    """Write a figure atomically (PNG or SVG by suffix) without a creation date, then close it."""
-    from harness import atomic
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    kind = path.suffix.lstrip(".")
-    metadata = {"Date": None} if kind == "svg" else {}
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=kind, metadata=metadata)
-    return path
-
-
-def confusion_figure(matrix: np.ndarray, classes: list[str], title: str, path: Path) -> Path:
-    """Row-normalised confusion matrix (each row = the true class, sums to 1), with counts in each cell."""
-    plt = _pyplot()
-    matrix = np.asarray(matrix, dtype=float)
-    rows = matrix.sum(axis=1, keepdims=True)
-    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    size = 1.2 + 0.55 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    image = ax.imshow(normalised, vmin=0.0, vmax=1.0, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            colour = "white" if normalised[i, j] > 0.5 else "black"
-            ax.text(j, i, f"{normalised[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center",
-                    fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    _save(fig, path, dpi=150)  # readable when the report opens it full size
-    plt.close(fig)
-    return path
 
 
 def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, path: Path) -> Path:
     """Headline metric per method with its bootstrap 95 % interval, grouped by family; methods tied with the best
     are drawn solid, the others pale, so the figure shows the same verdict as the table."""
-    plt = _pyplot()
+    plt = pyplot()
     ordered = rows.assign(_family=rows["family"].astype(str)).sort_values(
         ["_family", f"{metric}_mean"], ascending=[True, False], kind="stable")
     means = ordered[f"{metric}_mean"].to_numpy(dtype=float)
@@ -92,14 +47,14 @@ def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, p
             ax.bar(0, 0, color=colour, label=family)
     ax.legend(fontsize=7, loc="upper right", title="solid = tied with best", title_fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
     plt.close(fig)
     return path
 
 
 def per_class_heatmap(f1: pd.DataFrame, title: str, path: Path) -> Path:
     """Per-class F1 (rows = methods in leaderboard order, columns = classes), value printed in each cell."""
-    plt = _pyplot()
+    plt = pyplot()
     values = f1.to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(1.6 + 0.7 * f1.shape[1], 1.2 + 0.26 * f1.shape[0]))
     image = ax.imshow(values, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
@@ -112,14 +67,14 @@ def per_class_heatmap(f1: pd.DataFrame, title: str, path: Path) -> Path:
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="F1")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
     plt.close(fig)
     return path
 
 
 def fusion_gain_figure(sections: list[Section], path: Path) -> Path:
     """Per (dataset, setting): best fusion vs best single modality, with their 95 % intervals."""
-    plt = _pyplot()
+    plt = pyplot()
     with_gain = [s for s in sections if s.gain]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(with_gain) + 1.5), 3.8))
     for i, section in enumerate(with_gain):
@@ -137,27 +92,25 @@ def fusion_gain_figure(sections: list[Section], path: Path) -> Path:
     ax.set_title("What the best fusion adds over the best single modality", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
     plt.close(fig)
     return path
 
 
 def critical_difference_figure(result: Any, stem: Path) -> list[Path]:
     """autorank's critical-difference diagram (Friedman + Nemenyi) as PNG and SVG next to `stem`."""
-    plt = _pyplot()
+    plt = pyplot()
     from autorank import plot_stats
 
     ax = plot_stats(result, allow_insignificant=True)
     fig = ax.get_figure()
-    paths = [_save(fig, stem.with_suffix(".png"), dpi=130), _save(fig, stem.with_suffix(".svg"))]
+    paths = [save(fig, stem.with_suffix(".png"), dpi=130), save(fig, stem.with_suffix(".svg"))]
     plt.close(fig)
     return paths
 
 
 def section_figures(sections: list[Section], figures: Path, runs: dict[str, RunData]) -> None:
     """Every figure of every leaderboard section, recorded in `section.figures` (paths under `figures`)."""
-    from harness.report import METRIC_TITLES
-
     for section in sections:
         folder = figures / section.dataset if section.slug == section.dataset else figures / section.slug
         metric_title = METRIC_TITLES.get(section.metric, section.metric)

@@ -16,8 +16,8 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, claim_cell, claim_texts, gain_text
-from harness.report_markdown import method_text, timestamp_line
+from harness.report.model import METRIC_TITLES, Section
+from harness.report.text import ci_text, claim_cell, claim_texts, gain_text, method_text, timestamp_line
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;color:#222}
@@ -94,7 +94,7 @@ def html_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -
              f"<option value='all'>all</option>{options}</select></label></p>"]
     for section in sections:
         parts += _section_html(section, context["tracking_uri"], out_dir)
-    parts += context.get("appendix", {}).get("html", [])
+    parts += context["robustness"]["html"]
     parts += _ranking_html(context["ranking"], out_dir)
     gain_figure = out_dir / "figures" / "fusion_gain.png"
     if gain_figure.exists():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pandas as pd
 from harness import atomic, stats
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
+from harness.report.model import FAILURE_COLUMNS, Leaderboard, RunData, Section
 from harness.results import (
     FAILURES_ARTIFACT,
     PREDICTIONS_ARTIFACT,
@@ -33,46 +33,6 @@ from harness.results import (
     SETTING_LABEL_TAG,
     SETTING_TAG,
 )
-
-METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
-FAILURE_COLUMNS = ["modality", "clip_id", "stage", "error"]
-
-
-@dataclass
-class Leaderboard:
-    table: pd.DataFrame  # one row per (dataset, setting, method)
-    paths: dict[str, Path]
-
-
-@dataclass
-class RunData:
-    """What the report reads from one run's artifacts (None/empty when the run lacks them)."""
-
-    predictions: pd.DataFrame | None
-    classes: list[str]
-    grouped_by: str  # "group" (the protocol's unit) or "clip_id" for runs that did not store groups
-    failures: pd.DataFrame
-
-
-@dataclass
-class Section:
-    """One leaderboard table: the results of one dataset under one evaluation setting."""
-
-    dataset: str
-    setting: str
-    label: str  # the setting in words
-    title: str  # dataset, plus what differs from the dataset's other settings
-    slug: str  # folder/anchor name
-    metric: str
-    rows: pd.DataFrame  # ranked, with the statistics
-    classes: list[str]
-    grouped_by: str
-    n_groups: int
-    failures: pd.DataFrame
-    gain: dict[str, Any] | None = None
-    per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
-    figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"
-
 
 # ---------------------------------------------------------------- reading MLflow
 
@@ -158,11 +118,6 @@ def read_run(run_id: str) -> RunData:
     if predictions is not None and "group" not in predictions.columns:
         grouped_by = "clip_id"
     return RunData(predictions, [str(c) for c in classes], grouped_by, failures)
-
-
-def failures_of(run_id: str) -> pd.DataFrame:
-    """The feature-extraction failures stored with a run (empty when there were none)."""
-    return read_run(run_id).failures
 
 
 # ---------------------------------------------------------------- analysis
@@ -253,62 +208,6 @@ def fusion_gain(section: Section, predictions: dict[str, pd.DataFrame], seed: in
     return gain
 
 
-def gain_text(section: Section) -> str | None:
-    """The fusion-gain line in words (Markdown backticks around method names)."""
-    gain = section.gain
-    if gain is None:
-        return None
-    metric = section.metric
-    fused, single = gain["fused"], gain["single"]
-    test = "" if np.isnan(gain["p"]) else (f" (paired permutation test over {section.n_groups} "
-                                           f"{unit_name(section)}, p = {gain['p']:.3g})")
-    return (f"Best fusion `{fused['method']}` {fused[f'{metric}_mean']:.3f} {ci_text(fused)} vs best single "
-            f"modality `{single['method']}` ({single['modalities']}) {single[f'{metric}_mean']:.3f} "
-            f"{ci_text(single)}: {gain['gain']:+.3f} {METRIC_TITLES[metric]}{test}.")
-
-
-def _claims_beside(row: pd.Series, dataset: str) -> list[tuple[Any, float, str]]:
-    """(claim, reproduced value, caveat) for each seed-paper figure about this row's (dataset, method) in a
-    metric the row has (harness/claims.yaml); caveat is "" when the two can be compared."""
-    from harness.claims import claims_for
-
-    out = []
-    for claim in claims_for(dataset, row["method"]):
-        reproduced = row.get(f"{claim.metric}_mean")
-        if reproduced is not None and not pd.isna(reproduced):
-            out.append((claim, float(reproduced), claim.caveat(str(row.get("protocol") or ""))))
-    return out
-
-
-def claim_texts(section: Section) -> list[str]:
-    """"paper claim vs reproduced" for every ranked method a seed paper reports a figure for on this dataset
-    (harness/claims.yaml), with the gap and, when the paper's conditions differ, why the two are not comparable."""
-    texts = []
-    for _, row in section.rows.iterrows():
-        for claim, reproduced, caveat in _claims_beside(row, section.dataset):
-            title = METRIC_TITLES.get(claim.metric, claim.metric)
-            texts.append(f"Paper claim for `{row['method']}`: {claim.paper} reports {title} {claim.value:.3f} "
-                         f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f})."
-                         + (f" {caveat}" if caveat else ""))
-    return texts
-
-
-def claim_cell(row: pd.Series, dataset: str) -> str:
-    """The leaderboard's "paper claim" column: the claimed value and metric, the gap of this row's figure to it,
-    and "not comparable" where the text under the table says why; "" when no paper reports a figure for it."""
-    return "; ".join(f"{claim.value:.3f} {METRIC_TITLES.get(claim.metric, claim.metric)} "
-                     f"({reproduced - claim.value:+.3f}{', not comparable' if caveat else ''})"
-                     for claim, reproduced, caveat in _claims_beside(row, dataset))
-
-
-def unit_name(section: Section) -> str:
-    return "clips" if section.grouped_by == "clip_id" else "groups"
-
-
-def ci_text(row: pd.Series) -> str:
-    return "" if pd.isna(row["ci_low"]) else f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
-
-
 def cross_dataset(sections: list[Section]) -> stats.CrossDatasetRanking | None:
     """Mean ranks (and the Friedman test when possible) over each dataset's main setting (its first section)."""
     main: dict[str, Section] = {}
@@ -325,16 +224,13 @@ def cross_dataset(sections: list[Section]) -> stats.CrossDatasetRanking | None:
 # ---------------------------------------------------------------- rendering
 
 
-def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True,
-           appendix: Any = None) -> Leaderboard:
-    """Read the experiment's finished runs and write leaderboard.md, index.html, leaderboard.csv and figures.
-
-    appendix: a callable (tracking_uri, experiment, table, out_dir, figures) -> {"markdown": lines, "html": parts}
-    for sections computed above this layer (the robustness section, `harness.report_robustness.appendix`, which
-    `harness report` passes); the pages place them after the leaderboard tables."""
-    from harness import plots
-    from harness.report_html import html_page
-    from harness.report_markdown import markdown_page
+def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = True) -> Leaderboard:
+    """Read the experiment's finished runs and write leaderboard.md, index.html, leaderboard.csv and figures; the
+    robustness section (`harness.report.robustness`) follows the tables when the experiment has robustness runs."""
+    from harness.report import figures as plots
+    from harness.report import robustness
+    from harness.report.html import html_page
+    from harness.report.markdown import markdown_page
 
     table = collect(tracking_uri, experiment)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +248,7 @@ def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = Tr
             plots.fusion_gain_figure(sections, figure_dir / "fusion_gain.png")
     context = {"tracking_uri": tracking_uri, "experiment": experiment, "ranking": ranking,
                "reproducibility": reproducibility(table),
-               "appendix": appendix(tracking_uri, experiment, table, out_dir, figures) if appendix else {}}
+               "robustness": robustness.section(tracking_uri, experiment, table, out_dir, figures)}
     board = pd.concat([s.rows.assign(setting_title=s.title) for s in sections], ignore_index=True)
     paths = {"csv": out_dir / "leaderboard.csv", "md": out_dir / "leaderboard.md", "html": out_dir / "index.html"}
     columns = ["dataset", "setting", "setting_label", "rank", "rank_label", "method", "family", "modalities",

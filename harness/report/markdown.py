@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,24 +9,8 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report import METRIC_TITLES, Section, ci_text, claim_cell, claim_texts, gain_text, unit_name
-
-TIMESTAMP_PREFIX = "Rendered "
-
-
-def method_text(section: Section) -> str:
-    """How the section's intervals and tests were obtained, with resample counts (the report must state them)."""
-    unit = ("clips (these runs stored no protocol groups)" if section.grouped_by == "clip_id"
-            else f"{section.n_groups} groups (the protocol's speakers or sessions/dialogues)")
-    return (f"95 % CI: percentile bootstrap, {stats.BOOTSTRAP_RESAMPLES} resamples of {unit}, of the mean over "
-            f"folds. Tied with best (rank 1=): not significantly worse than the best at alpha = {stats.ALPHA} by a "
-            f"paired permutation test over the same {unit_name(section)} (exact when 2^groups <= "
-            f"{stats.PERMUTATION_RESAMPLES}, else {stats.PERMUTATION_RESAMPLES} random swaps), Holm-corrected over "
-            "the dataset's comparisons. McNemar (exact, clip level, Holm) is in the CSV and HTML.")
-
-
-def timestamp_line() -> str:
-    return f"{TIMESTAMP_PREFIX}{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}."
+from harness.report.model import METRIC_TITLES, Section
+from harness.report.text import ci_text, claim_cell, claim_texts, gain_text, method_text, timestamp_line
 
 
 def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -> str:
@@ -39,7 +22,7 @@ def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Pat
              "Regenerate with `harness report`; the HTML page is `index.html`.", ""]
     for section in sections:
         lines += _section_lines(section, out_dir)
-    lines += context.get("appendix", {}).get("markdown", [])
+    lines += context["robustness"]["markdown"]
     lines += _ranking_lines(context["ranking"], out_dir)
     lines += ["## Reproducibility", ""]
     lines += [f"- {key}: {value}" for key, value in context["reproducibility"].items()]

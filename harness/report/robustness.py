@@ -4,10 +4,9 @@ Read from the robustness child runs `harness robustness` logs (`harness.robustne
 `robustness_records`), summarised with `harness.robustness.summary` (MultiBench's relative and effective
 robustness, Student-t intervals), rendered as Markdown lines, HTML parts and figures.
 
-Why a module of its own, one layer above the report: the summaries live in `harness.robustness`, which sits
-above `harness.report` (docs/architecture.md), so the report cannot import them. `harness report` (the CLI)
-hands `appendix` to `harness.report.render`, which places what it returns after the leaderboard tables; importing
-`harness.report` stays free of Ray, MLflow and of this module.
+`harness.report.leaderboard.render` imports `section` and places what it returns after the leaderboard tables;
+the report sits in the same layer as `harness.robustness` (docs/architecture.md), and this module imports neither
+Ray nor MLflow at import time.
 
 Per dataset, with the dataset's headline metric:
   missing modalities  methods x conditions (clean, each modality or pair absent), each absent cell with the
@@ -31,9 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.plots import pyplot, save
+from harness.report.model import METRIC_TITLES
+
 BASELINE_PREFIX = "early-concat"  # issue 13: effective robustness against early concatenation
 CROSS_METRIC = "uar"
-METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 
 
 @dataclass
@@ -212,9 +213,7 @@ def _curve_axes(ax: Any, curves: pd.DataFrame, baseline: str | None) -> None:
 def figures(view: RobustnessView, figure_dir: Path) -> None:
     """Robustness curves with 95 % intervals: one figure of random-missing panels and one per corruption, per
     dataset (the early-concatenation baseline drawn in black)."""
-    from harness.plots import _pyplot, _save
-
-    plt = _pyplot()
+    plt = pyplot()
     for data in view.datasets:
         title = METRIC_TITLES.get(data.metric, data.metric)
         if len(data.random_curves):
@@ -230,7 +229,7 @@ def figures(view: RobustnessView, figure_dir: Path) -> None:
             axes[0][-1].legend(fontsize=6, loc="lower left")
             fig.suptitle(f"{data.dataset}: random missing modalities (95 % CI over folds x seeds)", fontsize=10)
             fig.tight_layout()
-            data.figures["random"] = _save(fig, figure_dir / data.dataset / "random_missing.png")
+            data.figures["random"] = save(fig, figure_dir / data.dataset / "random_missing.png")
             plt.close(fig)
         for condition, curves in (data.corrupt_curves.groupby("condition", sort=True)
                                   if len(data.corrupt_curves) else []):
@@ -248,7 +247,7 @@ def figures(view: RobustnessView, figure_dir: Path) -> None:
             ax.set_title(f"{data.dataset}: {name} (95 % CI over folds)", fontsize=10)
             ax.legend(fontsize=6, loc="lower left")
             fig.tight_layout()
-            data.figures[str(condition)] = _save(fig, figure_dir / data.dataset / f"{name}.png")
+            data.figures[str(condition)] = save(fig, figure_dir / data.dataset / f"{name}.png")
             plt.close(fig)
 
 
@@ -441,10 +440,10 @@ def html_parts(view: RobustnessView, out_dir: Path) -> list[str]:
     return [*parts, "</section>"]
 
 
-def appendix(tracking_uri: str, experiment: str, table: pd.DataFrame | None, out_dir: Path,
-             draw: bool = True) -> dict[str, list[str]]:
-    """The robustness section as {"markdown": lines, "html": parts} for `harness.report.render(appendix=...)`;
-    both empty when the experiment has no robustness results (the leaderboard is then unchanged)."""
+def section(tracking_uri: str, experiment: str, table: pd.DataFrame | None, out_dir: Path,
+            draw: bool = True) -> dict[str, list[str]]:
+    """The robustness section as {"markdown": lines, "html": parts} for the leaderboard's pages; both empty when
+    the experiment has no robustness results (the leaderboard is then unchanged)."""
     frame, records = read(tracking_uri, experiment)
     view = analyse(frame, records, table)
     if draw and not view.empty:

@@ -1,0 +1,55 @@
+"""The report's page model, at the bottom of `harness.report`: what one leaderboard table holds, nothing more.
+
+Every other module of the package reads these types and none of them is imported here, so the package has no
+import cycle: `model` <- `text` <- `markdown`, `html`; `model` <- `figures` <- `robustness`; `leaderboard` (analyse,
+render) on top reads MLflow, builds the model and hands it to the renderers. A new line on the page (a claim, a
+best published result, a soft-label metric) is a field or a column here and a few lines in `text`, `markdown` and
+`html`; the statistics stay in `harness.stats`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
+FAILURE_COLUMNS = ["modality", "clip_id", "stage", "error"]
+
+
+@dataclass
+class Leaderboard:
+    table: pd.DataFrame  # one row per (dataset, setting, method)
+    paths: dict[str, Path]
+
+
+@dataclass
+class RunData:
+    """What the report reads from one run's artifacts (None/empty when the run lacks them)."""
+
+    predictions: pd.DataFrame | None
+    classes: list[str]
+    grouped_by: str  # "group" (the protocol's unit) or "clip_id" for runs that did not store groups
+    failures: pd.DataFrame
+
+
+@dataclass
+class Section:
+    """One leaderboard table: the results of one dataset under one evaluation setting."""
+
+    dataset: str
+    setting: str
+    label: str  # the setting in words
+    title: str  # dataset, plus what differs from the dataset's other settings
+    slug: str  # folder/anchor name
+    metric: str
+    rows: pd.DataFrame  # ranked, with the statistics
+    classes: list[str]
+    grouped_by: str
+    n_groups: int
+    failures: pd.DataFrame
+    gain: dict[str, Any] | None = None
+    per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
+    figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"
