@@ -17,13 +17,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONUNBUFFERED=1
 
-# 1. The pinned dependencies, read from pyproject.toml alone: this layer is rebuilt only when pyproject changes,
-#    not at every source edit. boto3 is for MLflow's S3 artifact store (pyarrow, in the pinned stack, has S3
-#    built in for the feature store and Tune storage); its version is the one the test extra resolves to.
-COPY --chown=ray:users pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt boto3==1.44.8 \
+# 1. pyproject.toml's dependencies and its `cluster` extra (boto3, for MLflow's S3 artifact store; pyarrow, in the
+#    stack, has S3 built in for the feature store and Tune storage), every package at the version requirements.lock
+#    names: the same versions `make install` and CI install. This layer is rebuilt only when one of the two files
+#    changes, not at every source edit. The test tools the lock also holds are not installed here.
+COPY --chown=ray:users pyproject.toml requirements.lock ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['cluster']))" > /tmp/requirements.txt \
+    && pip install -c requirements.lock -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 # 2. The two installs the Makefile makes without dependencies, with the same versions (tests/test_cluster_config.py

@@ -237,29 +237,88 @@ def test_the_image_is_rays_for_the_pinned_ray_and_python():
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M) and re.search(r"^USER ray$", dockerfile, re.M)
 
 
-def test_the_image_installs_pyprojects_pins_and_the_makefiles_no_deps_installs(tmp_path):
+def _lock() -> dict[str, str]:
+    """requirements.lock as name -> version (the file `make lock` writes)."""
+    return _pins([line for line in (REPO / "requirements.lock").read_text().splitlines()
+                  if not line.lstrip().startswith("#")])
+
+
+def _name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return re.sub(r"[-_.]+", "-", Requirement(requirement).name).lower()
+
+
+def test_the_image_installs_pyprojects_dependencies_at_the_locks_versions(tmp_path):
     dockerfile = (REPO / "Dockerfile").read_text()
-    dependencies = _pyproject()["project"]["dependencies"]
-    # The requirements step, run as written in a copy of the build context: exactly pyproject's dependencies.
+    project = _pyproject()["project"]
+    # The requirements step, run as written in a copy of the build context: pyproject's dependencies and the
+    # cluster extra (boto3 for MLflow's S3 artifacts), nothing else, installed under the lock as constraints.
     (step,) = [line for line in _logical_lines(dockerfile) if "tomllib" in line]
     extract = shlex.split(step.removeprefix("RUN ").split(">", 1)[0])
     assert extract[:2] == ["python", "-c"]
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     out = subprocess.run([sys.executable, "-c", extract[2]], cwd=tmp_path, capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines() == dependencies
-    # Every pin written into the Dockerfile agrees with pyproject's and the Makefile's.
+    assert out.stdout.splitlines() == project["dependencies"] + project["optional-dependencies"]["cluster"]
+    assert "pip install -c requirements.lock -r /tmp/requirements.txt" in step
+    assert "COPY --chown=ray:users pyproject.toml requirements.lock ./" in dockerfile
+    assert "boto3" in {_name(r) for r in project["optional-dependencies"]["cluster"]} and "boto3" in _lock()
+    # No version is written into the Dockerfile's requirements step: they all come from the lock.
+    assert not re.search(r"==", step)
+    # The Makefile's --no-deps installs (outside the lock: their metadata conflicts with the stack) are the same
+    # list in both files.
     makefile = (REPO / "Makefile").read_text()
     assert _no_deps_installs(dockerfile) == _no_deps_installs(makefile) != []
-    written = _pins(re.findall(r"[A-Za-z0-9_.\[\]-]+==[^\s\\]+", " ".join(_logical_lines(dockerfile))))
-    expected = {**_pins(dependencies), **_pins(_no_deps_installs(makefile))}
-    assert {k: v for k, v in written.items() if k in expected} == {k: expected[k] for k in written if k in expected}
-    # boto3 (MLflow's S3 artifact store) at the version the test extra resolves to in this environment.
-    from importlib.metadata import version
-
-    assert written["boto3"] == version("boto3")
     # The project itself goes in after its dependencies and resolves nothing again.
     assert re.search(r"pip install --no-deps \.", dockerfile)
     assert dockerfile.index("COPY --chown=ray:users pyproject.toml") < dockerfile.index("COPY --chown=ray:users . ")
+
+
+def test_make_install_installs_the_lock_and_nothing_else_resolves():
+    lines = _logical_lines((REPO / "Makefile").read_text())
+    recipe = lines[lines.index("$(VENV)/.installed: pyproject.toml $(LOCK)") + 1:]
+    recipe = recipe[:next(i for i, line in enumerate(recipe) if not line.startswith(("$(", "command", "touch")))]
+    installs = [line for line in recipe if "pip install" in line and "--upgrade pip" not in line]
+    assert installs[0] == "$(BIN)/pip install --quiet -r $(LOCK)"
+    assert all("--no-deps" in line for line in installs[1:]), installs  # nothing after the lock resolves
+    assert "LOCK := requirements.lock" in lines
+    assert "make test" in _logical_lines((REPO / ".ci" / "run").read_text())  # CI installs through the Makefile
+
+
+def test_the_lock_covers_every_dependency_of_pyproject_and_its_extras():
+    """A dependency added to pyproject.toml without `make lock` fails here (the lock would not install it)."""
+    from packaging.requirements import Requirement
+
+    project = _pyproject()["project"]
+    lock = _lock()
+    wanted = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    missing, outside = [], []
+    for requirement in map(Requirement, wanted):
+        name = _name(str(requirement))
+        if name not in lock:
+            missing.append(name)
+        elif not requirement.specifier.contains(lock[name], prereleases=True):
+            outside.append(f"{name}: lock {lock[name]}, pyproject {requirement.specifier}")
+    assert not missing and not outside, f"run `make lock`: not in the lock {missing}; lock outside pyproject {outside}"
+    # one version per package, and the torch stack at pyproject's pins
+    assert lock["torch"] == "2.11.0" and lock["ray"] == "2.60.0"
+
+
+def test_the_installed_environment_is_the_lock():
+    """What `make install` put into this venv: every locked package at the locked version. A venv made before the
+    lock changed fails here: `make install` brings it to the lock."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    drift = []
+    for name, locked in _lock().items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            drift.append(f"{name}: not installed (lock {locked})")
+            continue
+        if installed.split("+")[0] != locked.split("+")[0]:
+            drift.append(f"{name}: installed {installed}, lock {locked}")
+    assert not drift, "the venv is not the lock; run `make install`: " + "; ".join(drift)
 
 
 def test_dockerignore_keeps_environments_results_and_corpora_out_but_the_cards_in():
