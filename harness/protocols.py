@@ -187,6 +187,146 @@ def random_kfold(manifest: Manifest, k: int = 5, seed: int = 0) -> list[Fold]:
                  parts[(i + 1) % k], parts[i]) for i in range(k)]
 
 
+# ---- protocols defined by committed fold files (published splits) -----------------------------------------
+# A fold file (datasets/folds/<name>.yaml, written by tools/import_fold_files.py) holds one paper's or toolkit's
+# published folds with their source (repository, commit, paths, blob ids) and licence. `unit: speaker` files
+# list each fold's train and test speakers; `unit: clip` files list clip ids (used where speakers recur, e.g.
+# EmoBox's EmoDB folds). Sources commit no validation lists, so each fold's validation part is carved from its
+# training part here, seeded: whole speakers under `file-folds`, random clips under the speaker-overlapping form.
+FOLDS_DIR_NAME = "folds"
+
+
+class FoldFileError(ValueError):
+    """A fold file that is missing, malformed, or used under a name its folds do not deserve; one line."""
+
+
+def _fold_file_path(file: str) -> Path:
+    """`file` as written in a card: absolute, or relative to a card folder (the shipped cards, then each folder
+    in HARNESS_CARDS), e.g. `folds/hicmae-ravdess-6fold.yaml`."""
+    import os
+    from importlib.resources import files
+
+    path = Path(file)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        folders = [Path(str(files("harness") / "cards"))]
+        folders += [Path(p) for p in os.environ.get("HARNESS_CARDS", "").split(os.pathsep) if p]
+        candidates = [folder / path for folder in folders]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FoldFileError(f"fold file {file!r} not found (looked in {', '.join(str(c) for c in candidates)}); "
+                        "write the path relative to the card's folder, e.g. folds/<name>.yaml")
+
+
+def read_fold_file(file: str) -> dict[str, Any]:
+    """The fold file's content, checked for shape; speaker and clip ids as strings."""
+    import yaml
+
+    path = _fold_file_path(file)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise FoldFileError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict) or data.get("unit") not in ("speaker", "clip") or not data.get("folds"):
+        raise FoldFileError(f"{path}: a fold file needs `unit: speaker|clip` and a non-empty `folds:` list")
+    for i, fold in enumerate(data["folds"]):
+        if not isinstance(fold, dict) or not fold.get("train") or not fold.get("test"):
+            raise FoldFileError(f"{path}: folds[{i}] needs non-empty `train` and `test` lists")
+        fold["train"] = [str(x) for x in fold["train"]]
+        fold["test"] = [str(x) for x in fold["test"]]
+    data["omitted_clips"] = [str(x) for x in data.get("omitted_clips") or []]
+    data["path"] = str(path)
+    return data
+
+
+def check_file_folds_name(name: str, params: dict[str, Any], where: str) -> None:
+    """Refuse a fold file whose own folds share speakers between train and test under the speaker-independent
+    protocol `file-folds` (checked from the file's `speaker_independent` record when a card is read; the
+    manifest-level check runs again when folds are made)."""
+    if name != "file-folds":
+        return
+    data = read_fold_file(str(params.get("file", "")))
+    if not data.get("speaker_independent", False):
+        raise FoldFileError(
+            f"{where}: {data['path']} is not speaker-independent (its folds put the same speakers in train and "
+            "test), so it cannot be used as `file-folds`; use `name: file-folds-speaker-overlapping` and an "
+            "alternative name that says so (results are then marked speaker-dependent)")
+
+
+def _file_fold_parts(manifest: Manifest, data: dict[str, Any]) -> list[tuple[str, list[str], list[str]]]:
+    """(name, train clips, test clips) of each fold, restricted to the manifest's clips; the source's omitted
+    clips are left out of every part, as the source left them out."""
+    table = manifest.table
+    speaker_of = dict(zip(table["clip_id"].astype(str), table["speaker"].astype(str), strict=True))
+    omitted = set(data["omitted_clips"])
+    parts = []
+    if data["unit"] == "speaker":
+        known = {s for f in data["folds"] for s in f["train"] + f["test"]}
+        unknown = sorted(set(speaker_of.values()) - known)
+        if unknown:
+            raise FoldFileError(f"{manifest.dataset}: speakers {unknown[:5]} are in no fold of {data['path']}; "
+                                "the fold file does not describe this corpus (or this card's speaker ids)")
+        for f in data["folds"]:
+            train, test = set(f["train"]), set(f["test"])
+            parts.append((f["name"], [c for c, s in speaker_of.items() if s in train and c not in omitted],
+                          [c for c, s in speaker_of.items() if s in test and c not in omitted]))
+    else:
+        for f in data["folds"]:
+            parts.append((f["name"], [c for c in f["train"] if c in speaker_of],
+                          [c for c in f["test"] if c in speaker_of]))
+    for name, train, test in parts:
+        if not train or not test:
+            raise FoldFileError(f"{manifest.dataset} {name}: no clips of this corpus in its "
+                                f"{'train' if not train else 'test'} part of {data['path']}")
+    return parts
+
+
+@register_protocol("file-folds", True,
+                   "a published split from a committed fold file (`file`); validation: `val_speakers` speakers "
+                   "drawn (seeded) from each fold's training speakers")
+def file_folds(manifest: Manifest, file: str, val_speakers: int = 1, seed: int = 0) -> list[Fold]:
+    """Published speaker-independent folds (HiCMAE, EmoBox) as they were committed; refused when the file's
+    folds share a speaker between train and test in this manifest."""
+    data = read_fold_file(file)
+    speaker_of = dict(zip(manifest.table["clip_id"].astype(str), manifest.table["speaker"].astype(str),
+                          strict=True))
+    folds = []
+    for i, (name, train, test) in enumerate(_file_fold_parts(manifest, data)):
+        shared = sorted({speaker_of[c] for c in train} & {speaker_of[c] for c in test})
+        if shared:
+            raise LeakageError(f"{manifest.dataset} {name}: {data['path']} puts speakers {shared[:5]} in both "
+                               "train and test: not speaker-independent; use it only as "
+                               "`file-folds-speaker-overlapping`")
+        speakers = sorted({speaker_of[c] for c in train})
+        if not 0 < val_speakers < len(speakers):
+            raise ValueError(f"{manifest.dataset} {name}: val_speakers={val_speakers} must be between 1 and "
+                             f"{len(speakers) - 1} (the fold's training speakers, less one to train on)")
+        order = np.random.default_rng([seed, i]).permutation(len(speakers))
+        val = {speakers[j] for j in order[:val_speakers]}
+        folds.append(Fold(name, [c for c in train if speaker_of[c] not in val],
+                          [c for c in train if speaker_of[c] in val], test))
+    return folds
+
+
+@register_protocol("file-folds-speaker-overlapping", False,
+                   "SPEAKER-OVERLAPPING published folds from a committed fold file (`file`), e.g. EmoBox's "
+                   "EmoDB folds; validation: a seeded `val_fraction` of each training part's clips")
+def file_folds_speaker_overlapping(manifest: Manifest, file: str, val_fraction: float = 0.1,
+                                   seed: int = 0) -> list[Fold]:
+    """Speaker-dependent published folds, offered only for comparison with the papers that used them."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"{manifest.dataset}: val_fraction={val_fraction} must lie strictly between 0 and 1")
+    folds = []
+    for i, (name, train, test) in enumerate(_file_fold_parts(manifest, read_fold_file(file))):
+        order = np.random.default_rng([seed, i]).permutation(len(train))
+        n_val = max(1, round(val_fraction * len(train)))
+        val = {train[j] for j in order[:n_val]}
+        folds.append(Fold(name, [c for c in train if c not in val], [c for c in train if c in val], test))
+    return folds
+
+
 def assert_disjoint(manifest: Manifest, folds: list[Fold], by_speaker: bool) -> None:
     """Raise LeakageError if any clip (and, when `by_speaker`, any speaker) is in two parts of a fold."""
     for fold in folds:

@@ -41,7 +41,7 @@ from harness.datasets.readers import (
     read_text_table,
 )
 from harness.manifest import Manifest
-from harness.protocols import ProtocolSpec, get_protocol
+from harness.protocols import FoldFileError, ProtocolSpec, check_file_folds_name, get_protocol
 
 CARD_DIRS_ENV = "HARNESS_CARDS"
 _OPTIONAL = ("audio_path", "video_path", "text", "session", "split")
@@ -326,6 +326,10 @@ def parse_card(path: Path) -> Card:
         raise CardError(f"{path}: not valid YAML ({error})") from None
     where = f"{path}: card"
     schema = validate_card(data, path)
+    try:  # a published fold file must exist and deserve the protocol's name (speaker-independent or not)
+        check_file_folds_name(value.name, dict(value.params or {}), where)
+    except FoldFileError as error:
+        raise CardError(str(error)) from None
     if schema.name != path.stem:
         raise CardError(f"{where}: name {schema.name!r} must equal the file name without .yaml ({path.stem!r})")
     data.setdefault("present", list(schema.present))
