@@ -13,9 +13,20 @@ from harness.datasets import DatasetSpec
 from harness.manifest import Manifest
 from harness.protocols import Fold, load_or_make_folds
 
+# A scan that loses more than this share of the files or rows it read (names that do not fit the card, rows
+# that point outside the corpus, codes the card cannot map) is a card or layout mistake, not a corpus to
+# benchmark. Raise it (HARNESS_MAX_LOST_SHARE=0.6) for a corpus known to hold many unrelated files.
+MAX_LOST_SHARE = 0.25
+LOST_SHARE_ENV = "HARNESS_MAX_LOST_SHARE"
+
 
 class CorpusNotFound(FileNotFoundError):
     """The corpus is not where the settings say; the message names the place and how to point elsewhere."""
+
+
+class CorpusUnusable(CorpusNotFound):
+    """The scan found files but (almost) none became clips. A CorpusNotFound, so every command that reports a
+    missing corpus as one line reports this one the same way, before anything is extracted or cached."""
 
 
 @dataclass(frozen=True)
@@ -49,14 +60,57 @@ def locate(settings: Settings, spec: DatasetSpec, say=print) -> Path:
                          f"see `harness data list`")
 
 
+def max_lost_share() -> float:
+    """The share of scanned files a scan may lose: MAX_LOST_SHARE, or HARNESS_MAX_LOST_SHARE when set."""
+    import os
+
+    raw = os.environ.get(LOST_SHARE_ENV)
+    if raw is None:
+        return MAX_LOST_SHARE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CorpusUnusable(f"{LOST_SHARE_ENV}={raw!r}: expected a share between 0 and 1") from None
+    if not 0.0 <= value <= 1.0:
+        raise CorpusUnusable(f"{LOST_SHARE_ENV}={raw!r}: expected a share between 0 and 1")
+    return value
+
+
+def check_scan(manifest: Manifest, problems_path: Path, first: int = 3) -> None:
+    """Raise CorpusUnusable when a scan read files but made no clip of them, or lost more than the allowed
+    share; the message gives the first reasons and the problems table, so nothing empty is ever cached."""
+    counts = manifest.scan_counts
+    items, lost = int(counts.get("items", 0)), int(counts.get("lost", 0))
+    if items == 0:
+        return
+    allowed = max_lost_share()
+    if len(manifest) > 0 and lost <= allowed * items:
+        return
+    problems = manifest.problems
+    if "reason" in problems and len(problems):
+        serious = problems[~problems["reason"].astype(str).str.contains("clips kept|excluded by design")]
+        shown = (serious if len(serious) else problems).head(first)
+        reasons = "; ".join(f"{row.path}: {row.reason}" for row in shown.itertuples())
+    else:
+        reasons = "no reasons recorded"
+    what = (f"0 clips from {items} files or rows" if len(manifest) == 0 else
+            f"{lost} of {items} files or rows lost (more than {allowed:.0%}, {LOST_SHARE_ENV} to change)")
+    raise CorpusUnusable(f"{manifest.dataset}: the scan of {manifest.root} made {what}. First reasons: "
+                         f"{reasons}. All problems: {problems_path}")
+
+
 def open_corpus(settings: Settings, spec: DatasetSpec, with_folds: bool = True, say=print) -> Corpus:
-    """Locate, scan and store the manifest (with its problems table), then the stored or new folds."""
+    """Locate, scan and store the manifest (with its problems table), then the stored or new folds.
+
+    A scan that made no clip from the files it read, or lost too many (`check_scan`), stops here, before
+    folds, extraction or any cache see it."""
     root = locate(settings, spec, say)
     manifest = spec.scan(root)
     folder = settings.manifest_dir(manifest.dataset)
     manifest.save(folder)
+    check_scan(manifest, folder / "problems.csv")
     if len(manifest.problems):
-        say(f"[data] {manifest.dataset}: {len(manifest.problems)} files could not become clips "
+        say(f"[data] {manifest.dataset}: {len(manifest.problems)} problem rows "
             f"(see {folder / 'problems.csv'})")
     folds = load_or_make_folds(folder / "folds.json", manifest, spec.protocol) if with_folds else []
     return Corpus(spec, root, manifest, folds)

@@ -21,6 +21,9 @@ MEDIA_COLUMNS: tuple[str, ...] = ("audio_path", "video_path")
 SEGMENT_COLUMNS: tuple[str, ...] = ("video_start", "video_end")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("audio_path", "video_path", "text", "session", "split", *SEGMENT_COLUMNS)
 MODALITY_SOURCE = {"audio": ("audio_path", "video_path"), "video": ("video_path",), "text": ("text",)}
+# Where a media path really is when it is read through a symlink in the user's data tree (absolute; empty for
+# a file that is where its path says). Only manifests with such a clip have these columns.
+RESOLVED_COLUMNS: tuple[str, ...] = ("audio_resolved", "video_resolved")
 
 
 def unsafe_clip_id(clip_id: str) -> bool:
@@ -41,6 +44,8 @@ class Manifest:
               `root`), text, session, split, video_start/video_end (SEGMENT_COLUMNS) and any extra columns
               (intensity, gender, ...).
     problems: files or rows that could not be turned into clips, with the reason: reported, never dropped.
+    scan_counts: what the scan saw ("items": files or rows read, "lost": those that became no clip, "excluded":
+              clips whose label the target leaves out by design); empty for a manifest not built by a scan.
 
     A manifest is immutable once built: `fingerprint()` is computed on first use and cached (it stats every
     media file). Build a new Manifest (e.g. `dataclasses.replace`) rather than editing `table` in place.
@@ -51,6 +56,7 @@ class Manifest:
     classes: list[str]
     table: pd.DataFrame
     problems: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["path", "reason"]))
+    scan_counts: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.table = self.table.reset_index(drop=True)
@@ -119,8 +125,9 @@ class Manifest:
 
         Ids, media paths (relative, so moving the corpus keeps its caches), each media file's size (so media
         replaced in place are extracted again), transcripts and segment bounds. Bounds count only when some
-        clip has one, so manifests without segments are keyed as before bounds existed. Computed once per
-        manifest (a run asks three to five times; each computation stats every media file).
+        clip has one, so manifests without segments are keyed as before bounds existed; so do the real
+        locations of media read through a symlink (pointing the link at another copy changes the key).
+        Computed once per manifest (a run asks three to five times; each computation stats every media file).
         """
         if self._fingerprint is None:
             self._fingerprint = self._compute_fingerprint()
@@ -128,8 +135,8 @@ class Manifest:
 
     def _compute_fingerprint(self) -> str:
         columns = ["clip_id", "audio_path", "video_path", "text"]
-        columns += [c for c in SEGMENT_COLUMNS
-                    if (self.table[c].notna() & (self.table[c].astype(str) != "")).any()]
+        columns += [c for c in (*SEGMENT_COLUMNS, *RESOLVED_COLUMNS)
+                    if c in self.table and (self.table[c].notna() & (self.table[c].astype(str) != "")).any()]
         rows = self.table[columns].astype(str).values.tolist()
         sizes = [[self._size(relative) for relative in self.table[column]] for column in MEDIA_COLUMNS]
         return stable_hash([self.dataset, rows, sizes])
@@ -152,7 +159,7 @@ class Manifest:
         atomic.write_json(
             directory / "manifest.json",
             {"dataset": self.dataset, "root": str(self.root), "classes": self.classes,
-             "fingerprint": self.fingerprint(), "n_clips": len(self)},
+             "fingerprint": self.fingerprint(), "n_clips": len(self), "scan_counts": self.scan_counts},
         )
 
     @classmethod
@@ -163,7 +170,8 @@ class Manifest:
         table = pd.read_parquet(directory / "manifest.parquet")
         problems_path = directory / "problems.csv"
         problems = pd.read_csv(problems_path) if problems_path.exists() else None
-        manifest = cls(meta["dataset"], Path(meta["root"]), list(meta["classes"]), table)
+        manifest = cls(meta["dataset"], Path(meta["root"]), list(meta["classes"]), table,
+                       scan_counts=dict(meta.get("scan_counts", {})))
         if problems is not None:
             manifest.problems = problems
         if manifest.fingerprint() != meta["fingerprint"]:

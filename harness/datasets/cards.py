@@ -39,12 +39,13 @@ from harness.datasets.readers import (
     build_reader,
     compile_pattern,
     read_text_table,
+    resolved_location,
 )
 from harness.manifest import Manifest
 from harness.protocols import FoldFileError, ProtocolSpec, check_file_folds_name, get_protocol
 
 CARD_DIRS_ENV = "HARNESS_CARDS"
-_OPTIONAL = ("audio_path", "video_path", "text", "session", "split")
+_OPTIONAL = ("audio_path", "video_path", "text", "session", "split", "audio_resolved", "video_resolved")
 
 
 def shipped_card_dir() -> Path:
@@ -167,9 +168,11 @@ class Card:
         problems = list(read.problems)
         lookups = self._load_joins(root, problems)
         clips: dict[str, dict[str, Any]] = {}
+        lost = read.rejected
         for record in read.records:
             row = self._row(record, chosen, lookups, problems)
             if row is None:
+                lost += 1
                 continue
             existing = clips.get(row["clip_id"])
             if existing is None:
@@ -192,6 +195,7 @@ class Card:
                                                  f"(excluded by design)"))
         if check_media:
             self._check_media(root, kept, problems)
+            _record_links(root, kept)
         table = pd.DataFrame([self._finish(row) for row in kept])
         if table.empty:
             table = pd.DataFrame(columns=["clip_id", "label", "speaker"])
@@ -200,8 +204,9 @@ class Card:
                 table[column] = pd.Series([v if isinstance(v, str) else None for v in table[column]],
                                           index=table.index, dtype=object)
         dataset = self.name if name == "default" else f"{self.name}@{name}"
+        counts = {"items": len(read.records) + read.rejected, "lost": lost, "excluded": sum(excluded.values())}
         return Manifest(dataset, root, list(chosen.classes), table,
-                        pd.DataFrame(problems, columns=["path", "reason"]))
+                        pd.DataFrame(problems, columns=["path", "reason"]), scan_counts=counts)
 
     def _load_joins(self, root: Path, problems: list[tuple[str, str]]) -> list[dict[str, dict[str, str]] | None]:
         lookups: list[dict[str, dict[str, str]] | None] = []
@@ -278,6 +283,10 @@ class Card:
         media = row.pop("_media")
         row["audio_path"] = media.get("audio")
         row["video_path"] = media.get("video") or media.get("silent_video")
+        real = row.pop("_resolved", {})
+        if real:  # only a clip read through a symlink has the columns; others leave them empty
+            row["audio_resolved"] = real.get("audio")
+            row["video_resolved"] = real.get("video") or real.get("silent_video")
         for key in ("text", "session", "split"):
             if key in row and row[key] == "":
                 row[key] = None
@@ -302,11 +311,25 @@ class Card:
         )
 
 
+def _record_links(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Each media file read through a symlink (the user's layout, followed) gets its real location recorded
+    under `_resolved`, so the manifest, its fingerprint and `harness data verify` name the file that is read."""
+    for row in rows:
+        real = {role: where for role, path in row["_media"].items()
+                if (where := resolved_location(root, path)) is not None}
+        if real:
+            row["_resolved"] = real
+
+
 def _protocol(value: ProtocolChoice, where: str) -> ProtocolSpec:
     try:
         get_protocol(value.name)
     except KeyError as error:
         raise CardError(f"{where}.name: {error.args[0]}") from None
+    try:  # a published fold file must exist and deserve the protocol's name (speaker-independent or not)
+        check_file_folds_name(value.name, dict(value.params or {}), where)
+    except FoldFileError as error:
+        raise CardError(str(error)) from None
     return ProtocolSpec(value.name, dict(value.params or {}))
 
 
@@ -326,10 +349,6 @@ def parse_card(path: Path) -> Card:
         raise CardError(f"{path}: not valid YAML ({error})") from None
     where = f"{path}: card"
     schema = validate_card(data, path)
-    try:  # a published fold file must exist and deserve the protocol's name (speaker-independent or not)
-        check_file_folds_name(value.name, dict(value.params or {}), where)
-    except FoldFileError as error:
-        raise CardError(str(error)) from None
     if schema.name != path.stem:
         raise CardError(f"{where}: name {schema.name!r} must equal the file name without .yaml ({path.stem!r})")
     data.setdefault("present", list(schema.present))

@@ -37,7 +37,8 @@ class Record:
 @dataclass
 class ReadResult:
     records: list[Record]
-    problems: list[tuple[str, str]]  # (path, reason): could not become a record
+    problems: list[tuple[str, str]]  # (path, reason): could not become a record, or a note on one that did
+    rejected: int = 0  # files or rows the reader saw that did not become records (the scan's loss)
 
 
 class Reader:
@@ -92,23 +93,34 @@ def reject_unknown(config: dict[str, Any], allowed: Iterable[str], where: str) -
 
 
 def outside_root(root: Path, relative: str) -> str | None:
-    """Why a media path would read a file outside the corpus root, or None when it stays inside.
+    """Why a media path taken from corpus data would leave the corpus root, or None when it stays inside.
 
-    Scanning must never turn a file elsewhere on the machine into a clip: `harness data verify` and the feature
-    extractors decode whatever the manifest names. Three ways out are refused: an absolute path, a `..`
-    component (a CSV field such as a crafted `Dialogue_ID` can put one into a templated path), and a path inside
-    the root whose symlinks resolve elsewhere. The root itself may be a symlink; it is resolved first.
+    Scanning must never let a corpus (a downloaded archive, a CSV) turn a file elsewhere on the machine into a
+    clip: `harness data verify` and the feature extractors decode whatever the manifest names. So a path that
+    comes from corpus data is refused when it is absolute or has a `..` component (a CSV field such as a crafted
+    `Dialogue_ID` can put one into a templated path): it must name a place under the root by its own spelling.
+
+    Symlinks are not refused. A symlink inside the data tree was made by the user (`harness data fetch`
+    extracts archives with Python's `tarfile` data filter and a zip-slip check, so an archive cannot plant one
+    that leaves the root): `datasets/emodb/wav -> /data/emodb/wav` is how a researcher keeps 500 MB out of a
+    checkout. Such a link is followed, and the manifest records where it leads (`resolved_location`).
     """
     path = PurePosixPath(relative.replace("\\", "/"))
     if path.is_absolute() or Path(relative).is_absolute() or re.match(r"^[A-Za-z]:", relative):
         return f"absolute media path {relative!r}: media must lie inside the corpus root {root}"
     if ".." in path.parts:
         return f"media path {relative!r} climbs out with '..': media must lie inside the corpus root {root}"
-    real_root, real = root.resolve(), (root / relative).resolve()
-    if not real.is_relative_to(real_root):
-        return (f"media path {relative!r} resolves through a symlink to {real}, outside the corpus root "
-                f"{real_root}; copy the file into the corpus or point the data directory at its real location")
     return None
+
+
+def resolved_location(root: Path, relative: str) -> str | None:
+    """Where a media path really is when a symlink under the root leads elsewhere; None when it does not.
+
+    The manifest keeps the path relative to the root (so caches survive moving the corpus) and records this
+    real location beside it, so verification, checksums and cache keys see the file that is read.
+    """
+    real = (root / relative).resolve()
+    return None if real == root.resolve() / relative else str(real)
 
 
 def compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
@@ -171,25 +183,20 @@ class FilenameReader(Reader):
                 continue
             parsed = self.parse(relative, role)
             (records if isinstance(parsed, Record) else problems).append(parsed)
-        return ReadResult(records, problems)
+        return ReadResult(records, problems, rejected=len(problems))
 
     def read(self, root: Path) -> ReadResult:
         seen: dict[str, str] = {}
         records, problems = [], []
         for glob, role in self.files:
+            # the glob's matches lie under the root by their spelling; symlinked folders are followed
             for path in sorted(root.glob(glob)):
-                if not path.is_file():
-                    continue
-                relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-                reason = outside_root(root, relative)
-                if reason is not None:
-                    problems.append((relative, f"{reason} (not a clip)"))
-                    continue
-                seen.setdefault(relative, role)
+                if path.is_file():
+                    seen.setdefault(path.relative_to(root).as_posix(), role)
         for relative, role in seen.items():
             parsed = self.parse(relative, role)
             (records if isinstance(parsed, Record) else problems).append(parsed)
-        return ReadResult(records, problems)
+        return ReadResult(records, problems, rejected=len(problems))
 
 
 def read_text_table(path: Path, encodings: list[str]) -> tuple[pd.DataFrame, str | None]:
@@ -255,6 +262,7 @@ class CsvReader(Reader):
     def read(self, root: Path) -> ReadResult:
         records: list[Record] = []
         problems: list[tuple[str, str]] = []
+        rejected = 0
         for table_spec in self.tables:
             name = table_spec["file"]
             path = root / name
@@ -279,7 +287,8 @@ class CsvReader(Reader):
                 escapes = [reason for path in media.values() if (reason := outside_root(root, path))]
                 if escapes:  # a crafted row: none of it becomes a clip
                     problems.append((source, f"row rejected: {escapes[0]}"))
+                    rejected += 1
                     continue
                 records.append(Record(fields, media, source))
-        return ReadResult(records, problems)
+        return ReadResult(records, problems, rejected)
 
