@@ -42,8 +42,7 @@ def timed_lines(args: list[str], env: dict[str, str] | None = None, cwd: Path | 
     """Run a command; return (wall seconds, [(seconds since start, line)], return code)."""
     started = time.perf_counter()
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
-                                    **(env or {})})
+                               env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     lines = [(time.perf_counter() - started, line.rstrip()) for line in process.stdout]
     return time.perf_counter() - started, lines, process.wait()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from pathlib import Path
 
 from harness.config import Settings
 
@@ -32,15 +33,72 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+AUTH_DOC = "docs/cluster.md, section Authentication"
+
+
+def token_source() -> str | None:
+    """Where Ray's driver will read the cluster's token from, in Ray's own order (RAY_AUTH_TOKEN, the file named
+    by RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token), or None when there is none. Never the token itself."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return "RAY_AUTH_TOKEN"
+    named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    path = Path(named).expanduser() if named else Path.home() / ".ray" / "auth_token"
+    try:
+        return str(path) if path.read_text().strip() else None
+    except OSError:
+        return None
+
+
+def require_cluster_token(address: str) -> None:
+    """A driver attaching to a cluster uses token authentication (Ray's RAY_AUTH_MODE=token), or stops here with
+    one line naming the fix: a cluster without it runs code for anyone who reaches its ports, and a driver without
+    the token would otherwise fail inside Ray with a long InvalidAuthToken traceback."""
+    mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower()
+    if mode not in ("", "token"):
+        raise SystemExit(f"harness: RAY_AUTH_MODE={mode} is refused for the cluster at {address}: its nodes and this "
+                         f"driver run with RAY_AUTH_MODE=token; unset RAY_AUTH_MODE ({AUTH_DOC})")
+    if token_source() is None:
+        named = os.environ.get("RAY_AUTH_TOKEN_PATH")
+        where = f"RAY_AUTH_TOKEN_PATH={named} names no readable, non-empty file" if named else "no token was found"
+        raise SystemExit(f"harness: the Ray cluster at {address} needs its authentication token and {where}: set "
+                         f"RAY_AUTH_TOKEN_PATH to the token file the cluster was started with ({AUTH_DOC})")
+    if mode != "token":
+        os.environ["RAY_AUTH_MODE"] = "token"  # inherited by our subprocesses
+        # Ray's C++ side read RAY_AUTH_MODE when Ray was imported; re-read it, as Ray's own token setup does.
+        from ray._raylet import Config
+
+        Config.initialize("")
+
+
+def _is_auth_failure(error: BaseException | None) -> bool:
+    """Ray reports a refused token as a ConnectionError/RuntimeError whose cause is its AuthenticationError."""
+    from ray.exceptions import AuthenticationError
+
+    while error is not None:
+        if isinstance(error, AuthenticationError) or "InvalidAuthToken" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def init_ray(settings: Settings) -> None:
-    """Attach to `settings.ray_address`, or start a local instance with `settings.num_cpus` CPUs."""
+    """Attach to `settings.ray_address` with the cluster's token, or start a local instance with
+    `settings.num_cpus` CPUs (Ray gives a new local instance token authentication by itself)."""
     import ray
 
     quiet_libraries()
     if ray.is_initialized():
         return
     if settings.ray_address:
-        ray.init(address=settings.ray_address, log_to_driver=False)
+        require_cluster_token(settings.ray_address)
+        try:
+            ray.init(address=settings.ray_address, log_to_driver=False)
+        except (ConnectionError, RuntimeError) as error:
+            if not _is_auth_failure(error):
+                raise
+            raise SystemExit(f"harness: the Ray cluster at {settings.ray_address} refused this driver's token "
+                             f"(from {token_source()}): set RAY_AUTH_TOKEN_PATH to the token file the cluster was "
+                             f"started with ({AUTH_DOC})") from None
     else:
         ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
     from ray.data import DataContext
