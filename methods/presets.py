@@ -19,14 +19,73 @@ from typing import Any
 DEFAULT = "default"
 
 
+# A value's source starts with one of these: the paper's section ("paper §4.2: ..."), the command line of the
+# code a paper builds on ("SSE-FT command: ..."), or that the paper does not give it.
+PAPER_SOURCE = "paper §"
+COMMAND_SOURCE = "SSE-FT command"
+HARNESS_CHOICE = "not in the paper: harness choice"
+INHERITED = "not in the paper: inherited harness default"
+SOURCE_PREFIXES = (PAPER_SOURCE, COMMAND_SOURCE, HARNESS_CHOICE, INHERITED)
+
+# What each paper's text states, key by key, with the section (../shared/papers/; checked by
+# tests/test_neural_presets.py): a preset value may cite "paper §x" only for a key listed here under its paper,
+# and only with that section. Keys are the methods' hyperparameters, `inputs.<modality>` (the encoder a paper
+# used) and `finetune.<modality>.<option>` (a paper's per-modality fine-tuning).
+PAPERS: dict[str, str] = {
+    "mocanu2023": "Mocanu, Tapu, Zaharia 2023 (mocanu2023-av-cross-attention.txt)",
+    "xie2021": "Xie, Sidulova, Park 2021 (xie2021-xmt-embracenet.txt)",
+    "chaudhari2023": "Chaudhari et al. 2023 (chaudhari2023-ima-hadamard.txt)",
+    "babaali2024": "Shayaninasab, BabaAli 2024 (babaali-pretrained-transformers.txt)",
+    "sse-ft": "Siriwardhana et al.'s SSE-FT training command (not a seed paper; the code IMA builds on)",
+}
+STATED: dict[str, dict[str, str]] = {
+    "mocanu2023": {
+        "n_snippets": "§4.2", "m": "§3.1", "m_prime": "§3.3", "heads": "§4.2", "optimizer": "§4.2", "lr": "§4.2",
+        "batch_size": "§4.2", "patience": "§4.2", "select_by": "§4.2", "loss": "§3.4", "metric_loss": "§3.4",
+        "frame_size": "§4.2", "frames_per_snippet": "§4.2", "spectrogram_size": "§4.2", "front_end": "§4.2",
+        "inputs.video": "§4.2", "inputs.audio": "§4.2",
+    },
+    "xie2021": {
+        "optimizer": "§5.2", "lr": "§5.2", "c": "§4.2.3", "heads": "§4.2.1", "face_encoder": "§4.1.3",
+        "face_frames": "§4.1.3", "face_pad": "§4.1.3", "inputs.text": "§4.1.1", "inputs.audio": "§4.1.2",
+        "inputs.video": "§4.1.3",
+    },
+    "chaudhari2023": {
+        "max_len_audio": "§4.1", "max_len_video": "§4.1", "max_len_text": "§4.1", "inputs.audio": "§4.1",
+        "inputs.video": "§4.1", "inputs.text": "§4.1",
+    },
+    "babaali2024": {
+        "classifier": "§3.4", "fusion": "§3.3", "inputs.text": "§3.3", "inputs.audio": "§3.3",
+        "inputs.video": "§3.3",
+        **{f"finetune.text.{k}": "§3.2" for k in ("lr", "epochs", "batch_size", "weight_decay", "select_by")},
+        **{f"finetune.audio.{k}": "§3.2" for k in ("lr", "epochs", "batch_size", "weight_decay", "max_seconds",
+                                                    "select_by")},
+        **{f"finetune.video.{k}": "§3.2" for k in ("lr", "epochs", "batch_size", "weight_decay")},
+    },
+    # --arch robertEMO_large fixes ffn_mult and positional (its model code), the flags the rest
+    "sse-ft": {k: "command" for k in ("lr", "optimizer", "weight_decay", "max_epochs", "batch_size", "heads",
+                                      "dropout", "grad_clip", "max_positions", "max_len", "select_by",
+                                      "ffn_mult", "positional")},
+}
+
+# The shared training options a paper preset of a neural method must state itself (or mark as inherited), so a
+# preset run never takes the benchmark's defaults silently.
+TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "max_epochs", "patience", "grad_clip",
+                 "select_by", "class_weights", "max_len")
+
+
 @dataclass(frozen=True)
 class Preset:
-    """values: hyperparameter -> value; sources: hyperparameter -> where the value comes from; note: what the
-    preset leaves open (searched) or cannot reproduce, in one sentence."""
+    """values: hyperparameter -> value; sources: hyperparameter -> where the value comes from, starting with one
+    of SOURCE_PREFIXES; note: what the preset leaves open (searched) or cannot reproduce, in one sentence;
+    paper: the key of PAPERS whose text the "paper §x" sources cite; inputs: modality -> (extractor, source), the
+    encoder the paper used or the stand-in the harness uses for it."""
 
     values: dict[str, Any]
     sources: dict[str, str]
     note: str = ""
+    paper: str = ""
+    inputs: dict[str, tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         unsourced = sorted(set(self.values) - set(self.sources))

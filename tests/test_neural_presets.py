@@ -154,3 +154,110 @@ def test_xie_paper_preset_runs_with_the_gru_face_encoder() -> None:
     method.fit(data)
     assert method.network_.face_gru is not None
     assert method.predict_proba(data).shape == (8, 4)
+
+
+# --- provenance: no value cites a source that does not state it ----------------------------------------------
+
+def _declared_presets() -> list[tuple[str, str, object]]:
+    """(method class name, preset name, Preset) for every preset a registered method class declares."""
+    from methods.presets import class_presets
+
+    seen, out = set(), []
+    for name in method_names():
+        cls = get_method(name).cls
+        if cls in seen:
+            continue
+        seen.add(cls)
+        out += [(cls.__name__, preset_name, preset) for preset_name, preset in class_presets(cls).items()
+                if preset_name != "default"]
+    return out
+
+
+def _cited_keys(preset) -> list[tuple[str, str]]:
+    """(key, source) of every value and input of a preset; inputs are keyed `inputs.<modality>`."""
+    return [*preset.sources.items(), *((f"inputs.{m}", src) for m, (_, src) in (preset.inputs or {}).items())]
+
+
+def test_every_preset_value_says_paper_section_command_or_not_in_the_paper() -> None:
+    from methods.presets import SOURCE_PREFIXES
+
+    presets = _declared_presets()
+    assert {(c, p) for c, p, _ in presets} >= {("IMAHadamard", "paper"), ("IMAHadamard", "sse-ft"),
+                                                ("AVCrossAttention", "paper"), ("CrossModalEmbrace", "paper")}
+    for cls, name, preset in presets:
+        for key, source in _cited_keys(preset):
+            assert source.startswith(SOURCE_PREFIXES), f"{cls}@{name}.{key}: {source!r}"
+
+
+def test_no_value_cites_a_source_for_a_key_that_source_does_not_state() -> None:
+    """A "paper §x" source is allowed only for a key the paper's text states (methods.presets.STATED), at that
+    section; an "SSE-FT command" source only in the sse-ft preset, for a key of its command."""
+    from methods.presets import COMMAND_SOURCE, PAPER_SOURCE, STATED
+
+    for cls, name, preset in _declared_presets():
+        assert preset.paper in STATED, f"{cls}@{name}: preset.paper {preset.paper!r} is not a known source"
+        stated = STATED[preset.paper]
+        for key, source in _cited_keys(preset):
+            where = f"{cls}@{name}.{key}: {source!r}"
+            if source.startswith(PAPER_SOURCE):
+                assert preset.paper != "sse-ft" and key in stated, f"{where} cites a paper that does not state it"
+                assert source.startswith(f"paper {stated[key]}"), f"{where}: the text states it in {stated[key]}"
+            if source.startswith(COMMAND_SOURCE):
+                assert preset.paper == "sse-ft" and key in stated, f"{where} is not a key of SSE-FT's command"
+
+
+def test_paper_presets_state_every_shared_training_option() -> None:
+    """The shared defaults (clip 1.0, weight decay 1e-4, batch 32, stop on UAR...) never leak into a paper
+    preset silently: each is a value of the preset, with its source (possibly "inherited")."""
+    from methods.presets import TRAINING_KEYS
+
+    for cls, name, preset in _declared_presets():
+        missing = [k for k in TRAINING_KEYS if k not in preset.values]
+        assert not missing, f"{cls}@{name} leaves {missing} to the harness defaults without saying so"
+
+
+def test_the_attributions_the_review_found_wrong_are_fixed() -> None:
+    from methods.neural.ima_hadamard import IMAHadamard
+    from methods.presets import HARNESS_CHOICE
+
+    ima, sse = IMAHadamard.presets["paper"], IMAHadamard.presets["sse-ft"]
+    assert ima.sources["lr"].startswith(HARNESS_CHOICE)  # Chaudhari states no training values
+    assert (ima.values["max_len_audio"], ima.values["max_len_video"], ima.values["max_len_text"]) == (935, 300, 512)
+    assert all(ima.sources[f"max_len_{m}"].startswith("paper §4.1") for m in ("audio", "video", "text"))
+    mocanu = AVCrossAttention.presets["paper"]
+    assert (mocanu.values["m"], mocanu.values["m_prime"]) == (1024, 512)
+    assert mocanu.sources["m"].startswith("paper §3.1") and mocanu.sources["m_prime"].startswith("paper §3.3")
+    assert (mocanu.values["select_by"], mocanu.values["grad_clip"]) == ("accuracy", 0.0)
+    assert (sse.values["grad_clip"], sse.values["select_by"]) == (0.0, "loss")
+    assert CrossModalEmbrace.presets["paper"].values["d_model"] != CrossModalEmbrace.defaults["d_model"]
+
+
+PAPERS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "papers"
+PAPER_TEXTS = {"mocanu2023": "mocanu2023-av-cross-attention.txt", "xie2021": "xie2021-xmt-embracenet.txt",
+               "chaudhari2023": "chaudhari2023-ima-hadamard.txt", "babaali2024": "babaali-pretrained-transformers.txt"}
+
+
+@pytest.mark.skipif(not PAPERS.is_dir(), reason=f"{PAPERS} (the papers' full texts) is absent")
+def test_a_value_attributed_to_a_paper_is_printed_in_its_text() -> None:
+    """Every number a preset attributes to "paper §x" occurs in that paper's text (1e-4, 0.001, 935, 50...)."""
+    for cls, name, preset in _declared_presets():
+        if preset.paper not in PAPER_TEXTS:
+            continue
+        text = (PAPERS / PAPER_TEXTS[preset.paper]).read_text().lower()
+        for key, value in preset.values.items():
+            if not preset.sources[key].startswith("paper §") or isinstance(value, bool):
+                continue
+            printed = {str(value).lower(), f"{value:g}" if isinstance(value, int | float) else str(value).lower()}
+            if isinstance(value, float) and value < 0.01:
+                printed |= {f"{value:.0e}".replace("e-0", "e-"), f"{value:.3f}"}
+            assert any(p in text for p in printed), f"{cls}@{name}.{key} = {value!r} is not in the paper's text"
+
+
+def test_the_ima_table_1_lengths_bound_each_modality() -> None:
+    """max_len_<modality> bounds that modality's sequence (CLS kept), the others keep max_len."""
+    data = toy(8, dims={"audio": 4, "video": 4, "text": 4}, lengths=(20, 30))
+    method = get_method("ima-hadamard").build(max_len=None, max_len_audio=5, max_len_text=7, max_epochs=1)
+    method.fit(data, data)
+    tensors = method._tensors(data)
+    assert tensors.x["audio"].shape[1] == 5 and tensors.x["text"].shape[1] == 7
+    assert tensors.x["video"].shape[1] >= 20

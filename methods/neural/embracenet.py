@@ -29,10 +29,11 @@ from methods.base import Param
 from methods.data import MultimodalData
 from methods.neural.layers import TransformerBlock, masked_mean
 from methods.neural.training import Batch, NeuralMethod, Tensors, resample_sequence
-from methods.presets import Preset
+from methods.presets import HARNESS_CHOICE, INHERITED, Preset
 
 FACE = "video"
 FACE_PADS = ("repeat", "zero")
+COMBINES = ("product", "sum")  # Eq. 12's Hadamard product of the cross-modal outputs into a target, or a sum
 
 
 def cap_sequences(data: MultimodalData, modality: str, n: int) -> MultimodalData:
@@ -54,6 +55,7 @@ class EmbraceNet(nn.Module):
         self.dock = nn.ModuleDict({m: nn.Sequential(nn.Linear(in_dim, c), nn.ReLU()) for m in mods})
         self.eval_mode = eval_mode
         self.eval_samples = eval_samples
+        self.stochastic = True  # False: the expectation in training too (the `embrace=False` ablation)
 
     @staticmethod
     def probabilities(avail: torch.Tensor) -> torch.Tensor:
@@ -74,7 +76,7 @@ class EmbraceNet(nn.Module):
         docked = torch.stack([torch.where(avail[m].unsqueeze(-1), self.dock[m](features[m]), 0.0)
                               for m in self.mods], dim=1)  # [B, M, c]; a missing modality is exactly 0
         p = self.probabilities(a)
-        if self.training or generator is not None:
+        if (self.training and self.stochastic) or generator is not None:
             r = self.draw(p, docked.shape[-1], generator)
         else:
             r = p.unsqueeze(-1).expand_as(docked)
@@ -83,8 +85,12 @@ class EmbraceNet(nn.Module):
 
 class CrossModalEmbraceNet(nn.Module):
     def __init__(self, dims: dict[str, int], n_classes: int, d_model: int, heads: int, dropout: float,
-                 c: int, eval_mode: str, eval_samples: int, face_encoder: str) -> None:
+                 c: int, eval_mode: str, eval_samples: int, face_encoder: str, embrace: bool = True,
+                 combine: str = "product") -> None:
         super().__init__()
+        if combine not in COMBINES:
+            raise ValueError(f"combine must be one of {COMBINES}, got {combine!r}")
+        self.combine = combine
         self.mods = list(dims)
         self.eval_mode, self.eval_samples = eval_mode, eval_samples
         if face_encoder not in ("linear", "gru"):
@@ -97,6 +103,7 @@ class CrossModalEmbraceNet(nn.Module):
         self.cross = nn.ModuleDict({f"{s}->{t}": TransformerBlock(d_model, heads, ffn_mult=2, dropout=dropout,
                                                                   out_proj=False) for s, t in self.pairs})
         self.embrace = EmbraceNet(self.mods, d_model, c, eval_mode, eval_samples)
+        self.embrace.stochastic = embrace
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(c, n_classes)
 
@@ -113,6 +120,10 @@ class CrossModalEmbraceNet(nn.Module):
                 if s == t:
                     continue
                 out = self.cross[f"{s}->{t}"](seqs[t], seqs[s], batch["mask"][s])
+                if self.combine == "sum":  # ablation: a missing source adds the additive identity
+                    out = torch.where(batch["avail"][s][:, None, None], out, torch.zeros_like(out))
+                    product = out if product is None else product + out
+                    continue
                 out = torch.where(batch["avail"][s][:, None, None], out, torch.ones_like(out))
                 product = out if product is None else product * out
             pooled[t] = masked_mean(product, batch["mask"][t])
@@ -135,30 +146,51 @@ class CrossModalEmbrace(NeuralMethod):
     modalities = ("audio", "video", "text")
     defaults: ClassVar[dict[str, Any]] = {
         "d_model": 32, "heads": 1, "dropout": 0.1, "c": 64, "embrace_eval": "expectation", "eval_samples": 8,
-        "face_encoder": "linear", "face_frames": 24, "face_pad": "repeat",
+        "face_encoder": "linear", "face_frames": 24, "face_pad": "repeat", "embrace": True,
+        "combine": "product",
         "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
     }
     presets: ClassVar[dict[str, Preset]] = {"paper": Preset(
-        values={"optimizer": "sgd", "lr": 1e-3, "momentum": 0.0, "c": 256, "face_encoder": "gru",
+        paper="xie2021",
+        values={"optimizer": "sgd", "lr": 1e-3, "momentum": 0.0, "c": 256, "d_model": 256, "face_encoder": "gru",
                 "face_frames": 50, "face_pad": "zero", "heads": 1, "max_epochs": 100, "patience": 20,
-                "max_len": None},
+                "weight_decay": 0.0, "batch_size": 32, "grad_clip": 0.0, "select_by": "uar",
+                "class_weights": False, "max_len": None},
         sources={
-            "optimizer": "Xie et al. 2021, training setup: SGD",
-            "lr": "Xie et al. 2021, training setup: learning rate 0.001",
-            "momentum": "Xie et al. 2021: plain SGD (no momentum stated)",
-            "c": "Xie et al. 2021 / EmbraceNet (Choi & Lee 2019): docking size c = 256",
-            "face_encoder": "Xie et al. 2021: the face stream is encoded by a GRU over the face frames",
-            "face_frames": "Xie et al. 2021: face sequences fixed to 50 frames",
-            "face_pad": "Xie et al. 2021: shorter face sequences are zero-padded (here: padded and masked)",
-            "heads": "Xie et al. 2021, cross-modal attention equations: single-head attention, no output "
-                     "projection",
-            "max_epochs": "not in the paper: a cap of 100 epochs so early stopping decides",
-            "patience": "not in the paper: 20 epochs without validation gain",
-            "max_len": "not in the paper: whole audio and text sequences (no length bounding)",
+            "optimizer": "paper §5.2: stochastic gradient descent (SGD) for the fusion model",
+            "lr": "paper §5.2: learning rate 0.001",
+            "momentum": f"{HARNESS_CHOICE}: 0, reading §5.2's bare 'SGD' as plain SGD (no momentum is stated)",
+            "c": "paper §4.2.3: the docking layers map every modality to the embracement size 256",
+            "d_model": f"{HARNESS_CHOICE}: 256 (Eq. 6-11 give no attention width; the paper's encoders give "
+                       "512-d audio and face features, §4.1.2-4.1.3, and its docking size is 256)",
+            "face_encoder": "paper §4.1.3: a GRU over the sequence of face embeddings",
+            "face_frames": "paper §4.1.3: face sequences fixed to 50 images",
+            "face_pad": "paper §4.1.3: longer sequences down-sampled, shorter ones zero-padded (padded and masked "
+                        "here)",
+            "heads": "paper §4.2.1: Eq. 6 is a single attention (no heads, no output projection)",
+            "max_epochs": f"{HARNESS_CHOICE}: a cap of 100 epochs so early stopping decides",
+            "patience": f"{HARNESS_CHOICE}: 20 epochs without validation gain (§6.1 only says the "
+                        "hyperparameters were tuned on the validation set)",
+            "weight_decay": f"{HARNESS_CHOICE}: 0 (none is stated; the harness default is 1e-4)",
+            "batch_size": f"{INHERITED} (32; none is stated)",
+            "grad_clip": f"{HARNESS_CHOICE}: no gradient clipping (none is stated; the harness default is 1.0)",
+            "select_by": f"{INHERITED}: the best epoch by validation UAR (the paper states no selection rule)",
+            "class_weights": f"{HARNESS_CHOICE}: unweighted cross-entropy (§5.2: 'the cross-entropy loss')",
+            "max_len": f"{HARNESS_CHOICE}: whole audio and text sequences (no length bounding)",
+        },
+        inputs={
+            "text": ("text-transformer", "paper §4.1.1: GPT (openai-gpt) fine-tuned on MELD with dialogue history "
+                     "and the reply sentence; here GPT's frozen token states (checkpoint=openai-gpt), "
+                     "`--finetune` approximates the fine-tuning without the reply or Eq. 1"),
+            "audio": ("wav2vec2", "paper §4.1.2: WaveRNN (LJSpeech) on waveform + spectrogram; stand-in: wav2vec2 "
+                      "(the harness has no WaveRNN encoder)"),
+            "video": ("face-expression", "paper §4.1.3: FaceNet (Inception-ResNet-v1, VGGFace2) embeddings of "
+                      "MTCNN crops; stand-in: the FER CNN's 256-d face embedding (the harness ships no FaceNet "
+                      "weights; face-embed takes a local checkpoint)"),
         },
         note="Searched under the paper preset: dropout. Not reproduced: the paper's stage 1 (each unimodal "
-             "encoder fine-tuned on MELD first, text with dialogue history); here the encoders are frozen "
-             "extractors. Section numbers were not re-checked against the paper in this change."
+             "encoder fine-tuned on MELD first, text with dialogue history, the reply and the multi-task loss "
+             "Eq. 1); here the encoders are frozen extractors unless `--finetune` is given."
     )}
     paper: ClassVar[dict[str, Any]] = presets["paper"].values
 
@@ -189,7 +221,7 @@ class CrossModalEmbrace(NeuralMethod):
     def build_network(self, dims: dict[str, int], n_classes: int) -> nn.Module:
         p = self.params
         return CrossModalEmbraceNet(dims, n_classes, p["d_model"], p["heads"], p["dropout"], p["c"],
-                                    p["embrace_eval"], p["eval_samples"], p["face_encoder"])
+                                    p["embrace_eval"], p["eval_samples"], p["face_encoder"], p["embrace"], p["combine"])
 
 
 register(MethodSpec("xmt-embracenet", CrossModalEmbrace, description="cross-modal transformer + Hadamard + "

@@ -29,11 +29,11 @@ from methods import MethodSpec, register
 from methods.base import Param
 from methods.neural.layers import CLSToken, TransformerBlock
 from methods.neural.training import Batch, NeuralMethod
-from methods.presets import Preset
+from methods.presets import HARNESS_CHOICE, INHERITED, Preset
 
 CLS_MODALITIES = ("audio", "video")  # get a learnable CLS + self-attention block; text uses its own first token
 POSITIONAL = ("none", "learned")
-SSE_FT_COMMAND = "SSE-FT README, 'Training Command' (shamanez/Self-Supervised-Embedding-Fusion-Transformer)"
+SSE_FT_COMMAND = "SSE-FT command (README 'Training Command', shamanez/Self-Supervised-Embedding-Fusion-Transformer)"
 
 
 class IMAHadamardNet(nn.Module):
@@ -117,30 +117,56 @@ class IMAHadamard(NeuralMethod):
 
     modalities = ("audio", "video", "text")
     defaults: ClassVar[dict[str, Any]] = {"d_model": 32, "heads": 4, "ffn_mult": 4, "dropout": 0.1,
-                                          "fusion": "pairs", "positional": "none", "max_positions": 1024}
+                                          "fusion": "pairs", "positional": "none", "max_positions": 1024,
+                                          "max_len_audio": None, "max_len_video": None, "max_len_text": None}
     # The IMA training setting as far as the paper states it; what it leaves open is marked (docs/methods.md).
     presets: ClassVar[dict[str, Preset]] = {"paper": Preset(
+        paper="chaudhari2023",
         values={"lr": 1e-4, "optimizer": "adamw", "d_model": 256, "heads": 8, "max_epochs": 100, "patience": 20,
-                "max_len": None, "positional": "learned"},
+                "max_len": None, "max_len_audio": 935, "max_len_video": 300, "max_len_text": 512,
+                "positional": "learned", "weight_decay": 1e-4, "batch_size": 32, "grad_clip": 1.0,
+                "select_by": "uar", "class_weights": False},
         sources={
-            "lr": "Chaudhari et al. 2023, training setup: learning rate 1e-4",
-            "optimizer": "not verified in the paper: AdamW, the optimiser of the SSE-FT code it builds on",
-            "d_model": "not verified in the paper: 256, our reading of SSE-FT's fusion width",
-            "heads": "not verified in the paper: 8, our reading of SSE-FT",
-            "max_epochs": "not in the paper: a cap of 100 epochs so early stopping decides",
-            "patience": "not in the paper: 20 epochs without validation gain",
-            "max_len": "not in the paper: whole sequences (no length bounding)",
-            "positional": "not verified in the IMA paper: SSE-FT, which it builds on, learns positional embeddings "
-                          "for audio and video (fairseq/modules/transformer_multi_encoder.py, "
-                          "PositionalEmbeddingMul(learned=True))",
+            "lr": f"{HARNESS_CHOICE}: 1e-4 (the paper states no training values; §4.7 names only FAIRSEQ and "
+                  "the hardware)",
+            "optimizer": f"{HARNESS_CHOICE}: AdamW, the optimiser of the SSE-FT code the paper's fusion follows "
+                         "(fairseq --optimizer adam decouples weight decay)",
+            "d_model": f"{HARNESS_CHOICE}: one fusion width of 256 (the paper gives the encoders' widths, 512 / "
+                       "256 / 1024 in Table 1, not the fusion's)",
+            "heads": f"{HARNESS_CHOICE}: 8 heads (Figure 4 says multi-head attention, without a number)",
+            "max_epochs": f"{HARNESS_CHOICE}: a cap of 100 epochs so early stopping decides",
+            "patience": f"{HARNESS_CHOICE}: 20 epochs without validation gain",
+            "max_len": f"{HARNESS_CHOICE}: no common bound (the per-modality bounds of Table 1 apply)",
+            "max_len_audio": "paper §4.1: Table 1, Wav2Vec max sequence length 935 (9.5 s of 10 ms frames)",
+            "max_len_video": "paper §4.1: Table 1, Fab-Net max sequence length 300",
+            "max_len_text": "paper §4.1: Table 1, RoBERTa max sequence length 512",
+            "positional": f"{HARNESS_CHOICE}: learned positional embeddings for audio and video, as SSE-FT "
+                          "(fairseq/modules/transformer_multi_encoder.py, PositionalEmbeddingMul(learned=True)); "
+                          "the paper does not say",
+            "weight_decay": f"{INHERITED} (1e-4; none is stated)",
+            "batch_size": f"{INHERITED} (32; none is stated)",
+            "grad_clip": f"{INHERITED} (clip at 1.0; none is stated)",
+            "select_by": f"{INHERITED}: the best epoch by validation UAR (the paper states no selection rule)",
+            "class_weights": f"{HARNESS_CHOICE}: unweighted cross-entropy (none is stated)",
         },
-        note="Searched under the paper preset: dropout. This is paper-sized, not SSE-FT's published training "
-             "command (that is the `sse-ft` preset; batch size and schedule are not stated in the IMA paper). "
-             "Section numbers were not re-checked against the paper."
+        inputs={
+            "audio": ("wav2vec1", "paper §4.1: fairseq wav2vec (wav2vec_large.pt, 512-d context vectors), frozen; "
+                      "the harness loads the user's checkpoint file strictly"),
+            "text": ("roberta", "paper §4.1: fairseq RoBERTa (1,024-d: RoBERTa-large), frozen; here "
+                     "checkpoint=roberta-large from the Hugging Face cache"),
+            "video": ("face-expression", "paper §4.1: Fab-Net (256-d) on RetinaFace crops; stand-in: the FER "
+                      "CNN's 256-d face embedding (the harness has no Fab-Net; face-embed takes a converted "
+                      "checkpoint)"),
+        },
+        note="Searched under the paper preset: dropout. The IMA paper states no training setting at all (no "
+             "optimiser, learning rate, batch size, epochs or split): everything but Table 1's lengths and the "
+             "inputs is a harness choice or inherited. SSE-FT's published command is the `sse-ft` preset."
     ), "sse-ft": Preset(
+        paper="sse-ft",
         values={"lr": 1e-3, "optimizer": "adamw", "weight_decay": 0.1, "max_epochs": 32, "patience": 32,
                 "batch_size": 8, "heads": 4, "dropout": 0.1, "d_model": 256, "ffn_mult": 4, "max_len": None,
-                "positional": "learned", "max_positions": 936},
+                "positional": "learned", "max_positions": 936, "grad_clip": 0.0, "select_by": "loss",
+                "class_weights": False},
         sources={
             "lr": f"{SSE_FT_COMMAND}: --lr 1e-03",
             "optimizer": f"{SSE_FT_COMMAND}: --optimizer adam, which in fairseq is Adam with decoupled weight decay "
@@ -148,20 +174,25 @@ class IMAHadamard(NeuralMethod):
                          "--adam-betas (0.9, 0.98) --adam-eps 1e-06 are not modelled (torch defaults here)",
             "weight_decay": f"{SSE_FT_COMMAND}: --weight-decay 0.1",
             "max_epochs": f"{SSE_FT_COMMAND}: --max-epoch 32",
-            "patience": "not in the command (no early stopping; the best checkpoint is kept): patience = 32 epochs, "
-                        "so all 32 run and the best validation epoch is restored",
+            "patience": f"{HARNESS_CHOICE}: 32 epochs, so all 32 run (the command has no early stopping) and the "
+                        "best validation epoch is restored",
             "batch_size": f"{SSE_FT_COMMAND}: --batch-size 4 --update-freq 2 (gradient accumulation), i.e. 8 "
                           "clips per update",
             "heads": f"{SSE_FT_COMMAND}: --encoder-attention-heads 4",
             "dropout": f"{SSE_FT_COMMAND}: --dropout 0.1 (its --attention-dropout 0.1 is not modelled)",
-            "d_model": "not in the command: SSE-FT keeps each stream's own width (robertEMO_large: audio 512, video "
-                       "256, text 1024, fairseq/models/mulT_emo.py); one common width of 256 here",
-            "ffn_mult": "fairseq/models/mulT_emo.py robertEMO_large: encoder_ffn_embed_dim 1024 = 4 x 256",
+            "d_model": f"{HARNESS_CHOICE}: one common width of 256 (SSE-FT keeps each stream's own width, "
+                       "robertEMO_large: audio 512, video 256, text 1024, fairseq/models/mulT_emo.py)",
+            "ffn_mult": f"{SSE_FT_COMMAND}: --arch robertEMO_large, whose encoder_ffn_embed_dim 1024 = 4 x 256 "
+                        "(fairseq/models/mulT_emo.py)",
             "max_len": f"{SSE_FT_COMMAND}: whole sequences (--max-positions-a 936 / -v 301 bound them)",
-            "positional": "fairseq/modules/transformer_multi_encoder.py: learned positional embeddings for audio "
-                          "and video",
+            "positional": f"{SSE_FT_COMMAND}: its model learns positional embeddings for audio and video "
+                          "(fairseq/modules/transformer_multi_encoder.py)",
             "max_positions": f"{SSE_FT_COMMAND}: --max-positions-a 936 (the larger of audio 936 / video 301; one "
                              "table size for both here)",
+            "grad_clip": f"{SSE_FT_COMMAND}: --clip-norm 0 (no gradient clipping)",
+            "select_by": f"{SSE_FT_COMMAND}: fairseq keeps checkpoint_best by validation loss (no "
+                         "--best-checkpoint-metric is given)",
+            "class_weights": f"{HARNESS_CHOICE}: unweighted cross-entropy",
         },
         note="SSE-FT's published command trains CMU-MOSEI sentiment regression (--regression-target-mos); here "
              "the same optimiser settings drive emotion classification. Not modelled: 2 self-attention and 2 "
@@ -176,6 +207,11 @@ class IMAHadamard(NeuralMethod):
 
     def keep_first_frame(self) -> tuple[str, ...]:
         return ("text",)  # the text encoder's CLS must stay a token of its own
+
+    def max_lengths(self) -> dict[str, int]:
+        """`max_len_<modality>` (the paper's Table 1: 935 / 300 / 512) where set; `max_len` bounds the rest."""
+        return {m: int(self.params[f"max_len_{m}"]) for m in ("audio", "video", "text")
+                if self.params.get(f"max_len_{m}")}
 
     def build_network(self, dims: dict[str, int], n_classes: int) -> nn.Module:
         p = self.params

@@ -38,6 +38,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "max_epochs": 30,
     "patience": 6,  # epochs without validation gain before stopping
+    "select_by": "uar",  # what "validation gain" means: uar | accuracy | loss (the best epoch is kept)
     "class_weights": False,  # inverse-frequency weights in the cross-entropy (for imbalanced corpora)
     "seed": 0,
     "device": "auto",  # auto | cpu | cuda
@@ -106,12 +107,12 @@ class Tensors:
 
 def tensorize(data: MultimodalData, modalities: list[str], standardizer: Standardizer,
               max_len: int | None = None, fixed_len: dict[str, int] | None = None,
-              keep_first: tuple[str, ...] = ()) -> Tensors:
+              keep_first: tuple[str, ...] = (), max_lens: dict[str, int] | None = None) -> Tensors:
     """Standardise, bound the length (`max_len`) or fix it (`fixed_len[mod]`), pad, and build the masks.
 
     For modalities in `keep_first` the first frame (a text encoder's CLS token) is never averaged with others:
-    only the frames after it are resampled."""
-    fixed_len = fixed_len or {}
+    only the frames after it are resampled. `max_lens[mod]` bounds one modality's length instead of `max_len`."""
+    fixed_len, max_lens = fixed_len or {}, max_lens or {}
     x, mask, avail, missing = {}, {}, {}, {}
     for mod in modalities:
         dim = len(standardizer.mean[mod])
@@ -126,7 +127,8 @@ def tensorize(data: MultimodalData, modalities: list[str], standardizer: Standar
                 raise ValueError(f"clip {data.ids[i]!r}: {mod} features contain NaN or infinite values")
             ok[i] = True
             seq = (seq - standardizer.mean[mod]) / standardizer.std[mod]
-            target = fixed_len.get(mod) or (max_len if max_len and len(seq) > max_len else None)
+            bound = max_lens.get(mod) or max_len
+            target = fixed_len.get(mod) or (bound if bound and len(seq) > bound else None)
             if target and mod in keep_first and len(seq) > 1:
                 seq = np.concatenate([seq[:1], resample_sequence(seq[1:], max(1, target - 1))])
             elif target:
@@ -159,6 +161,7 @@ class TrainSettings:
     grad_clip: float
     checkpoint_dir: str | None
     train_missing_rate: float = 0.0
+    select_by: str = "uar"
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainSettings:
@@ -254,10 +257,26 @@ def modality_dropout(batch: Batch, rate: float, generator: torch.Generator) -> B
     return out
 
 
+SELECT_BY = ("uar", "accuracy", "loss")
+
+
+def selection_score(select_by: str, uar: float, accuracy: float, loss: float) -> float:
+    """Higher is better: validation UAR (the harness's rule), accuracy (Mocanu §4.2 and Babaali §3.2 keep the
+    best epoch by accuracy) or minus the cross-entropy (fairseq, so SSE-FT, keeps the lowest-loss checkpoint)."""
+    if select_by == "uar":
+        return uar
+    if select_by == "accuracy":
+        return accuracy
+    if select_by == "loss":
+        return -loss
+    raise ValueError(f"select_by must be one of {SELECT_BY}, got {select_by!r}")
+
+
 def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
                   loss_fn: Callable[[dict[str, torch.Tensor], Batch], torch.Tensor], s: TrainSettings,
                   on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Mini-batch training with early stopping on validation UAR (ties broken by validation cross-entropy).
+    """Mini-batch training with early stopping on validation UAR, or on `select_by` (ties broken by validation
+    cross-entropy).
 
     The best epoch's weights are restored at the end (and written to `checkpoint_dir` when given). Without a
     validation split the training split is scored instead, so `fit(train)` alone still works. `on_epoch(epoch,
@@ -272,8 +291,8 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     generator = torch.Generator().manual_seed(s.seed)
     scored = val if val is not None and len(val) else train
-    best = (-1.0, float("inf"))
-    best_state, best_epoch, epoch = copy.deepcopy(network.state_dict()), -1, -1
+    best = (-float("inf"), float("inf"))
+    best_state, best_epoch, epoch, best_uar = copy.deepcopy(network.state_dict()), -1, -1, -1.0
     for epoch in range(s.max_epochs):
         network.train()
         order = torch.randperm(len(train), generator=generator)
@@ -299,8 +318,10 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
         val_loss = float(nn.functional.cross_entropy(logits, scored.y))
         if on_epoch is not None:
             on_epoch(epoch + 1, {"val_uar": uar, "val_loss": val_loss})
-        if uar > best[0] or (uar == best[0] and val_loss < best[1]):
-            best, best_epoch = (uar, val_loss), epoch
+        gain = selection_score(s.select_by, uar, float((logits.argmax(1) == scored.y).float().mean()), val_loss)
+        if gain > best[0] or (gain == best[0] and val_loss < best[1]):
+            best, best_epoch = (gain, val_loss), epoch
+            best_uar = uar
             best_state = copy.deepcopy(network.state_dict())
             if s.checkpoint_dir:
                 path = Path(s.checkpoint_dir)
@@ -309,7 +330,7 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
         elif epoch - best_epoch >= s.patience:
             break
     network.load_state_dict(best_state)
-    return TrainResult(epoch + 1, best_epoch + 1, best[0], best[1], time.perf_counter() - began)
+    return TrainResult(epoch + 1, best_epoch + 1, best_uar, best[1], time.perf_counter() - began)
 
 
 class NeuralMethod(FusionMethod):
@@ -346,6 +367,10 @@ class NeuralMethod(FusionMethod):
         """Modalities whose first frame is a CLS token that length bounding must leave untouched."""
         return ()
 
+    def max_lengths(self) -> dict[str, int]:
+        """Per-modality length bounds that replace `max_len` for those modalities (e.g. a paper's table)."""
+        return {}
+
     def loss(self, out: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(out["logits"].float(), batch["y"], weight=self._weight)
 
@@ -360,7 +385,7 @@ class NeuralMethod(FusionMethod):
 
     def _tensors(self, data: MultimodalData) -> Tensors:
         return tensorize(data, self.modalities_, self.standardizer_, self.params["max_len"], self.fixed_lengths(),
-                         self.keep_first_frame())
+                         self.keep_first_frame(), self.max_lengths())
 
     def fit(self, train: MultimodalData, val: MultimodalData | None = None) -> NeuralMethod:
         if train.labels is None:
