@@ -3,8 +3,14 @@
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
 
-Each invocation is one MLflow result, av-xattn-e2e-<backbone>, in the experiment `harness run` writes to
-(--tracking-uri, --experiment), so `harness report` lists it; the JSON report is written as well.
+Each invocation is one MLflow result, <variant>-e2e-<backbone> (av-xattn-e2e-* for --loss ce+metric,
+av-xattn-emotion-e2e-* for metric, av-xattn-triplet-e2e-* for triplet), in the experiment `harness run` writes to
+(--tracking-uri, --experiment), so `harness report` lists it beside the paper's claims; the JSON report is
+written as well.
+
+The paper's setting (Mocanu et al. 2023, §4.2), with your ImageNet/Kinetics 3-D ResNet-101 state_dict:
+  harness e2e --dataset ravdess --protocol ravdess=av-crossattention-10fold --preset paper \
+      --video-weights r3d101_kinetics.pt --audio-weights resnet18_imagenet.pt --epochs 200
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import argparse
 from pathlib import Path
 
 from harness.cli.common import add_ray_flags, add_settings_flags, settings_from_args
+
+LOSSES = ("metric", "ce+metric", "triplet")  # --loss; harness.e2e.commands maps them onto E2EConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,22 +37,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="Ray Train workers (default: one per GPU, else 2 CPU workers)")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--backbone", choices=("tiny", "resnet", "r3d_101"), default="tiny",
-                        help="tiny CNNs (CPU smoke runs), torchvision r3d_18 + resnet18 (not the paper's video "
-                             "network), or a 3-D ResNet-101 + resnet18 (the depth the paper names)")
-    parser.add_argument("--front-end", choices=("logmel", "stft"), default="logmel",
-                        help="audio images: 32-bin log-mel, or a 256-bin Hamming-window STFT")
-    parser.add_argument("--crop", choices=("frame", "face"), default="frame",
-                        help="video from whole frames or from aligned face crops (--frame-size 224 for the paper)")
+    parser.add_argument("--backbone", choices=("tiny", "resnet", "r3d_101"), default=None,
+                        help="tiny CNNs (CPU smoke runs; the default), torchvision r3d_18 + resnet18 (not the "
+                             "paper's video network), or a 3-D ResNet-101 + resnet18 (the depth the paper names)")
+    parser.add_argument("--front-end", choices=("logmel", "stft"), default=None,
+                        help="audio images: 32-bin log-mel (the default), or a 256-bin Hamming-window STFT "
+                             "(paper §4.2)")
+    parser.add_argument("--crop", choices=("frame", "face"), default=None,
+                        help="video from whole frames (the default) or from aligned face crops (the paper, with "
+                             "--frame-size 224)")
     parser.add_argument("--face-detector", choices=("mtcnn", "full-frame"), default="mtcnn",
                         help="detector for --crop face (full-frame: the whole frame as the face, for tests)")
     parser.add_argument("--video-weights", help="local state_dict file for the video backbone, loaded strictly "
                         "(e.g. Kinetics-400 r3d_18)")
     parser.add_argument("--audio-weights", help="local state_dict file for resnet18 (e.g. ImageNet)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 16 (paper §4.2)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate, default 1e-4 (paper §4.2)")
+    parser.add_argument("--loss", choices=LOSSES, default=None,
+                        help="metric: the emotion metric loss (Eq. 16) alone shapes the network, the classifier "
+                             "learns from cross-entropy on the detached embedding (the paper, §3.4; the default "
+                             "under --preset paper); ce+metric: cross-entropy + Eq. 16 through the whole network "
+                             "(the default otherwise); triplet: the plain triplet loss alone (Table 3's baseline)")
+    parser.add_argument("--preset", choices=("default", "paper"), default=None,
+                        help="paper: Mocanu et al.'s setting for every option not given on the command line "
+                             "(--loss metric, r3d_101, STFT front end, 224x224 face crops and spectrogram images, "
+                             "16 frames per snippet, m' 512, batch 16, lr 1e-4); default: the CPU smoke setting")
     parser.add_argument("--m-prime", type=int, default=None, help="fusion width m' (default: 32 tiny, 512 resnet)")
-    parser.add_argument("--frame-size", type=int, default=None, help="frame side (default: 32 tiny, 112 resnet)")
+    parser.add_argument("--frame-size", type=int, default=None,
+                        help="frame side (default: 32 tiny, 112 resnet, 224 under --preset paper: §4.2)")
+    parser.add_argument("--spectrogram-size", type=int, default=None,
+                        help="resize each audio segment's image to this square (paper §4.2: 224; default: "
+                             "bins x 16 frames, or 224 under --preset paper)")
     parser.add_argument("--frames-per-snippet", type=int, default=None, help="default: 4 tiny, 16 resnet")
     parser.add_argument("--no-augment", action="store_true", help="disable random crop / flip / brightness")
     parser.add_argument("--run-name", help="Ray Train run name prefix (default: e2e-<dataset>-<backbone>; the fold "

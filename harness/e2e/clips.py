@@ -3,9 +3,10 @@
 Front ends (`ClipSettings`): video from whole frames (`crop="frame"`) or from aligned face crops of the
 harness's face detector (`crop="face"`, MTCNN; Mocanu et al. feed aligned faces, at 224 x 224 with
 `frame_size=224`); audio as log-mel (`front_end="logmel"`, `n_mels` bins) or as a log-magnitude STFT with a
-Hamming window and `stft_bins` frequency bins (`front_end="stft"`, 256 bins by default: the paper's front end
-as the issue-10 review reads it; its window length and hop are not given there, so n_fft = 2 * (bins - 1) and a
-10 ms hop are our choice).
+Hamming window and `stft_bins` frequency bins (`front_end="stft"`, 256 bins by default: Mocanu §4.2, "the Fast
+Fourier Transform with 256 frequency components", a 32 ms Hamming window and a 10 ms step; n_fft = 2 * (bins - 1)
+= 510 samples is 32 ms at 16 kHz). `image_size` resizes each segment's image to a square (Mocanu §4.2: 224 x 224
+images into the ResNet-18); without it the image keeps its bins x `spec_frames` shape.
 
 Decoding is done once, in the driver, into a compressed .npz cache that every Ray worker reads (workers would
 otherwise each decode the whole corpus). The cache name carries a hash of the clip list and the settings.
@@ -26,11 +27,13 @@ from harness.media import load_audio, load_frames, segment_bound
 
 @dataclass(frozen=True)
 class ClipSettings:
-    """n_snippets: N (paper: 6). frames_per_snippet: k frames per 3-D CNN snippet. frame_size: square frame
-    side after resizing (paper: 112 for r3d_18; 32 keeps the tiny backbones cheap). The audio is cut into N
-    equal segments (the paper's 1-second segments assume ~6 s clips); each becomes an n_mels x spec_frames
-    log-mel image (or an stft_bins x spec_frames STFT image with front_end="stft"). crop: "frame" (whole
-    frames) or "face" (aligned face crops from `face_detector`: "mtcnn", or "full-frame" for tests)."""
+    """n_snippets: N (Mocanu §4.2: 6). frames_per_snippet: k frames per 3-D CNN snippet (§4.2: 16).
+    frame_size: square frame side after resizing (§4.2: 224 x 224 aligned faces; torchvision's r3d_18 Kinetics
+    weights were trained at 112; 32 keeps the tiny backbones cheap). The audio is cut into N equal segments (the
+    paper's 1-second segments assume ~6 s clips); each becomes an n_mels x spec_frames log-mel image (or an
+    stft_bins x spec_frames STFT image with front_end="stft"), resized to image_size x image_size when
+    image_size is set (§4.2: 224). crop: "frame" (whole frames) or "face" (aligned face crops from
+    `face_detector`: "mtcnn", or "full-frame" for tests)."""
 
     n_snippets: int = 6
     frames_per_snippet: int = 4
@@ -42,6 +45,7 @@ class ClipSettings:
     stft_bins: int = 256
     crop: str = "frame"
     face_detector: str = "mtcnn"
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.front_end not in FRONT_ENDS:
@@ -50,9 +54,14 @@ class ClipSettings:
             raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
         if self.stft_bins < 2:
             raise ValueError(f"stft_bins must be at least 2, got {self.stft_bins}")
+        if self.image_size is not None and self.image_size < 8:
+            raise ValueError(f"image_size must be at least 8 (the paper's is 224), got {self.image_size}")
 
     @property
     def spectrogram_bins(self) -> int:
+        """The height of one segment's image."""
+        if self.image_size:
+            return self.image_size
         return self.stft_bins if self.front_end == "stft" else self.n_mels
 
 
@@ -84,7 +93,7 @@ def _face_frames(frames: np.ndarray, s: ClipSettings, clip_id: str) -> np.ndarra
 
 def _segment_spectrograms(audio: np.ndarray, s: ClipSettings) -> np.ndarray:
     """Waveform -> [N, bins, spec_frames], one image per equal-length segment: log-mel (n_mels bins) or the log
-    magnitude of a Hamming-window STFT (stft_bins bins)."""
+    magnitude of a Hamming-window STFT (stft_bins bins); [N, image_size, image_size] when image_size is set."""
     import torch
     import torchaudio
 
@@ -103,7 +112,12 @@ def _segment_spectrograms(audio: np.ndarray, s: ClipSettings) -> np.ndarray:
     for segment in segments:
         wave = torch.from_numpy(segment if len(segment) >= n_fft else np.pad(segment, (0, n_fft - len(segment))))
         spec = torch.log(transform(wave) + 1e-6)  # [bins, frames]
-        spec = torch.nn.functional.interpolate(spec[None], size=s.spec_frames, mode="linear", align_corners=False)
+        if s.image_size:
+            spec = torch.nn.functional.interpolate(spec[None, None], size=(s.image_size, s.image_size),
+                                                   mode="bilinear", align_corners=False)[0]
+        else:
+            spec = torch.nn.functional.interpolate(spec[None], size=s.spec_frames, mode="linear",
+                                                   align_corners=False)
         images.append(spec[0].numpy())
     return np.stack(images).astype(np.float32)
 

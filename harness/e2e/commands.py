@@ -4,8 +4,9 @@ fold of the dataset's protocol (`--protocol` picks a card alternative), and scor
 Example (CPU smoke run on the built-in corpus):  harness e2e --dataset synthetic --workers 2 --epochs 1
 Resume the same run later with more epochs:      harness e2e --dataset synthetic --epochs 3 --resume
 
-Each invocation is one MLflow result, `av-xattn-e2e-<backbone>`, in the experiment `harness run` uses, so
-`harness report` ranks it (in its own evaluation setting: the e2e options) beside the feature-mode results.
+Each invocation is one MLflow result, `<variant>-e2e-<backbone>` (the variant trained with the same loss:
+`av-xattn`, `av-xattn-emotion` or `av-xattn-triplet`), in the experiment `harness run` uses, so `harness report`
+ranks it (in its own evaluation setting: the e2e options) beside the feature-mode results and the paper's claims.
 
 The flags are parsed in `harness.cli.e2e`; `cmd_e2e` takes the resolved settings and the parsed options.
 """
@@ -21,16 +22,16 @@ from typing import Any
 def cmd_e2e(settings: Any, args: Any) -> int:
     """Train every fold of the chosen protocol (or the one `--fold`) end to end, then score each fold's test
     part once with its best-epoch weights; per-fold and mean +- std test metrics are printed and written to
-    `<storage>/<run>-test.json`, and the result is logged to MLflow as the parent run `av-xattn-e2e-<backbone>`
+    `<storage>/<run>-test.json`, and the result is logged to MLflow as the parent run `<variant>-e2e-<backbone>`
     (`harness.e2e.leaderboard`), which `harness report` ranks. A run that raises, or a fold without a
     checkpoint, marks the MLflow run FAILED. `args` holds the options `harness.cli.e2e` defines."""
     import torch
 
     from harness.corpus import CorpusNotFound, open_corpus
     from harness.datasets import get_dataset
-    from harness.e2e.clips import ClipSettings, build_clip_cache
+    from harness.e2e.clips import build_clip_cache
     from harness.e2e.leaderboard import start_run
-    from harness.e2e.train import E2EConfig, evaluate_split, latest_checkpoint, run_e2e
+    from harness.e2e.train import evaluate_split, latest_checkpoint, run_e2e
     from harness.metrics import summarise_folds
     from harness.runtime import init_ray, log
 
@@ -47,24 +48,16 @@ def cmd_e2e(settings: Any, args: Any) -> int:
         return 2
     manifest, folds = corpus.manifest, corpus.folds
     chosen = folds if args.fold is None else [folds[args.fold]]
-    big = args.backbone != "tiny"
-    clips = ClipSettings(frame_size=args.frame_size or (112 if big else 32),
-                         frames_per_snippet=args.frames_per_snippet or (16 if big else 4),
-                         front_end=getattr(args, "front_end", None) or "logmel",
-                         crop=getattr(args, "crop", None) or "frame",
-                         face_detector=getattr(args, "face_detector", None) or "mtcnn")
-    config = E2EConfig(backbone=args.backbone, video_weights=args.video_weights, audio_weights=args.audio_weights,
-                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                       m_prime=args.m_prime or (512 if big else 32), augment=not args.no_augment,
-                       seed=settings.seed, clips=clips)
+    config = e2e_config(args, settings.seed)
+    clips = config.clips
     storage = args.storage or settings.workspace / "e2e"
     log(f"[e2e] decoding {len(manifest)} clips of {spec.name} (cached)")
     cache = build_clip_cache(manifest, clips, storage / "clips" / spec.name)
     use_gpu = torch.cuda.is_available() and not args.cpu
     workers = args.workers or (torch.cuda.device_count() if use_gpu else 2)
     init_ray(settings)
-    base = args.run_name or f"e2e-{manifest.dataset}-{args.backbone}"
-    report: dict[str, Any] = {"dataset": manifest.dataset, "protocol": spec.protocol.name, "backbone": args.backbone,
+    base = args.run_name or f"e2e-{manifest.dataset}-{config.backbone}"
+    report: dict[str, Any] = {"dataset": manifest.dataset, "protocol": spec.protocol.name, "backbone": config.backbone,
                               "front_end": clips.front_end, "crop": clips.crop, "folds": []}
     tracked = start_run(settings, spec, manifest, folds, chosen, config, cache, workers, use_gpu)
     report.update(method=tracked.tags.method, mlflow_run_id=tracked.parent_id)
@@ -113,6 +106,41 @@ def cmd_e2e(settings: Any, args: Any) -> int:
         raise
     _write_report(storage, base, report)
     return 0
+
+
+# `harness e2e --preset paper`: Mocanu et al. §4.2 for every option the command line leaves open.
+PAPER = {"backbone": "r3d_101", "front_end": "stft", "crop": "face", "frame_size": 224, "spectrogram_size": 224,
+         "frames_per_snippet": 16, "m_prime": 512, "batch_size": 16, "lr": 1e-4, "loss": "metric"}
+LOSS_OPTIONS = {"metric": ("metric", "emotion"), "ce+metric": ("ce+metric", "emotion"),
+                "triplet": ("metric", "triplet")}
+
+
+def e2e_config(args: Any, seed: int) -> Any:
+    """The run's E2EConfig from the parsed options (None: not given): a given option wins; else, under `--preset
+    paper`, the paper's value; else the CPU smoke setting."""
+    from harness.e2e.clips import ClipSettings
+    from harness.e2e.train import E2EConfig
+
+    paper = getattr(args, "preset", None) == "paper"
+
+    def option(name: str, smoke: Any) -> Any:
+        given = getattr(args, name, None)
+        if given is not None:
+            return given
+        return PAPER.get(name, smoke) if paper else smoke
+
+    backbone = option("backbone", "tiny")
+    big = backbone != "tiny"
+    clips = ClipSettings(frame_size=option("frame_size", None) or (112 if big else 32),
+                         frames_per_snippet=option("frames_per_snippet", None) or (16 if big else 4),
+                         front_end=option("front_end", "logmel"), crop=option("crop", "frame"),
+                         face_detector=getattr(args, "face_detector", None) or "mtcnn",
+                         image_size=option("spectrogram_size", None))
+    loss, metric_loss = LOSS_OPTIONS[option("loss", "ce+metric")]
+    return E2EConfig(backbone=backbone, video_weights=args.video_weights, audio_weights=args.audio_weights,
+                     epochs=args.epochs, batch_size=option("batch_size", 16), lr=option("lr", 1e-4),
+                     m_prime=option("m_prime", None) or (512 if big else 32), augment=not args.no_augment,
+                     loss=loss, metric_loss=metric_loss, seed=seed, clips=clips)
 
 
 def _write_report(storage: Path, base: str, report: dict[str, Any]) -> None:

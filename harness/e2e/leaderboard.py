@@ -34,9 +34,19 @@ BASE_METHOD = "av-xattn"  # the registered feature-mode method whose family and 
 REPORT_ARTIFACT = "e2e.json"
 
 
-def method_name(backbone: str) -> str:
-    """The leaderboard name of an end-to-end result: one name per backbone."""
-    return f"{BASE_METHOD}-e2e-{backbone}"
+# The registered variant each e2e loss trains (harness.claims matches `<variant>-e2e-<backbone>` to the variant).
+LOSS_VARIANTS = {("ce+metric", "emotion"): BASE_METHOD, ("metric", "emotion"): "av-xattn-emotion",
+                 ("metric", "triplet"): "av-xattn-triplet", ("ce", "emotion"): "av-xattn-ce"}
+
+
+def method_name(backbone: str, loss: str = "ce+metric", metric_loss: str = "emotion") -> str:
+    """The leaderboard name of an end-to-end result: `<variant>-e2e-<backbone>`, the variant being the feature-mode
+    method with the same loss (`av-xattn-emotion`: Eq. 16 alone, the paper's; `av-xattn-triplet`: Table 3's
+    triplet baseline; `av-xattn`: CE + Eq. 16), so paper claims about that variant meet it."""
+    variant = LOSS_VARIANTS.get((loss, metric_loss if loss != "ce" else "emotion"))
+    if variant is None:
+        raise ValueError(f"no registered variant trains loss {loss!r} with metric_loss {metric_loss!r}")
+    return f"{variant}-e2e-{backbone}"
 
 
 def evaluation_digest(manifest: Any, folds: list[Any]) -> str:
@@ -65,7 +75,7 @@ def e2e_setting(digest: str, protocol: str, config: Any, fold_names: list[str] |
     words = (f"{protocol}; end to end from clips: backbone {config.backbone}, {clips.front_end} audio, "
              f"{clips.crop} crops {clips.frame_size}px, {clips.frames_per_snippet} frames x {clips.n_snippets} "
              f"snippets; {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, m' {config.m_prime}, "
-             f"loss {config.loss}, augment {'on' if config.augment else 'off'}; weights video "
+             f"loss {config.loss} ({config.metric_loss}), augment {'on' if config.augment else 'off'}; weights video "
              f"{options['video_weights']}, audio {options['audio_weights']}")
     if fold_names is not None:
         record["folds"] = list(fold_names)
@@ -140,7 +150,7 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
     digest = evaluation_digest(manifest, folds)
     subset = [f.name for f in chosen] if len(chosen) != len(folds) else None
     setting, words = e2e_setting(digest, spec.protocol.label(), config, subset)
-    name = method_name(config.backbone)
+    name = method_name(config.backbone, config.loss, config.metric_loss)
     run_config = asdict(config)
     fingerprint = stable_hash({"harness": __version__, "method": name, "setting": setting, "config": run_config,
                                "seed": config.seed, "workers": workers, "use_gpu": use_gpu})

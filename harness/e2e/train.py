@@ -43,7 +43,8 @@ class E2EConfig:
     use_vt: bool = True
     use_at: bool = True
     fusion: str = "cross"
-    loss: str = "ce+metric"
+    loss: str = "ce+metric"  # ce | ce+metric | metric (the paper: Eq. 16 alone shapes the embedding)
+    metric_loss: str = "emotion"  # emotion (Eq. 16, the card's polarity map) | triplet (Eq. 13, Table 3's baseline)
     metric_weight: float = 1.0
     alpha: float = 0.2
     beta: float = 0.2
@@ -201,7 +202,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     audio = torch.from_numpy(arrays["audio"])
     labels = torch.from_numpy(arrays["labels"]).long()
     classes = loop_config["classes"]
-    class_polarity = polarity_vector(classes, loop_config.get("polarity"))
+    # the plain triplet (Eq. 13) is the emotion loss with no related classes: every anchor's negatives are hard
+    class_polarity = polarity_vector(classes, loop_config.get("polarity") if cfg.metric_loss == "emotion" else None)
 
     video_net, audio_net = build_backbones(cfg.backbone, cfg.video_weights, cfg.audio_weights)
     model = EndToEndAV(video_net, audio_net, len(classes), cfg.clips.n_snippets, cfg.clips.frames_per_snippet,
