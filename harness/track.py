@@ -85,14 +85,27 @@ def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[s
 
 
 def finished_run(experiment_id: str, fingerprint: str) -> Any | None:
-    """The newest finished parent run with this fingerprint (same inputs, same config), if any."""
+    """The newest complete result with this fingerprint (same inputs, same config), if any: a *parent* run that is
+    FINISHED and holds every test score. Trial child runs carry the same fingerprint and are FINISHED as soon as
+    their folds are done, so without the role filter an interrupted search would pass for a finished result (and
+    its method would silently drop out of the leaderboard)."""
     import mlflow
 
     runs = mlflow.search_runs(
-        experiment_ids=[experiment_id], output_format="list", max_results=1, order_by=["attributes.start_time DESC"],
-        filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and attributes.status = 'FINISHED'",
+        experiment_ids=[experiment_id], output_format="list", order_by=["attributes.start_time DESC"],
+        filter_string=(f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and tags.`{ROLE_TAG}` = '{PARENT}' "
+                       "and attributes.status = 'FINISHED'"),
     )
-    return runs[0] if runs else None
+    return next((run for run in runs if _has_test_scores(run)), None)
+
+
+def _has_test_scores(run: Any) -> bool:
+    """Whether a parent run holds the mean and spread of every headline test metric (what `finish_result` logs
+    before it marks the run FINISHED)."""
+    from harness.metrics import HEADLINE_METRICS
+
+    logged = run.data.metrics
+    return all(test_metric(m, stat=stat) in logged for m in HEADLINE_METRICS for stat in ("mean", "std"))
 
 
 def close_stale_runs(experiment_id: str) -> int:
