@@ -9,6 +9,7 @@ in MLflow, so a result can always be traced to what produced it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import asdict, field, fields, replace
@@ -18,9 +19,13 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Strict, ValidationError
 from pydantic.dataclasses import dataclass
 
+from harness.names import BadName, InputError, check_name, load_yaml, short
+
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 SCHEDULERS: tuple[str, ...] = ("auto", "asha", "none")
 REFIT_MODES: tuple[str, ...] = ("auto", "always", "never")
+MAX_TRIALS = 1000  # configurations per (method, dataset): each is fitted on every fold; more is a typo, not a plan
+MAX_SEED = 2**32 - 1  # numpy's SeedSequence and Ray Tune take seeds in [0, 2**32)
 
 
 class SettingsError(ValueError):
@@ -62,7 +67,7 @@ class FinetuneOptions:
             raise SettingsError(f"finetune_options.context_turns must be >= 0, got {self.context_turns}")
         if not 0 < self.lr < 1:
             raise SettingsError(f"finetune_options.lr must be in (0, 1), got {self.lr}")
-        if self.max_seconds <= 0:
+        if not math.isfinite(self.max_seconds) or self.max_seconds <= 0:
             raise SettingsError(f"finetune_options.max_seconds must be > 0, got {self.max_seconds}")
         unknown = sorted(set(self.modalities or ()) - set(FINETUNE_MODALITIES))
         if unknown:
@@ -136,26 +141,37 @@ class Settings:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise SettingsError(f"trials must be >= 1, got {self.trials}")
+        if self.trials > MAX_TRIALS:
+            raise SettingsError(f"trials must be <= {MAX_TRIALS} (each is fitted on every fold), got {self.trials}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SettingsError(f"seed must be in [0, {MAX_SEED}], got {self.seed}")
+        try:  # the experiment name is an MLflow name, a lease file name and report text: the one name rule
+            check_name("experiment", self.experiment)
+            for kind, chosen in (("protocols", self.protocols), ("targets", self.targets)):
+                for dataset, name in chosen.items():
+                    check_name(f"{kind}.{dataset}:", name)
+        except BadName as error:
+            raise SettingsError(str(error)) from None
         if self.max_epochs is not None and self.max_epochs < 1:
             raise SettingsError(f"max_epochs must be >= 1, got {self.max_epochs}")
         if self.num_cpus is not None and self.num_cpus < 1:
             raise SettingsError(f"num_cpus must be >= 1, got {self.num_cpus}")
         if self.scheduler not in SCHEDULERS:
-            raise SettingsError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+            raise SettingsError(f"scheduler must be one of {SCHEDULERS}, got {short(self.scheduler)}")
         if self.refit not in REFIT_MODES:
-            raise SettingsError(f"refit must be one of {REFIT_MODES}, got {self.refit!r}")
+            raise SettingsError(f"refit must be one of {REFIT_MODES}, got {short(self.refit)}")
         if not 0 < self.gpus_per_trial <= 8:
             raise SettingsError(f"gpus_per_trial must be in (0, 8], got {self.gpus_per_trial}")
         if not 0.0 <= self.train_missing_rate < 1.0:
             raise SettingsError(f"train_missing_rate must be in [0, 1), got {self.train_missing_rate}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise SettingsError(f"time_budget_s must be > 0, got {self.time_budget_s}")
+        if self.time_budget_s is not None and not (math.isfinite(self.time_budget_s) and self.time_budget_s > 0):
+            raise SettingsError(f"time_budget_s must be a finite number of seconds > 0, got {self.time_budget_s}")
         for modality in self.features:
             if modality not in ("audio", "video", "text"):
-                raise SettingsError(f"features: unknown modality {modality!r}; use audio, video or text")
+                raise SettingsError(f"features: unknown modality {short(modality)}; use audio, video or text")
         for name, options in self.extractor_config.items():
             if not isinstance(options, dict):
-                raise SettingsError(f"extractor_config.{name} must be a mapping of option: value, got {options!r}")
+                raise SettingsError(f"extractor_config.{name} must be a mapping of option: value, got {short(options)}")
 
     @classmethod
     def coerce(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -174,14 +190,14 @@ class Settings:
     @classmethod
     def from_file(cls, path: Path) -> dict[str, Any]:
         """The settings a YAML file sets (validated, not yet merged): see `settings.example.yaml`."""
-        import yaml
-
         try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
+            values = load_yaml(path, "settings file") or {}
         except FileNotFoundError:
             raise SettingsError(f"settings file {path} does not exist") from None
-        except yaml.YAMLError as error:
-            raise SettingsError(f"settings file {path} is not valid YAML: {error}") from None
+        except IsADirectoryError:
+            raise SettingsError(f"settings file {path} is a directory; give a YAML file") from None
+        except InputError as error:  # too large, not UTF-8, YAML aliases or not YAML
+            raise SettingsError(str(error)) from None
         if not isinstance(values, dict):
             raise SettingsError(f"settings file {path} must hold a mapping of setting: value")
         return cls.coerce(values, str(path))
@@ -247,7 +263,7 @@ def parse_option(item: str, flag: str) -> tuple[str, str, Any]:
     target, sep, raw = item.partition("=")
     prefix, _, key = target.rpartition(".")
     if not sep or not key:
-        raise SettingsError(f"{flag} expects [NAME.]KEY=VALUE, got {item!r}")
+        raise SettingsError(f"{flag} expects [NAME.]KEY=VALUE, got {short(item)}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
@@ -271,8 +287,8 @@ def _explain(report: ValidationError, values: dict[str, Any], source: str | None
         error, valid = nested[0], sorted(f.name for f in fields(FinetuneOptions))
         option = ".".join(str(part) for part in error["loc"][1:])
         if error["type"] == "unexpected_keyword_argument":
-            return f"{prefix}finetune_options: unknown option {option!r}; valid: {valid}"
-        return f"{prefix}finetune_options.{option}: {error['msg']}, got {error.get('input')!r}"
+            return f"{prefix}finetune_options: unknown option {short(option)}; valid: {valid}"
+        return f"{prefix}finetune_options.{option}: {error['msg']}, got {short(error.get('input'))}"
     unknown = sorted(str(e["loc"][0]) for e in report.errors() if e["type"] == "unexpected_keyword_argument")
     if unknown:
         return f"{prefix}unknown setting(s) {unknown}; valid: {sorted(f.name for f in fields(Settings))}"
@@ -282,4 +298,4 @@ def _explain(report: ValidationError, values: dict[str, Any], source: str | None
     name = str(error["loc"][0]) if error["loc"] else "?"
     kinds = {f.name: str(f.type) for f in fields(Settings)}
     kind = re.sub(r"(?:Strict(Int|Bool|Float))", lambda m: m.group(1).lower(), kinds.get(name, "?"))
-    return f"{prefix}{name} should be {kind}, got {values.get(name, error.get('input'))!r}"
+    return f"{prefix}{name} should be {kind}, got {short(values.get(name, error.get('input')))}"

@@ -1,0 +1,81 @@
+"""What the harness refuses, and that each refusal is one line before any work (issue 20; docs/refusals.md)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.cli import main
+from harness.names import MAX_YAML_BYTES, BadName, check_name, short, within
+
+RUN = ["run", "--dataset", "synthetic", "--method", "audio-svm", "--no-report"]
+
+
+def _refused(capsys, argv: list[str]) -> str:
+    """Run `harness ARGV`; it must stop with exit status 2 and exactly one line on stderr, which is returned."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("harness "), err
+    return err
+
+
+YAML_BOMB = "\n".join([
+    'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+    *[f"{n}: &{n} [{','.join([f'*{p}'] * 10)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)],
+    "trials: *i",
+])
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys) -> None:
+    """433 bytes of anchors expand to 10^9 elements: once 106 s and 5.2 GB, then MemoryError."""
+    config = tmp_path / "bomb.yaml"
+    config.write_text(YAML_BOMB)
+    started = time.perf_counter()
+    err = _refused(capsys, [*RUN, "--config", str(config)])
+    assert time.perf_counter() - started < 5 and "aliases" in err and "line 2" in err
+
+
+def test_large_and_non_utf8_settings_files_are_refused(tmp_path, capsys) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * MAX_YAML_BYTES + "\ntrials: 2\n")
+    assert "the limit is" in _refused(capsys, [*RUN, "--config", str(big)])
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"experiment: \"caf\xe9\"\n")
+    assert "not UTF-8" in _refused(capsys, [*RUN, "--config", str(latin)])
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--trials", "10000000"], "trials must be <= 1000"),
+    (["--time-budget", "nan"], "finite"),
+    (["--time-budget", "inf"], "finite"),
+    (["--seed", "-1"], "seed must be in"),
+    (["--experiment", ""], "experiment ''"),
+    (["--experiment", "../up"], "experiment '../up'"),
+    (["--target", "synthetic=x' onerror='alert(1)"], "targets.synthetic"),
+    (["--protocol", "synthetic=../../p"], "protocols.synthetic"),
+])
+def test_unbounded_or_hostile_flags_are_refused(capsys, flags, says) -> None:
+    assert says in _refused(capsys, [*RUN, *flags])
+
+
+def test_error_messages_quote_a_bounded_part_of_the_input(tmp_path, capsys) -> None:
+    config = tmp_path / "long.yaml"
+    config.write_text("trials: [" + ", ".join(["1"] * 100_000) + "]\n")
+    assert len(_refused(capsys, [*RUN, "--config", str(config)])) < 400
+    assert len(short("x" * 10**6)) < 80 and len(short(list(range(10**6)))) < 80
+
+
+def test_the_name_rule() -> None:
+    for good in ("emodb", "high-intensity", "a1"):
+        assert check_name("target", good) == good
+    for bad in ("", "-a", "A", "a/b", "..", "a b", "x' onerror='alert(1)", "<script>", "a" * 65, None, 3):
+        with pytest.raises(BadName):
+            check_name("target", bad)
+
+
+def test_paths_built_from_segments_stay_under_their_root(tmp_path) -> None:
+    assert within(tmp_path, "features", "emodb") == (tmp_path / "features" / "emodb").resolve()
+    for escape in (("..", "x"), ("/etc",), ("a", "../../b")):
+        with pytest.raises(BadName):
+            within(tmp_path, *escape)
