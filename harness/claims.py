@@ -172,9 +172,10 @@ def missing_text(claim: Claim) -> str:
     else:
         how = f"run `{claim.method}` on {claim.dataset}" + (
             "" if claim.protocol == "default" else f" with --protocol {claim.dataset}={claim.protocol}")
-    label = f"Paper claim {claim.id}" if claim.id else "Paper claim"
-    return (f"{label} for `{claim.method}`: {claim.metric} {claim.value:.4g} ({claim.source}); no result of this "
-            f"method in this table: {how}.")
+    label = f" ({claim.id})" if claim.id else ""
+    return (f"Paper claim for `{claim.method}`{label}: {claim.paper.split('.')[0]} reports {claim.metric} "
+            f"{claim.value:.4g} ({claim.source}); no result of this method in this table: {how}."
+            + (f" Flagged implausible: {claim.why}." if claim.flag == "implausible" else ""))
 
 
 def claims_frame(claims: list[Claim] | None = None) -> pd.DataFrame:

@@ -167,3 +167,24 @@ def test_the_babaali_figure_is_the_abstracts_with_the_bodys_protocol() -> None:
     (claim,) = claims_for("iemocap", "early-concat-svm")
     assert claim.value == 0.7542 and claim.metric == "accuracy" and claim.flag == "different-conditions"
     assert "2402.07327" in claim.paper and "§3.3" in claim.conditions
+
+
+def test_the_report_lists_every_claim_on_the_dataset_met_or_not_and_why() -> None:
+    """Each claim about a dataset appears under its table: beside the method's row when one is ranked, else
+    with what would meet it (the protocol to run) or why nothing can (the paper states no split)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from harness.report.text import claim_cell, claim_texts
+
+    rows = pd.DataFrame([{"method": "av-xattn-e2e-tiny", "accuracy_mean": 0.5, "uar_mean": 0.5,
+                          "protocol": "av-crossattention-10fold: speaker-kfold(k=10)"}])
+    texts = claim_texts(SimpleNamespace(rows=rows, dataset="ravdess"))
+    met = [t for t in texts if t.startswith("Paper claim for `av-xattn-e2e-tiny` (M1)")]
+    assert len(met) == 1 and "reports WA 0.8925" in met[0] and "reproduced here 0.500 (-0.392)" in met[0]
+    missing = {t.split("(")[1].split(")")[0]: t for t in texts if "no result of this method" in t}
+    assert set(missing) == {"M3", "M5", "M6", "M7", "M8", "C1", "C2", "C3", "C4"}
+    assert "--protocol ravdess=av-crossattention-10fold" in missing["M5"]
+    assert "the paper states no split" in missing["C1"] and "80.17" in missing["C1"]  # the arithmetic shows
+    assert claim_cell(rows.iloc[0], "ravdess").startswith("M1 0.8925 WA (-0.392, not comparable)")

@@ -67,22 +67,32 @@ def _claims_beside(row: pd.Series, dataset: str) -> list[tuple[Any, float, str]]
     return out
 
 
+def claim_value(value: float) -> str:
+    """A claimed fraction as the paper printed it: three decimals, four where the paper gave them (0.8925)."""
+    return f"{value:.3f}" if round(value, 3) == value else f"{value:.4f}"
+
+
 def claim_texts(section: Section) -> list[str]:
     """"paper claim vs reproduced" for every ranked method a seed paper reports a figure for on this dataset
     (harness/claims.yaml), with the gap and, when the paper's conditions differ, why the two are not comparable."""
-    texts = []
+    from harness.claims import claims_for, claims_on, missing_text
+
+    texts, met = [], set()
     for _, row in section.rows.iterrows():
+        met.update(id(c) for c in claims_for(section.dataset, row["method"]))
         for claim, reproduced, caveat in _claims_beside(row, section.dataset):
             title = METRIC_TITLES.get(claim.metric, claim.metric)
-            texts.append(f"Paper claim for `{row['method']}`: {claim.paper} reports {title} {claim.value:.3f} "
-                         f"({claim.source}); reproduced here {reproduced:.3f} ({claim.gap(reproduced):+.3f})."
-                         + (f" {caveat}" if caveat else ""))
+            texts.append(f"Paper claim for `{row['method']}` ({claim.id}): {claim.paper} reports {title} "
+                         f"{claim_value(claim.value)} ({claim.source}); reproduced here {reproduced:.3f} "
+                         f"({claim.gap(reproduced):+.3f})." + (f" {caveat}" if caveat else ""))
+    # every claim about this dataset appears, also where no ranked method meets it (and why)
+    texts += [missing_text(claim) for claim in claims_on(section.dataset) if id(claim) not in met]
     return texts
 
 
 def claim_cell(row: pd.Series, dataset: str) -> str:
     """The leaderboard's "paper claim" column: the claimed value and metric, the gap of this row's figure to it,
     and "not comparable" where the text under the table says why; "" when no paper reports a figure for it."""
-    return "; ".join(f"{claim.value:.3f} {METRIC_TITLES.get(claim.metric, claim.metric)} "
+    return "; ".join(f"{claim.id} {claim_value(claim.value)} {METRIC_TITLES.get(claim.metric, claim.metric)} "
                      f"({reproduced - claim.value:+.3f}{', not comparable' if caveat else ''})"
                      for claim, reproduced, caveat in _claims_beside(row, dataset))
