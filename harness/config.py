@@ -37,6 +37,7 @@ StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 StrictFloat = Annotated[float, Strict()]
 FINETUNE_MODALITIES: tuple[str, ...] = ("text", "audio", "video")  # video: face-embed only (docs/methods.md)
+PER_MODALITY_OPTIONS = ("epochs", "patience", "lr", "batch_size", "max_seconds", "weight_decay")
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -48,6 +49,10 @@ class FinetuneOptions:
     context_turns:     previous utterances of the same dialogue given to the text encoder (0: the utterance alone).
     max_seconds:       audio crop per training clip (memory: attention is quadratic in the frames).
     modalities:        which modalities to fine-tune (None: those the planned methods read, where trainable).
+    weight_decay:      AdamW weight decay (0.01: torch's default, and Babaali §3.2's for every modality).
+    per_modality:      modality -> {option: value} overriding the options above for that modality's encoder
+                       (`--finetune-option text.lr=2e-5`), so papers with one setting per encoder (Babaali §3.2:
+                       BERT lr 2e-5 / 20 epochs / batch 32, wav2vec2 3e-5 / 15 / 8) can be expressed.
     Part of the fine-tuned features' key, so changing one never reuses features trained another way.
     """
 
@@ -58,8 +63,27 @@ class FinetuneOptions:
     context_turns: StrictInt = 0
     max_seconds: float = 8.0
     modalities: tuple[str, ...] | None = None
+    weight_decay: float = 0.01
+    per_modality: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def for_modality(self, modality: str) -> FinetuneOptions:
+        """These options with `per_modality[modality]` applied (no nested overrides left)."""
+        return replace(self, **self.per_modality.get(modality, {}), per_modality={})
 
     def __post_init__(self) -> None:
+        for modality, overrides in self.per_modality.items():
+            if modality not in FINETUNE_MODALITIES:
+                raise SettingsError(f"finetune_options.per_modality: {modality!r} cannot be fine-tuned; choose "
+                                    f"from {list(FINETUNE_MODALITIES)}")
+            bad = sorted(set(overrides) - set(PER_MODALITY_OPTIONS))
+            if bad:
+                raise SettingsError(f"finetune_options.{modality}: unknown options {bad}; per-modality options "
+                                    f"are {list(PER_MODALITY_OPTIONS)}")
+            try:  # the shared options' checks, on this modality's values
+                FinetuneOptions(**{**{k: getattr(self, k) for k in PER_MODALITY_OPTIONS}, **overrides})
+            except ValidationError as error:
+                problem = str(error.errors()[0].get("msg", error)).removeprefix("Value error, ")
+                raise SettingsError(problem.replace("finetune_options.", f"finetune_options.{modality}.")) from None
         for name in ("epochs", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"finetune_options.{name} must be >= 1, got {getattr(self, name)}")
@@ -69,6 +93,8 @@ class FinetuneOptions:
             raise SettingsError(f"finetune_options.lr must be in (0, 1), got {self.lr}")
         if not math.isfinite(self.max_seconds) or self.max_seconds <= 0:
             raise SettingsError(f"finetune_options.max_seconds must be > 0, got {self.max_seconds}")
+        if not 0 <= self.weight_decay < 1:
+            raise SettingsError(f"finetune_options.weight_decay must be in [0, 1), got {self.weight_decay}")
         unknown = sorted(set(self.modalities or ()) - set(FINETUNE_MODALITIES))
         if unknown:
             raise SettingsError(f"finetune_options.modalities: {unknown} cannot be fine-tuned; "

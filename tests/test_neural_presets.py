@@ -46,9 +46,12 @@ def test_paper_preset_values_match_the_papers_and_every_value_has_a_source() -> 
 def test_search_spaces_contain_the_paper_learning_rate(name: str) -> None:
     spec = get_method(name)
     lr, space = spec.preset("paper")["lr"], spec.search_space()["lr"]
-    assert space.low <= lr <= space.high
     if name == "xmt-embracenet":
-        assert 0.0 in spec.search_space()["momentum"].values  # the paper's plain SGD is reachable
+        # The paper's plain SGD at 1e-3 is fixed by its preset, not searched: in the benchmark's 30 epochs it
+        # stays at chance (docs/methods.md, xmt-embracenet diagnosis), so the default space starts at 1e-2.
+        assert lr < space.low and "lr" not in get_method("xmt-embracenet@paper").search_space()
+        return
+    assert space.low <= lr <= space.high
 
 
 def test_a_preset_is_fixed_and_only_what_it_leaves_open_is_searched() -> None:

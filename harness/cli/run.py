@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, settings_from_args
-from harness.config import REFIT_MODES, SCHEDULERS, SettingsError, parse_option
+from harness.config import FINETUNE_MODALITIES, REFIT_MODES, SCHEDULERS, SettingsError, parse_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,23 +54,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "search the fusion on those per-fold features (GPU-sized; tiny models on CPU)")
     two_stage.add_argument("--finetune-option", action="append", metavar="KEY=VALUE",
                            help="a stage-1 option (JSON value), e.g. epochs=1, context_turns=3, lr=2e-5, "
-                                "modalities='[\"text\"]' (repeatable; unknown keys are errors)")
+                                "modalities='[\"text\"]'; MODALITY.KEY=VALUE sets it for one encoder only, e.g. "
+                                "text.lr=2e-5 audio.epochs=15 (repeatable; unknown keys are errors)")
     add_ray_flags(run)
     add_settings_flags(run)
     run.set_defaults(func=cmd_run)
 
 
 def finetune_options(items: list[str] | None) -> dict[str, Any]:
-    """`--finetune-option KEY=VALUE` items as {key: value} (JSON values); checked as `FinetuneOptions` later."""
+    """`--finetune-option [MODALITY.]KEY=VALUE` items as {key: value} (JSON values), a modality's own under
+    `per_modality`; checked as `FinetuneOptions` later."""
     options: dict[str, Any] = {}
     for item in items or []:
         try:
             prefix, key, value = parse_option(item, "--finetune-option")
         except SettingsError as error:
             raise UsageError(str(error)) from None
-        if prefix:
-            raise UsageError(f"--finetune-option expects KEY=VALUE, got {item!r}")
-        options[key] = value
+        if prefix and prefix not in FINETUNE_MODALITIES:
+            raise UsageError(f"--finetune-option expects KEY=VALUE or MODALITY.KEY=VALUE with MODALITY one of "
+                             f"{', '.join(FINETUNE_MODALITIES)}, got {item!r}")
+        if prefix:  # MODALITY.KEY=VALUE: that modality's encoder only (checked as FinetuneOptions later)
+            options.setdefault("per_modality", {}).setdefault(prefix, {})[key] = value
+        else:
+            options[key] = value
     return options
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from harness.datasets.readers import CardError
+from harness.names import MAX_NAME, is_name, short
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Modality = Literal["audio", "video", "text"]
@@ -121,7 +122,7 @@ class CardSchema(_Strict):
     @classmethod
     def _lower_case_name(cls, name: str) -> str:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
-            raise ValueError(f"name {name!r}: use lower-case letters, digits and '-'")
+            raise ValueError(f"name {short(name)}: use lower-case letters, digits and '-'")
         return name
 
     @model_validator(mode="after")
@@ -152,10 +153,10 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "missing":
         return "missing (required)"
     if kind == "string_pattern_mismatch":
-        return f"expected 64 lower-case hex digits, got {error['input']!r}"
+        return f"expected 64 lower-case hex digits, got {short(error['input'])}"
     if kind in ("model_type", "model_attributes_type", "dict_type", "list_type", "string_type", "int_type",
                 "bool_type", "literal_error", "too_short"):
-        return f"{message}, got {error['input']!r}"
+        return f"{message}, got {short(error['input'])}"
     return message
 
 

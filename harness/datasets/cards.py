@@ -26,7 +26,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from harness.datasets import DatasetSpec, mark_broken, register_dataset
 from harness.datasets import iemocap as _iemocap  # noqa: F401  (registers the `iemocap` reader)
@@ -42,6 +41,7 @@ from harness.datasets.readers import (
     resolved_location,
 )
 from harness.manifest import Manifest
+from harness.names import InputError, load_yaml
 from harness.protocols import FoldFileError, ProtocolSpec, check_file_folds_name, get_protocol
 
 CARD_DIRS_ENV = "HARNESS_CARDS"
@@ -343,10 +343,10 @@ def parse_card(path: Path) -> Card:
     """Validate one card file (shape by `card_schema`, then regexes, templates, protocols and the reader);
     every error names the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise CardError(f"{path}: not valid YAML ({error})") from None
+    try:  # no aliases, size-capped, UTF-8: a few hundred bytes of anchors must not expand to gigabytes
+        data = load_yaml(path, "card")
+    except InputError as error:
+        raise CardError(str(error)) from None
     where = f"{path}: card"
     schema = validate_card(data, path)
     if schema.name != path.stem:

@@ -196,9 +196,12 @@ class CrossModalEmbrace(NeuralMethod):
 
     @classmethod
     def search_space(cls) -> dict[str, Param]:
-        # Includes the paper's plain SGD at lr 0.001 (momentum 0) as well as the benchmark's faster setting.
-        return {"lr": Param.loguniform(1e-3, 0.1), "momentum": Param.choice(0.0, 0.9),
-                "dropout": Param.choice(0.1, 0.3)}
+        """Only settings that learn within the benchmark's epoch budget: SGD with momentum 0.9 at lr 0.01-0.1.
+        The learning curves in docs/methods.md (benchmarks/xmt_embracenet_curves.py) show plain SGD and lr ~1e-3
+        staying at chance for 30 epochs; sampled beside fast settings, such a slow one finished every fold under
+        ASHA while the fast ones were halted at the first rung, and the search chose it (UAR 0.318). The paper's
+        plain SGD at 1e-3 is the `paper` preset, which fixes lr and momentum instead of searching them."""
+        return {"lr": Param.loguniform(1e-2, 0.1), "dropout": Param.choice(0.1, 0.3)}
 
     def fixed_lengths(self) -> dict[str, int]:
         """face_pad="repeat": every face sequence is resampled to `face_frames` (short ones repeat frames)."""
