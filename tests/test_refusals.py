@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +81,45 @@ def test_paths_built_from_segments_stay_under_their_root(tmp_path) -> None:
     for escape in (("..", "x"), ("/etc",), ("a", "../../b")):
         with pytest.raises(BadName):
             within(tmp_path, *escape)
+
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _parse_changed_card(tmp_path, change) -> None:
+    """Parse crema-d's card with `change(data)` applied, written under tmp_path (file name = card name)."""
+    import yaml
+
+    from harness.datasets.cards import parse_card
+
+    data = yaml.safe_load((REPO / "datasets" / "crema-d.yaml").read_text())
+    change(data)
+    path = tmp_path / "crema-d.yaml"
+    path.write_text(yaml.safe_dump(data))
+    parse_card(path)
+
+
+@pytest.mark.parametrize("hostile", ["x' onerror='alert(document.domain)", "../../../../pwn-target", "A"])
+@pytest.mark.parametrize("where", ["targets", "protocols"])
+def test_card_target_and_protocol_names_follow_the_name_rule(tmp_path, where, hostile) -> None:
+    from harness.datasets.readers import CardError
+
+    def change(data: dict) -> None:
+        named = data.setdefault(where, {})
+        named[hostile] = copy.deepcopy(next(iter(named.values())) if named else data["protocol"])
+
+    with pytest.raises(CardError, match=f"card.{where}"):
+        _parse_changed_card(tmp_path, change)
+
+
+def test_a_card_alias_bomb_is_refused_at_once(tmp_path) -> None:
+    from harness.datasets.cards import parse_card
+    from harness.datasets.readers import CardError
+
+    card = tmp_path / "bomb.yaml"
+    card.write_text(YAML_BOMB.replace("trials:", "classes:"))
+    started = time.perf_counter()
+    with pytest.raises(CardError, match="aliases"):
+        parse_card(card)
+    assert time.perf_counter() - started < 5

@@ -125,6 +125,16 @@ class CardSchema(_Strict):
             raise ValueError(f"name {short(name)}: use lower-case letters, digits and '-'")
         return name
 
+    @field_validator("targets", "protocols")
+    @classmethod
+    def _named_like_cards(cls, named: dict[str, Any]) -> dict[str, Any]:
+        """Target and protocol names become result names, paths (manifests) and report text: the name rule."""
+        for key in named:
+            if not is_name(key):
+                raise ValueError(f"{short(key)}: a name uses lower-case letters, digits and '-' (at most "
+                                 f"{MAX_NAME} characters), as the card's own name")
+        return named
+
     @model_validator(mode="after")
     def _consistent(self) -> CardSchema:
         if set(self.features) - set(self.modalities):
