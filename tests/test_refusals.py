@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -123,3 +124,72 @@ def test_a_card_alias_bomb_is_refused_at_once(tmp_path) -> None:
     with pytest.raises(CardError, match="aliases"):
         parse_card(card)
     assert time.perf_counter() - started < 5
+
+
+@pytest.fixture(scope="module")
+def small_manifest(tmp_path_factory):
+    from harness.datasets.synthetic import SyntheticConfig, generate, scan
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, SyntheticConfig(n_speakers=2, clips_per_emotion=1))  # 8 clips
+    return scan(root)
+
+
+@pytest.mark.parametrize("name", ["../../../../escaped", "", "a/b", "Caps"])
+def test_an_import_name_that_is_not_a_name_is_refused_before_anything_is_written(small_manifest, tmp_path,
+                                                                                  name) -> None:
+    import numpy as np
+
+    from harness.features.imports import import_features
+    from harness.features.store import FeatureStore
+
+    np.savez(tmp_path / "ok.npz", clip_id=np.array(small_manifest.ids), pooled=np.zeros((8, 2)))
+    store_root = tmp_path / "store"
+    with pytest.raises(BadName, match="--name"):
+        import_features(small_manifest, name, tmp_path / "ok.npz", FeatureStore(str(store_root)))
+    assert not store_root.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ok.npz"]
+
+
+@pytest.mark.parametrize(("arrays", "says"), [
+    ({"pooled": "zeros-d0"}, "dimension 0"),
+    ({"pooled": "strings"}, "numeric"),
+])
+def test_imported_arrays_must_be_numeric_with_at_least_one_dimension(small_manifest, tmp_path, arrays,
+                                                                     says) -> None:
+    import numpy as np
+
+    from harness.features.imports import ImportFormatError, import_features
+    from harness.features.store import FeatureStore
+
+    values = {"zeros-d0": np.zeros((8, 0), np.float32), "strings": np.full((8, 3), "1.0")}
+    np.savez(tmp_path / "f.npz", clip_id=np.array(small_manifest.ids), pooled=values[arrays["pooled"]])
+    with pytest.raises(ImportFormatError, match=says):
+        import_features(small_manifest, "mine", tmp_path / "f.npz", FeatureStore(str(tmp_path / "store")))
+
+
+def test_a_failed_store_write_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    """A full disk mid-write once left `shards/.tmp-*` behind."""
+    from harness.features.store import FeatureStore
+
+    store = FeatureStore(str(tmp_path / "store"))
+
+    class FullDisk:
+        """The store's file system, except that every write fails after 10 bytes."""
+
+        def __init__(self, fs) -> None:
+            self.fs = fs
+
+        def __getattr__(self, name: str):
+            return getattr(self.fs, name)
+
+        @contextlib.contextmanager
+        def open_output_stream(self, path: str):
+            with self.fs.open_output_stream(path) as stream:
+                stream.write(b"0123456789")
+                raise OSError(28, "No space left on device")
+                yield stream
+
+    monkeypatch.setattr(store, "fs", FullDisk(store.fs))
+    with pytest.raises(OSError, match="No space"):
+        store.write_blob("faces", "clip-1", b"x" * 100)
+    assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []

@@ -95,10 +95,20 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[s
         else:
             raise ImportFormatError(f"{path}: `sequence` {seq.shape} matches neither padded [N, T, D] nor "
                                     f"concatenated [sum(lengths)={lengths.sum()}, D]")
-        return dict(zip(ids, parts, strict=True)), {}, []
+        return dict(zip(ids, _numeric(path, "sequence", parts), strict=True)), {}, []
     if "pooled" not in data or data["pooled"].ndim != 2 or len(data["pooled"]) != len(ids):
         raise ImportFormatError(f"{path}: `pooled` must be [N={len(ids)}, D]")
+    _numeric(path, "pooled", [data["pooled"]])
     return {i: row[None] for i, row in zip(ids, data["pooled"], strict=True)}, {}, []
+
+
+def _numeric(path: Path, key: str, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """`arrays` if they hold numbers (ints, floats, bools), else an ImportFormatError naming the dtype."""
+    for array in arrays[:1]:  # one array of an NPZ key: they share the key's dtype
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ImportFormatError(f"{path}: `{key}` holds {array.dtype} values; features must be numeric "
+                                    "(save them with dtype float32)")
+    return arrays
 
 
 def _read_table(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
@@ -142,7 +152,9 @@ def import_features(manifest: Manifest, name: str, path: str | Path, store: Feat
                     modality: str | None = None) -> ImportReport:
     """Validate `path` against the manifest and store it as feature `name` of the manifest's dataset."""
     from harness.features.base import extractor_names
+    from harness.names import check_name
 
+    check_name("--name", name)  # a path segment of the feature store (local or S3): no "..", "/" or empty name
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such feature file")
@@ -155,6 +167,8 @@ def import_features(manifest: Manifest, name: str, path: str | Path, store: Feat
                           missing_ids=[i for i in manifest.ids if i not in sequences])
     dims = pd.Series([s.shape[-1] for s in sequences.values() if s.ndim == 2]).mode()
     dim = int(dims.iloc[0]) if len(dims) else 0
+    if dim < 1:  # every unit would fail on empty vectors; one line here instead of thousands later
+        raise ImportFormatError(f"{path}: the features have dimension {dim}; each clip needs D >= 1 values")
     ids, features, failures = [], [], [(i, "import", f"clip absent from {path.name}") for i in report.missing_ids]
     for clip_id in manifest.ids:
         if clip_id not in sequences:

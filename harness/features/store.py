@@ -17,6 +17,7 @@ query (`s3://bucket/features?endpoint_override=http://host:port&scheme=http`), w
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -111,9 +112,14 @@ class FeatureStore:
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
         tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}"
-        with self.fs.open_output_stream(tmp) as stream:
-            stream.write(data)
-        self.fs.move(tmp, path)
+        try:
+            with self.fs.open_output_stream(tmp) as stream:
+                stream.write(data)
+            self.fs.move(tmp, path)
+        except BaseException:  # a full disk, Ctrl-C, SIGTERM: no temporary object is left behind
+            with contextlib.suppress(Exception):
+                self.fs.delete_file(tmp)
+            raise
 
     # ---- intermediate caches (face crops) ----------------------------------------------------------
     def write_blob(self, namespace: str, key: str, data: bytes) -> None:
