@@ -27,3 +27,18 @@ def test_modality_prefixed_options_override_that_encoder_only() -> None:
 def test_a_bad_per_modality_option_is_one_clear_error(overrides: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(finetune_options={"per_modality": overrides})
+
+
+def test_stage_one_trains_each_encoder_with_its_own_options_and_keys_them() -> None:
+    """The fold's training reads the effective options of its modality, and the shard key hashes them, so a
+    text-only change leaves the speech encoder's stored features valid."""
+    from harness.finetune.stage import effective_options, run_key
+
+    options = Settings.from_env(finetune_options=finetune_options(["text.lr=2e-5", "text.epochs=20"])
+                                ).finetune_options
+    text, audio = effective_options(options, "text", 0), effective_options(options, "audio", 0)
+    assert (text.lr, text.epochs, text.per_modality) == (2e-5, 20, {})
+    assert (audio.lr, audio.epochs) == (options.lr, options.epochs)
+    plain = Settings.from_env().finetune_options
+    assert run_key("k", audio, 0) == run_key("k", effective_options(plain, "audio", 0), 0)
+    assert run_key("k", text, 0) != run_key("k", effective_options(plain, "text", 0), 0)

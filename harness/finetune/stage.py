@@ -48,9 +48,11 @@ def run_key(base_key: str, options: FinetuneOptions, seed: int) -> str:
 def effective_options(options: FinetuneOptions, modality: str, turns: int) -> FinetuneOptions:
     """The options as they act on one modality's features, for its key: what cannot change them is reset (the
     audio crop for text, the context for audio, the modality list for both; `turns`: the context the corpus
-    allows), so changing the text context does not retrain the speech encoder, nor reuse differ in name only."""
+    allows), so changing the text context does not retrain the speech encoder, nor reuse differ in name only.
+    A modality's own options (`per_modality`, e.g. Babaali §3.2's BERT lr 2e-5) replace the shared ones first."""
     from dataclasses import replace
 
+    options = options.for_modality(modality)
     if modality == "text":
         return replace(options, context_turns=turns, max_seconds=FinetuneOptions.max_seconds, modalities=None)
     return replace(options, context_turns=0, modalities=None)
