@@ -101,9 +101,70 @@ def init_ray(settings: Settings) -> None:
                              f"started with ({AUTH_DOC})") from None
     else:
         ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
+    from harness.interrupt import sigterm_as_interrupt
+
+    sigterm_as_interrupt()  # ray.init replaced the command's handler: SIGTERM stops a run as Ctrl-C does
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
+
+
+def cluster_gpu_capacity() -> tuple[float, str]:
+    """(GPUs, where that number comes from): the most GPUs the attached cluster can provide, not only those up now.
+
+    An autoscaling cluster may have no GPU node at the moment a search starts (cluster.yaml's gpu_worker has
+    min_workers 0): neural units must still ask for a GPU share, so the autoscaler sees their demand and launches a
+    GPU node, which they then run on. In order: GPUs of live nodes; Ray's cluster config in the GCS (autoscaler v2
+    keeps the node types there); the autoscaling config the head's monitor was started with (`ray up` writes it to
+    ~/ray_bootstrap_config.yaml, `ray start --autoscaling-config` names it), read when this driver runs on the head,
+    as the `ray exec` path of docs/cluster.md does."""
+    import ray
+
+    live = float(ray.cluster_resources().get("GPU", 0))
+    if live > 0:
+        return live, "live nodes"
+    try:
+        from ray._private.state import state
+
+        maximum = (state.get_max_resources_from_cluster_config() or {}).get("GPU", 0)
+    except Exception:  # a Ray without that call, or a GCS that cannot answer: fall through
+        maximum = 0
+    if maximum:
+        return float(maximum), "the autoscaler's cluster config"
+    gpus = node_type_gpus(_monitor_autoscaling_config(ray.get_runtime_context().gcs_address) or {})
+    if gpus > 0:
+        return gpus, "the autoscaler's node types"
+    return 0.0, "no GPU node and no GPU node type"
+
+
+def node_type_gpus(config: dict) -> float:
+    """The most GPUs an autoscaling config's worker types can bring up together (GPU per node x max_workers)."""
+    types = config.get("available_node_types") or {}
+    return sum(float((t.get("resources") or {}).get("GPU", 0)) * int(t.get("max_workers", 0))
+               for t in types.values())
+
+
+def _monitor_autoscaling_config(gcs_address: str) -> dict | None:
+    """The autoscaling config of the cluster at `gcs_address`, from its monitor process on this host (the head)."""
+    import yaml
+
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # a process that ended, or one we may not read
+            continue
+        if not any(a.endswith("autoscaler/_private/monitor.py") for a in args):
+            continue
+        flags = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        if flags.get("gcs-address", "").rsplit(":", 1)[-1] != gcs_address.rsplit(":", 1)[-1]:
+            continue  # another cluster's monitor on this machine
+        path = flags.get("autoscaling-config")
+        try:
+            # a relative path is the monitor's, relative to its working directory
+            return yaml.safe_load((cmdline.parent / "cwd" / Path(path).expanduser()).read_text()) if path else None
+        except (OSError, yaml.YAMLError):
+            return None
+    return None
 
 
 def cluster_hosts() -> set[str]:

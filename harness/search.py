@@ -8,7 +8,8 @@ Why this shape (the alternatives are in docs/scheduling.md):
 - Configurations are sampled here, once per (method, dataset), from a seeded generator, so every fold of a
   configuration sees the same values and a rerun samples the same ones. Tune receives the units as a grid.
 - Each unit declares its resources from its method: classical units one CPU, neural units a GPU share when the
-  cluster has GPUs (so `device="auto"` finds it), one CPU otherwise.
+  cluster has GPUs or its autoscaler can launch GPU nodes (so `device="auto"` finds it, and the autoscaler sees the
+  demand and launches one), one CPU otherwise.
 - Neural units report validation UAR per epoch; `PerGroupScheduler` runs one ASHA per (method, dataset, fold),
   so a configuration is only ever compared with other configurations of the same fold.
 - A finished unit writes its fitted model and validation scores to the unit store (under the Tune storage URI,
@@ -39,6 +40,7 @@ from harness.metrics import HEADLINE_METRICS, score
 from harness.perfold import for_fold
 from harness.protocols import Fold
 from harness.results import MethodOutcome, TrialRecord
+from harness.runtime import cluster_gpu_capacity
 from methods import FusionMethod, MultimodalData, Param, get_method
 
 EPOCH_METRIC = "epoch_val_uar"  # what ASHA compares between configurations of one fold
@@ -566,7 +568,8 @@ class Search:
     def run(self) -> None:
         import ray
 
-        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        # GPUs the cluster can provide, also through its autoscaler when no GPU node is up yet (harness.runtime)
+        self._cluster_gpus, self._gpu_source = cluster_gpu_capacity()
         self._evaluate = ray.remote(evaluate_job)
         self._evaluators: list = []
         self._evaluator_calls = 0

@@ -105,8 +105,8 @@ def test_a_cpu_head_cpu_workers_for_classical_units_and_gpu_workers_for_neural_u
     assert head["resources"] == {"CPU": 0}  # coordinates, runs no trials, has no GPU
     assert "GPU" not in cpu["resources"] and cpu["resources"]["CPU"] >= 1
     assert gpu["node_config"]["InstanceType"] == "g5.xlarge" and gpu["resources"] == {"CPU": 4, "GPU": 1}
-    # The harness decides at search start whether neural units get a GPU share: a GPU node must already be up.
-    assert gpu["min_workers"] >= 1
+    # GPU workers from zero: the harness reads the GPU node type from the autoscaler's config (cluster_gpu_capacity)
+    assert gpu["min_workers"] == 0 and cpu["min_workers"] == 0
     # What the harness's units request (harness/search.py) fits on the node type meant for them.
     neural = {"CPU": 1, "GPU": Settings().gpus_per_trial}
     assert all(gpu["resources"][k] >= v for k, v in neural.items())
@@ -131,7 +131,25 @@ def test_nothing_is_pip_installed_when_a_node_starts():
     """Ray's AWS defaults pip-install boto3 on the head unless head_setup_commands is set: the image has it."""
     commands = _all_commands(_cluster())
     assert commands and not [c for c in commands if re.search(r"\bpip3?\s+install\b", c)]
-    assert _cluster()["file_mounts"] == {}  # the code is in the image, not synced
+    assert _cluster()["file_mounts"] == {"~/ray-auth": "~/.mer-harness/ray-auth"}  # the token only; code: image
+
+
+def test_every_node_and_driver_runs_with_token_authentication_from_a_mounted_file():
+    """RAY_AUTH_MODE=token and the token's path in every container (ray start, the autoscaler, `ray exec` drivers);
+    the token itself is a file from the user's machine, outside the repository, the image and the YAML."""
+    config = _cluster()
+    options = config["docker"]["run_options"]
+    assert "--env RAY_AUTH_MODE=token" in options
+    assert "--env RAY_AUTH_TOKEN_PATH=/home/ray/ray-auth/token" in options
+    # the folder mounted at ~/ray-auth (the host's, then the container's home: /home/ray) holds the token file
+    ((remote, local),) = config["file_mounts"].items()
+    assert remote == "~/ray-auth" and local.startswith("~/") and not local.startswith("~/ray-auth")
+    text = (REPO / "cluster.yaml").read_text()
+    assert "RAY_AUTH_MODE=disabled" not in text and not re.search(r"RAY_AUTH_TOKEN=", text)
+    assert not re.search(r"\b[0-9a-f]{64}\b", text)  # no token written into the file
+    assert "ray-auth" not in (REPO / "Dockerfile").read_text()  # never baked into the image
+    ignored = (REPO / ".dockerignore").read_text()
+    assert ".mer-harness" not in ignored  # nothing to ignore: the token never lives in the repository
 
 
 def test_dashboard_and_mlflow_listen_on_127_0_0_1_only():

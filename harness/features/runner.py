@@ -262,7 +262,8 @@ def _run_ray(rows: pd.DataFrame, extractor: ExtractorRef, store: FeatureStore, e
                                       num_cpus=DECODE_CPUS)
     pool = ray.data.ActorPoolStrategy(size=plan.actors, max_tasks_in_flight_per_actor=TASKS_IN_FLIGHT_PER_ACTOR)
     counts = dataset.map_batches(
-        EncodeBlock, batch_format="pandas", batch_size=None,
+        # a batch is one block (batch_size rows); Ray Data requires the size spelled out for GPU actors
+        EncodeBlock, batch_format="pandas", batch_size=batch_size if plan.gpus_per_actor > 0 else None,
         fn_constructor_kwargs={"extractor": extractor, "store_root": store.root,
                                "entry": entry, "decode": not plan.decode_in_tasks},
         compute=pool,
