@@ -7,7 +7,6 @@ full size (the thumbnail is also a plain link to the PNG, so it works without sc
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pandas as pd
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, Section
+from harness.report.model import escape as _e
 from harness.report.text import ci_text, claim_cell, claim_texts, gain_text, method_text, timestamp_line
 
 STYLE = """
@@ -68,10 +68,6 @@ document.addEventListener('DOMContentLoaded',()=>{
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def run_link(row: pd.Series, tracking_uri: str) -> str:
     """A link to the run in the MLflow UI when the tracking store is a server; otherwise the run id to look up."""
     if tracking_uri.startswith(("http://", "https://")):
@@ -99,7 +95,8 @@ def html_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -
     gain_figure = out_dir / "figures" / "fusion_gain.png"
     if gain_figure.exists():
         parts.append("<h2>Fusion gain</h2><div class='figs'>"
-                     f"<img src='{gain_figure.relative_to(out_dir).as_posix()}' alt='fusion gain per dataset'></div>")
+                     f"<img src='{_e(gain_figure.relative_to(out_dir).as_posix())}' alt='fusion gain per dataset'>"
+                     "</div>")
     parts.append("<h2>Reproducibility</h2><table><tbody>")
     parts += [f"<tr><td class='l'>{_e(k)}</td><td class='l'>{_e(v)}</td></tr>"
               for k, v in context["reproducibility"].items()]
@@ -154,13 +151,13 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     parts.append("</tbody></table><div class='figs'>")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
         if key in section.figures:
-            parts.append(f"<img src='{section.figures[key].relative_to(out_dir).as_posix()}' "
+            parts.append(f"<img src='{_e(section.figures[key].relative_to(out_dir).as_posix())}' "
                          f"alt='{_e(section.title)}: {caption}'>")
     parts.append("</div><h3>Confusion matrices (row-normalised, counts in brackets)</h3><div class='thumbs'>")
     for _, row in rows.iterrows():
         figure = section.figures.get(f"confusion:{row['method']}")
         if figure:
-            href = figure.relative_to(out_dir).as_posix()
+            href = _e(figure.relative_to(out_dir).as_posix())  # a path built from names: escaped too
             parts.append(f"<a class='confusion' href='{href}' data-title='{_e(row['method'])}' "
                          f"onclick='return enlarge(this)'><img src='{href}' alt='confusion matrix of "
                          f"{_e(row['method'])}'>{_e(row['method'])}</a>")
@@ -183,7 +180,7 @@ def _ranking_html(ranking: stats.CrossDatasetRanking | None, out_dir: Path) -> l
     if ranking.tested and diagram.exists():
         parts.append(f"<p>Friedman chi-square = {ranking.friedman_statistic:.3f}, p = {ranking.friedman_p:.3g}; "
                      f"Nemenyi critical difference = {ranking.critical_difference:.3f} ranks.</p><div class='figs'>"
-                     f"<img src='{diagram.relative_to(out_dir).as_posix()}' alt='critical-difference diagram'>"
+                     f"<img src='{_e(diagram.relative_to(out_dir).as_posix())}' alt='critical-difference diagram'>"
                      "</div>")
     parts.append("<table><thead><tr><th class='l'>method</th><th>mean rank</th>"
                  + "".join(f"<th>{_e(d)}</th>" for d in ranking.scores.index) + "</tr></thead><tbody>")

@@ -9,6 +9,7 @@ best published result, a soft-label metric) is a field or a column here and a fe
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,12 @@ import pandas as pd
 
 METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 FAILURE_COLUMNS = ["modality", "clip_id", "stage", "error"]
+
+
+def escape(value: Any) -> str:
+    """The report's one HTML escaper: every text and attribute value the pages write goes through it (quotes
+    included, so a value never leaves its attribute), figure paths and names alike."""
+    return html.escape(str(value), quote=True)
 
 
 @dataclass

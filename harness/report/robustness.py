@@ -22,7 +22,6 @@ naming the shared, mapped and dropped classes of every pair.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import pandas as pd
 
 from harness.plots import pyplot, save
 from harness.report.model import METRIC_TITLES
+from harness.report.model import escape as _e
 
 BASELINE_PREFIX = "early-concat"  # issue 13: effective robustness against early concatenation
 CROSS_METRIC = "uar"
@@ -383,10 +383,6 @@ def pair_text(pair: dict[str, Any]) -> str:
     return "; ".join(parts) + "."
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _html_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     head = "".join(f"<th class='{'l' if i < left else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
     body = "".join("<tr>" + "".join(f"<td class='{'l' if i < left else ''}'>{_e(c)}</td>" for i, c in enumerate(r))
@@ -420,7 +416,7 @@ def html_parts(view: RobustnessView, out_dir: Path) -> list[str]:
                 first = "missing" if key == "random" else "corruption"
                 parts.append(f"<h4>{title}</h4>" + _html_table([first, *SUMMARY_HEADER], table, left=2))
         parts.append("<div class='figs'>")
-        parts += [f"<img src='{path.relative_to(out_dir).as_posix()}' alt='{_e(data.dataset)}: {_e(name)} "
+        parts += [f"<img src='{_e(path.relative_to(out_dir).as_posix())}' alt='{_e(data.dataset)}: {_e(name)} "
                   "robustness curves'>" for name, path in sorted(data.figures.items())]
         parts.append("</div></section>")
     cross = view.cross
