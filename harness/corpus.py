@@ -60,6 +60,11 @@ def locate(settings: Settings, spec: DatasetSpec, say=print) -> Path:
                          f"see `harness data list`")
 
 
+class ProtocolUnbuildable(ValueError):
+    """The card's protocol cannot split this corpus (too few speakers or sessions for its folds plus a
+    validation part): one line naming the card, the protocol and the way out, raised while planning."""
+
+
 def max_lost_share() -> float:
     """The share of scanned files a scan may lose: MAX_LOST_SHARE, or HARNESS_MAX_LOST_SHARE when set."""
     import os
@@ -112,5 +117,27 @@ def open_corpus(settings: Settings, spec: DatasetSpec, with_folds: bool = True, 
     if len(manifest.problems):
         say(f"[data] {manifest.dataset}: {len(manifest.problems)} problem rows "
             f"(see {folder / 'problems.csv'})")
-    folds = load_or_make_folds(folder / "folds.json", manifest, spec.protocol) if with_folds else []
+    folds = make_folds_or_explain(folder / "folds.json", manifest, spec) if with_folds else []
     return Corpus(spec, root, manifest, folds)
+
+
+def make_folds_or_explain(path: Path, manifest: Manifest, spec: DatasetSpec) -> list[Fold]:
+    """The stored or new folds; a protocol that cannot split the corpus is a ProtocolUnbuildable naming the
+    card (the file to edit) and the protocol, instead of a traceback from the protocol code."""
+    try:
+        return load_or_make_folds(path, manifest, spec.protocol)
+    except (ValueError, TypeError) as error:  # TypeError: a parameter the protocol does not take
+        card = spec.card or spec.source or spec.name
+        raise ProtocolUnbuildable(f"{card}: protocol {spec.protocol.label()} cannot split {manifest.dataset} "
+                                  f"({len(manifest)} clips, {manifest.table['speaker'].nunique()} speakers): "
+                                  f"{error}") from None
+
+
+def check_protocol(settings: Settings, spec: DatasetSpec) -> None:
+    """Open the corpus and build its folds while planning, so a corpus that scans to nothing or a protocol that
+    cannot split it stops the command in one line before Ray starts or anything is extracted. The folds are
+    stored, so the run itself reuses them. A corpus that is not there (or the built-in one, not generated yet)
+    is left to the run, which skips or generates it."""
+    if not spec.is_present(settings.data_dir(spec.name)):
+        return
+    open_corpus(settings, spec, with_folds=True, say=lambda _: None)

@@ -85,12 +85,18 @@ def _ids_by_speaker(manifest: Manifest) -> dict[str, list[str]]:
             for s in sorted(table["speaker"].astype(str).unique())}
 
 
+SMALL_CORPUS_HINT = ("for a corpus of 2-3 speakers declare `protocol: {name: leave-one-speaker-out, params: "
+                     "{val: clips}}` (validation drawn from the training speakers' clips)")
+
+
 def _speaker_groups(manifest: Manifest, k: int, seed: int) -> list[list[str]]:
     speakers = sorted(_ids_by_speaker(manifest))
     if k < 3:
-        raise ValueError(f"{manifest.dataset}: k={k}; speaker folds need k >= 3 (train, validation, test)")
+        raise ValueError(f"{len(speakers)} speakers, k={k}: speaker folds need k >= 3 (train, validation and test "
+                         f"speakers); {SMALL_CORPUS_HINT}")
     if len(speakers) < k:
-        raise ValueError(f"{manifest.dataset}: {len(speakers)} speakers cannot fill {k} speaker folds")
+        raise ValueError(f"{len(speakers)} speakers cannot fill {k} speaker folds; lower k, or "
+                         f"{SMALL_CORPUS_HINT}")
     order = np.random.default_rng(seed).permutation(len(speakers))
     return [[speakers[i] for i in order[g::k]] for g in range(k)]
 
@@ -126,14 +132,56 @@ def speaker_kfold(manifest: Manifest, k: int = 5, seed: int = 0, val_speakers: i
     return folds
 
 
+VAL_FROM_TRAINING = "clips"  # leave-one-speaker-out's `val` for 2-3-speaker corpora
+
+
+def validates_on_training_speakers(spec: ProtocolSpec) -> bool:
+    """Whether the protocol's validation clips come from the training speakers (leave-one-speaker-out with
+    val=clips): test speakers are still unseen, but model selection is scored on speakers the model trained on,
+    so the chosen configuration can favour them. The report says so beside such results."""
+    return spec.name == "leave-one-speaker-out" and spec.params.get("val") == VAL_FROM_TRAINING
+
+
 @register_protocol("leave-one-speaker-out", True,
-                   "one fold per speaker; validation is the next speaker in a seeded order")
-def leave_one_speaker_out(manifest: Manifest, seed: int = 0) -> list[Fold]:
-    n_speakers = len(_ids_by_speaker(manifest))
+                   "one fold per speaker; validation is the next speaker in a seeded order, or with val=clips "
+                   "(corpora of 2-3 speakers) a seeded `val_fraction` of the training speakers' clips")
+def leave_one_speaker_out(manifest: Manifest, seed: int = 0, val: str = "speaker",
+                          val_fraction: float = 0.2) -> list[Fold]:
+    """Test on each speaker in turn. A held-out validation speaker needs 3 speakers; a 2-3-speaker corpus may
+    declare val=clips instead: the weaker guarantee (validation speakers are training speakers) is then stated
+    in the report (`validates_on_training_speakers`). val=clips is refused from 4 speakers, where a held-out
+    validation speaker is possible."""
+    by_speaker = _ids_by_speaker(manifest)
+    if val == VAL_FROM_TRAINING:
+        return _loso_val_from_training(manifest, by_speaker, seed, val_fraction)
+    if val != "speaker":
+        raise ValueError(f"leave-one-speaker-out val={val!r}: use 'speaker' (a held-out speaker) or "
+                         f"'{VAL_FROM_TRAINING}' (training clips, 2-3-speaker corpora)")
+    n_speakers = len(by_speaker)
     folds = speaker_kfold(manifest, k=n_speakers, seed=seed)
     by_speaker = _ids_by_speaker(manifest)
     speaker_of = {c: s for s, ids in by_speaker.items() for c in ids}
     return [Fold(f"test-{speaker_of[f.test[0]]}", f.train, f.val, f.test) for f in folds]
+
+
+def _loso_val_from_training(manifest: Manifest, by_speaker: dict[str, list[str]], seed: int,
+                            val_fraction: float) -> list[Fold]:
+    speakers = sorted(by_speaker)
+    if not 2 <= len(speakers) <= 3:
+        raise ValueError(f"{len(speakers)} speakers: leave-one-speaker-out with val={VAL_FROM_TRAINING} is for "
+                         "corpora of 2-3 speakers" + (" (fewer cannot test on an unseen speaker)"
+                                                      if len(speakers) < 2 else
+                                                      "; with more, validate on a held-out speaker (val: speaker)"))
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction} must lie strictly between 0 and 1")
+    folds = []
+    for i, speaker in enumerate(speakers):
+        train = [c for s in speakers if s != speaker for c in by_speaker[s]]
+        order = np.random.default_rng([seed, i]).permutation(len(train))
+        held = {train[j] for j in order[:max(1, round(val_fraction * len(train)))]}
+        folds.append(Fold(f"test-{speaker}", [c for c in train if c not in held], [c for c in train if c in held],
+                          list(by_speaker[speaker])))
+    return folds
 
 
 @register_protocol("leave-one-session-out", True,
@@ -327,8 +375,11 @@ def file_folds_speaker_overlapping(manifest: Manifest, file: str, val_fraction: 
     return folds
 
 
-def assert_disjoint(manifest: Manifest, folds: list[Fold], by_speaker: bool) -> None:
-    """Raise LeakageError if any clip (and, when `by_speaker`, any speaker) is in two parts of a fold."""
+def assert_disjoint(manifest: Manifest, folds: list[Fold], by_speaker: bool, val_from_train: bool = False) -> None:
+    """Raise LeakageError if any clip (and, when `by_speaker`, any speaker) is in two parts of a fold.
+
+    val_from_train: validation clips are drawn from the training speakers by design (leave-one-speaker-out with
+    val=clips), so train and validation may share speakers; the test speakers must still be unseen."""
     for fold in folds:
         parts = {"train": fold.train, "val": fold.val, "test": fold.test}
         names = list(parts)
@@ -338,7 +389,7 @@ def assert_disjoint(manifest: Manifest, folds: list[Fold], by_speaker: bool) -> 
                 if shared:
                     raise LeakageError(f"{manifest.dataset} {fold.name}: clips in both {a} and {b}: "
                                        f"{sorted(shared)[:3]}")
-                if by_speaker:
+                if by_speaker and not (val_from_train and {a, b} == {"train", "val"}):
                     shared_spk = manifest.speakers_of(parts[a]) & manifest.speakers_of(parts[b])
                     if shared_spk:
                         raise LeakageError(f"{manifest.dataset} {fold.name}: speakers in both {a} and {b}: "
@@ -352,7 +403,8 @@ def assert_speaker_independent(manifest: Manifest, folds: list[Fold]) -> None:
 def make_folds(manifest: Manifest, spec: ProtocolSpec) -> list[Fold]:
     protocol = get_protocol(spec.name)
     folds = protocol.make(manifest, **spec.params)
-    assert_disjoint(manifest, folds, by_speaker=protocol.speaker_independent)
+    assert_disjoint(manifest, folds, by_speaker=protocol.speaker_independent,
+                    val_from_train=validates_on_training_speakers(spec))
     return folds
 
 
@@ -368,7 +420,8 @@ def load_or_make_folds(path: Path, manifest: Manifest, spec: ProtocolSpec) -> li
         if (stored["protocol"], stored["params"], stored["manifest"]) == (
                 spec.name, spec.params, manifest.fingerprint()):
             folds = [Fold(**f) for f in stored["folds"]]
-            assert_disjoint(manifest, folds, by_speaker=get_protocol(spec.name).speaker_independent)
+            assert_disjoint(manifest, folds, by_speaker=get_protocol(spec.name).speaker_independent,
+                            val_from_train=validates_on_training_speakers(spec))
             return folds
     folds = make_folds(manifest, spec)
     save_folds(path, spec, manifest.fingerprint(), folds)

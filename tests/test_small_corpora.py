@@ -1,0 +1,66 @@
+"""Small corpora: a protocol that cannot split a corpus is one line naming the card and the protocol, raised
+while planning (before Ray); a 2-speaker corpus can declare leave-one-speaker-out with validation from training
+clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fixtures.corpora import touch
+
+from harness.config import Settings
+from harness.corpus import ProtocolUnbuildable, check_protocol
+from harness.datasets.cards import parse_card
+
+TWO_SPEAKERS = """
+name: duo
+title: Two speakers
+modalities: [audio]
+classes: [angry, neutral]
+protocol: {PROTOCOL}
+present: ["wav/*.wav"]
+reader:
+  kind: filename
+  files: [{glob: "wav/*.wav", role: audio}]
+  pattern: 'wav/(?P<speaker>s\\d)_(?P<emotion>angry|neutral)_(?P<take>\\d)'
+clip_id: "{speaker}_{emotion}_{take}"
+speaker: "{speaker}"
+label: "{emotion}"
+"""
+
+
+def _setup(tmp_path: Path, protocol: str):
+    root = tmp_path / "data" / "duo"
+    for speaker in ("s1", "s2"):
+        for emotion in ("angry", "neutral"):
+            for take in range(3):
+                touch(root / "wav" / f"{speaker}_{emotion}_{take}.wav", b"x")
+    card = tmp_path / "cards" / "duo.yaml"
+    card.parent.mkdir()
+    card.write_text(TWO_SPEAKERS.replace("{PROTOCOL}", protocol))
+    return parse_card(card).to_spec(), Settings(workspace=tmp_path / "ws", data_root=tmp_path / "data"), card
+
+
+def test_a_two_speaker_card_under_a_speaker_protocol_is_one_line_naming_card_and_protocol(tmp_path):
+    spec, settings, card = _setup(tmp_path, "{name: leave-one-speaker-out}")
+    with pytest.raises(ProtocolUnbuildable) as caught:
+        check_protocol(settings, spec)
+    message = str(caught.value)
+    assert "\n" not in message and str(card) in message and "leave-one-speaker-out" in message
+    assert "2 speakers" in message and "val: clips" in message
+    spec, settings, card = _setup(tmp_path / "k", "{name: speaker-kfold, params: {k: 5}}")
+    with pytest.raises(ProtocolUnbuildable, match=r"speaker-kfold\(k=5\).*cannot fill 5 speaker folds"):
+        check_protocol(settings, spec)
+
+
+def test_a_two_speaker_card_with_validation_from_training_clips_builds(tmp_path):
+    spec, settings, _ = _setup(tmp_path, "{name: leave-one-speaker-out, params: {val: clips}}")
+    check_protocol(settings, spec)  # builds and stores the folds
+    stored = list((tmp_path / "ws").rglob("folds.json"))
+    assert len(stored) == 1 and "test-s1" in stored[0].read_text()
+
+
+def test_an_absent_corpus_is_left_to_the_run(tmp_path):
+    spec, settings, _ = _setup(tmp_path, "{name: leave-one-speaker-out}")
+    check_protocol(Settings(workspace=tmp_path / "ws", data_root=tmp_path / "nowhere"), spec)
