@@ -21,7 +21,7 @@ import numpy as np
 
 from methods import MethodSpec, register
 from methods.base import FusionMethod, Param
-from methods.classifiers import CLASSIFIERS, DEFAULTS, SEARCH_SPACES, ScaledClassifier
+from methods.classifiers import CLASS_WEIGHT_SPACE, CLASSIFIERS, DEFAULTS, SEARCH_SPACES, ScaledClassifier
 from methods.data import MultimodalData
 
 EARLY_MODES: tuple[str, ...] = ("concat", "sum", "product")
@@ -236,23 +236,26 @@ class Unimodal(ClassicalBase):
 
 
 def _register_all() -> None:
+    """Every method searches its classifier's hyperparameters and the class weighting (balanced or none), chosen
+    on validation by the dataset's headline metric (UAR favours balanced, weighted-F1 on MELD does not)."""
     projection = {"projection": Param.choice(16, 32, 64)}
+    spaces = {classifier: {**SEARCH_SPACES[classifier], **CLASS_WEIGHT_SPACE} for classifier in CLASSIFIERS}
     for classifier in CLASSIFIERS:
         for mode in EARLY_MODES:
             extra = projection if mode != "concat" else {}
             register(MethodSpec(
-                name=f"early-{mode}-{classifier}", cls=EarlyFusion, space={**SEARCH_SPACES[classifier], **extra},
+                name=f"early-{mode}-{classifier}", cls=EarlyFusion, space={**spaces[classifier], **extra},
                 fixed={"mode": mode, "classifier": classifier},
                 description=f"early fusion ({mode}) of pooled modality vectors + {classifier}"))
         for mode in LATE_MODES:
             register(MethodSpec(
-                name=f"late-{mode}-{classifier}", cls=LateFusion, space=SEARCH_SPACES[classifier],
+                name=f"late-{mode}-{classifier}", cls=LateFusion, space=spaces[classifier],
                 fixed={"mode": mode, "classifier": classifier},
                 description=f"late fusion ({mode} of per-modality probabilities), {classifier} per modality"))
     for modality in MODALITIES:
         for classifier in CLASSIFIERS:
             register(MethodSpec(
-                name=f"{modality}-{classifier}", cls=Unimodal, space=SEARCH_SPACES[classifier],
+                name=f"{modality}-{classifier}", cls=Unimodal, space=spaces[classifier],
                 fixed={"modality": modality, "classifier": classifier}, modalities=(modality,),
                 description=f"unimodal baseline: {modality} alone, {classifier}"))
 

@@ -34,10 +34,16 @@ SEARCH_SPACES: dict[str, dict[str, Param]] = {
     "mlp": {"hidden": Param.choice(64, 128, 256), "alpha": Param.loguniform(1e-5, 1e-2)},
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "svm": {"C": 1.0, "kernel": "rbf"},
-    "xgboost": {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 100},
-    "mlp": {"hidden": 128, "alpha": 1e-4},
+    "svm": {"C": 1.0, "kernel": "rbf", "class_weight": "balanced"},
+    "xgboost": {"max_depth": 4, "learning_rate": 0.1, "n_estimators": 100, "class_weight": "balanced"},
+    "mlp": {"hidden": 128, "alpha": 1e-4, "class_weight": "none"},
 }
+CLASS_WEIGHTS: tuple[str, ...] = ("balanced", "none")
+# Class weighting is a hyperparameter, searched with the others and chosen on validation by the dataset's headline
+# metric: "balanced" (inverse class frequency) serves UAR, "none" serves accuracy and weighted-F1 on skewed corpora
+# (MELD: half the clips are neutral; balanced weighting cost the SVM 0.09 weighted-F1, benchmarks/meld_text.md).
+# The classical methods search it (methods.classical); the defaults above are what an unsearched fit gets.
+CLASS_WEIGHT_SPACE: dict[str, Param] = {"class_weight": Param.choice(*CLASS_WEIGHTS)}
 
 
 # libsvm's default is no iteration limit: on nearly duplicate rows with a large C (the built-in corpus's text
@@ -95,8 +101,11 @@ class ScaledClassifier:
         """`params` may hold other methods' options too; only this classifier's hyperparameters are kept."""
         if kind not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {kind!r}; choose from {CLASSIFIERS}")
-        self.kind, self.n_classes, self.seed, self.balanced = kind, n_classes, seed, balanced
+        self.kind, self.n_classes, self.seed = kind, n_classes, seed
         self.params = {**DEFAULTS[kind], **{k: v for k, v in params.items() if k in DEFAULTS[kind]}}
+        if self.params["class_weight"] not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight {self.params['class_weight']!r}; choose from {CLASS_WEIGHTS}")
+        self.balanced = balanced and self.params["class_weight"] == "balanced"
 
     def _estimator(self, y: np.ndarray):
         p = self.params
@@ -148,7 +157,7 @@ class ScaledClassifier:
         self.model_ = self._estimator(y_local)
         if len(self.seen_) == 1:
             self.model_ = None
-        elif self.balanced and self.kind in ("svm", "xgboost"):
+        elif self.balanced:
             self.model_.fit(xs, y_local, sample_weight=balanced_sample_weight(y_local))
         else:
             self.model_.fit(xs, y_local)
