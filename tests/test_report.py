@@ -53,19 +53,33 @@ def test_fusion_gain_compares_within_one_setting(board):
     assert f"{expected:+.3f} UAR" in emodb_gain
 
 
-def test_intervals_tests_and_ties(board):
+def test_intervals_and_verdicts(board):
     synthetic = board.table[board.table["dataset"] == "synthetic"].set_index("method")
     assert list(synthetic["rank"]) == [1, 2, 3]
-    # 0.80 vs 0.79 per clip over 8 speakers cannot be separated; 0.30 can
-    assert synthetic.loc["audio-svm", "tied_with_best"] and synthetic.loc["audio-svm", "rank_label"] == "1="
-    assert not synthetic.loc["video-svm", "tied_with_best"] and synthetic.loc["video-svm", "rank_label"] == "3"
-    assert synthetic.loc["video-svm", "p_perm_holm"] < 0.05
+    # 0.80 vs 0.79 per clip over 8 speakers can be neither separated nor shown equivalent; 0.80 vs 0.30 is separated
+    assert synthetic.loc["late-stack-xgboost", "verdict"] == "best"
+    assert synthetic.loc["audio-svm", "verdict"] == "not separable" and synthetic.loc["audio-svm", "rank_label"] == "2?"
+    assert synthetic.loc["video-svm", "verdict"] == "worse" and synthetic.loc["video-svm", "rank_label"] == "3"
+    assert synthetic.loc["video-svm", "p_difference_holm"] < 0.05 <= synthetic.loc["audio-svm", "p_difference_holm"]
     for method, row in synthetic.iterrows():
         assert row["ci_low"] <= row["uar_mean"] <= row["ci_high"], method
         assert row["ci_high"] - row["ci_low"] > 0.01
     markdown = board.paths["md"].read_text()
     assert "percentile bootstrap, 2000 resamples of 8 groups" in markdown
-    assert "Holm" in markdown
+    # each table states its resolution, and says in words what it cannot settle
+    section = markdown.split("## synthetic", 1)[1].split("\n## ", 1)[0]
+    assert "Resolution: 8 groups, 3 pairwise comparisons" in section and "first Holm step needs p < 0.017" in section
+    assert "1 of 2 methods cannot be separated from the best with this design" in section
+    assert "| 2? | `audio-svm` |" in section and "not separable (p = " in section and "| 3 | `video-svm` |" in section
+    assert "| 1= |" not in section  # nothing here is shown equivalent, so nothing is shown tied
+    csv = board.paths["csv"].read_text().splitlines()[0].split(",")
+    assert {"verdict", "p_difference_holm", "p_equivalence_holm", "se"} <= set(csv) and "tied_with_best" not in csv
+
+
+def test_fusion_gain_says_its_verdict(board):
+    markdown = board.paths["md"].read_text()
+    line = next(x for x in markdown.splitlines() if x.startswith("Best fusion `late-stack-xgboost`"))
+    assert "fusion adds +0.0" in line and "not separable with 8 groups" in line
 
 
 def test_cross_dataset_section_says_when_too_few_datasets(board):
@@ -73,7 +87,9 @@ def test_cross_dataset_section_says_when_too_few_datasets(board):
     section = markdown.split("## Across datasets", 1)[1]
     assert "needs at least 5" in section and "no critical-difference diagram is drawn" in section
     # the three methods both datasets' main settings share get mean ranks; audio-xgboost (other setting) does not
-    assert "| `late-stack-xgboost` | 1.00 |" in section and "| `video-svm` | 3.00 |" in section
+    assert "| `late-stack-xgboost` | 1.00 | reference |" in section and "| `video-svm` | 3.00 | " in section
+    # with two datasets the Bayesian signed-rank test still speaks (baycomp)
+    assert "P(`late-stack-xgboost` better) | P(practically equivalent) | P(method better)" in section
     assert "audio-xgboost" not in section
     assert not (board.paths["md"].parent / "figures" / "critical_difference.png").exists()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness import stats
 from harness.plots import confusion_figure, pyplot, save
 from harness.report.model import METRIC_TITLES
 
@@ -23,8 +24,9 @@ FAMILY_COLOURS = {"classical": "#4c72b0", "neural": "#dd8452", "unimodal": "#55a
 
 
 def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, path: Path) -> Path:
-    """Headline metric per method with its bootstrap 95 % interval, grouped by family; methods tied with the best
-    are drawn solid, the others pale, so the figure shows the same verdict as the table."""
+    """Headline metric per method with its bootstrap 95 % interval, grouped by family, drawn by its verdict against
+    the best so the figure says what the table says: solid = the best or practically equivalent to it, pale = worse,
+    hatched = not separable from the best with this design."""
     plt = pyplot()
     ordered = rows.assign(_family=rows["family"].astype(str)).sort_values(
         ["_family", f"{metric}_mean"], ascending=[True, False], kind="stable")
@@ -32,11 +34,10 @@ def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, p
     low = np.where(ordered["ci_low"].isna(), means, ordered["ci_low"].to_numpy(dtype=float))
     high = np.where(ordered["ci_high"].isna(), means, ordered["ci_high"].to_numpy(dtype=float))
     colours = [FAMILY_COLOURS.get(f, "#8172b3") for f in ordered["_family"]]
-    alphas = [1.0 if tied else 0.45 for tied in ordered["tied_with_best"]]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(ordered) + 2), 4.2))
     positions = np.arange(len(ordered))
-    for x, mean, colour, alpha in zip(positions, means, colours, alphas, strict=True):
-        ax.bar(x, mean, color=colour, alpha=alpha)
+    for x, mean, colour, verdict in zip(positions, means, colours, ordered["verdict"], strict=True):
+        ax.bar(x, mean, **_verdict_style(verdict, colour))
     ax.errorbar(positions, means, yerr=[means - low, high - means], fmt="none", ecolor="black", capsize=2, lw=0.8)
     ax.set_xticks(positions, ordered["method"], rotation=60, ha="right", fontsize=7)
     ax.set_ylabel(f"{metric_title} (mean over folds, 95 % CI)")
@@ -45,11 +46,23 @@ def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, p
     for family, colour in FAMILY_COLOURS.items():
         if family in set(ordered["_family"]):
             ax.bar(0, 0, color=colour, label=family)
-    ax.legend(fontsize=7, loc="upper right", title="solid = tied with best", title_fontsize=7)
+    for verdict, words in ((stats.EQUIVALENT, "best / practically equivalent"), (stats.WORSE, "worse than best"),
+                           (stats.UNRESOLVED, "not separable from best")):
+        ax.bar(0, 0, label=words, **_verdict_style(verdict, "#777777"))
+    ax.legend(fontsize=7, loc="upper right", ncols=2)
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)
     return path
+
+
+def _verdict_style(verdict: str, colour: str) -> dict[str, Any]:
+    """Bar style of a verdict: solid (best, equivalent), pale (worse), hatched outline (not separable)."""
+    if verdict in (stats.BEST, stats.EQUIVALENT):
+        return {"color": colour}
+    if verdict == stats.WORSE:
+        return {"color": colour, "alpha": 0.4}
+    return {"facecolor": "white", "edgecolor": colour, "hatch": "////", "linewidth": 0.8}
 
 
 def per_class_heatmap(f1: pd.DataFrame, title: str, path: Path) -> Path:
@@ -73,7 +86,8 @@ def per_class_heatmap(f1: pd.DataFrame, title: str, path: Path) -> Path:
 
 
 def fusion_gain_figure(sections: list[Section], path: Path) -> Path:
-    """Per (dataset, setting): best fusion vs best single modality, with their 95 % intervals."""
+    """Per (dataset, setting): best fusion vs best single modality, with their 95 % intervals; the fusion bar is
+    hatched where the gain is not separable with the setting's groups."""
     plt = pyplot()
     with_gain = [s for s in sections if s.gain]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(with_gain) + 1.5), 3.8))
@@ -83,9 +97,12 @@ def fusion_gain_figure(sections: list[Section], path: Path) -> Path:
             mean = float(row[f"{section.metric}_mean"])
             low = mean if np.isnan(row["ci_low"]) else float(row["ci_low"])
             high = mean if np.isnan(row["ci_high"]) else float(row["ci_high"])
-            ax.bar(i + offset, mean, width=0.34, color=colour, label=None if i else f"best {key}")
+            style = ({"facecolor": "white", "edgecolor": colour, "hatch": "////"}
+                     if key == "fused" and section.gain["verdict"] == stats.UNRESOLVED else {"color": colour})
+            ax.bar(i + offset, mean, width=0.34, label=None if i else f"best {key}", **style)
             ax.errorbar(i + offset, mean, yerr=[[mean - low], [high - mean]], fmt="none", ecolor="black", capsize=3)
-            ax.text(i + offset, 0.02, row["method"], rotation=90, fontsize=6, ha="center", va="bottom", color="white")
+            ax.text(i + offset, 0.02, row["method"], rotation=90, fontsize=6, ha="center", va="bottom",
+                    color="black" if "hatch" in style else "white")
     ax.set_xticks(range(len(with_gain)), [s.title for s in with_gain], fontsize=7)
     ax.set_ylim(0, 1)
     ax.set_ylabel("headline metric (95 % CI)")

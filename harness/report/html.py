@@ -15,9 +15,19 @@ import pandas as pd
 
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
-from harness.report.model import METRIC_TITLES, Section
+from harness.report.model import METRIC_TITLES, VERDICT_CLASSES, VERDICT_WORDS, Section
 from harness.report.model import escape as _e
-from harness.report.text import ci_text, claim_cell, claim_texts, gain_text, method_text, timestamp_line
+from harness.report.text import (
+    bayes_cells,
+    ci_text,
+    claim_cell,
+    claim_texts,
+    gain_text,
+    method_text,
+    resolution_text,
+    timestamp_line,
+    verdict_cell,
+)
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em;color:#222}
@@ -26,7 +36,10 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;font-size:0.9em}
 td.l,th.l{text-align:left}
 th{background:#f0f0f0;cursor:pointer;user-select:none}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-tr.tied td{background:#eef6ee}
+tr.best td,tr.equivalent td{background:#eef6ee}
+tr.unresolved td{background:repeating-linear-gradient(135deg,#fff 0 6px,#f1f1f1 6px 12px);color:#555}
+td.verdict{text-align:left;white-space:nowrap}
+.legend span{display:inline-block;padding:1px 6px;margin-right:6px;border:1px solid #ccc}
 .note{color:#555;font-size:0.9em}
 .figs img{max-width:100%;margin:4px;border:1px solid #ddd}
 .thumbs a{display:inline-block;margin:4px;text-align:center;font-size:0.8em;color:#333;text-decoration:none}
@@ -68,6 +81,8 @@ document.addEventListener('DOMContentLoaded',()=>{
 """
 
 
+
+
 def run_link(row: pd.Series, tracking_uri: str) -> str:
     """A link to the run in the MLflow UI when the tracking store is a server; otherwise the run id to look up."""
     if tracking_uri.startswith(("http://", "https://")):
@@ -83,9 +98,13 @@ def html_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -
              f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>",
              "<h1>MER leaderboard</h1>",
              "<p>Test scores, mean ± std over folds, with a 95 % confidence interval; configurations chosen on "
-             "validation folds only. Only results of one evaluation setting share a table. Rows shaded green are "
-             "statistically tied with the best (rank <code>1=</code>). Click a column header to sort, a confusion "
-             "matrix to see it full size.</p>",
+             "validation folds only. Only results of one evaluation setting share a table. Click a column header to "
+             "sort, a confusion matrix to see it full size.</p>",
+             "<p class='legend'>Verdict of each row against its table's best method: "
+             f"<span class='equivalent'>{_e(VERDICT_WORDS[stats.EQUIVALENT])}: rank <code>1=</code>, shaded green "
+             f"(the only tie)</span><span class='worse'>{_e(VERDICT_WORDS[stats.WORSE])}: plain rank</span>"
+             f"<span class='unresolved' style='background:repeating-linear-gradient(135deg,#fff 0 6px,#f1f1f1 6px "
+             f"12px)'>{_e(VERDICT_WORDS[stats.UNRESOLVED])}: rank with <code>?</code>, hatched</span></p>",
              f"<p><label>Dataset: <select id='dataset-select' onchange='pickDataset(this.value)'>"
              f"<option value='all'>all</option>{options}</select></label></p>"]
     for section in sections:
@@ -114,6 +133,9 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
              f"Features: <code>{_e(rows['features'].iloc[0])}</code>. Trial budget: {_e(rows['n_trials'].iloc[0])}. "
              f"Feature extraction failures: {_e(rows['feature_failures'].iloc[0])}.</p>",
              f"<p class='note'>{_e(method_text(section))}</p>"]
+    resolution = resolution_text(section)
+    if resolution:
+        parts.append(f"<p class='resolution'>{_e(resolution)}</p>")
     gain = gain_text(section)
     if gain:
         parts.append(f"<p>{_e(gain.replace('`', ''))}</p>")
@@ -130,7 +152,7 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     headers = "".join(f"<th>{METRIC_TITLES[m]}</th>" for m in HEADLINE_METRICS)
     parts.append("<table><thead><tr><th>#</th><th class='l'>method</th><th class='l'>family</th>"
                  f"<th class='l'>modalities</th>{headers}<th>{METRIC_TITLES[metric]} 95 % CI</th>"
-                 "<th>Δ vs best</th><th>p perm. (Holm)</th><th>p McNemar (Holm)</th>"
+                 "<th>Δ vs best</th><th class='l'>verdict (Holm p)</th>"
                  "<th class='l'>paper claim (gap)</th><th>folds</th>"
                  "<th class='l'>MLflow run</th><th class='l'>config</th></tr></thead><tbody>")
     for _, row in rows.iterrows():
@@ -140,11 +162,12 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
         config_html = (f"<details><summary>{len(config)} values</summary><pre>"
                        f"{_e(json.dumps(config, indent=1))}</pre></details>") if config else ""
         parts.append(
-            f"<tr class='{'tied' if row['tied_with_best'] else ''}' data-method='{_e(row['method'])}'>"
+            f"<tr class='{VERDICT_CLASSES[row['verdict']]}' data-method='{_e(row['method'])}' "
+            f"data-verdict='{_e(row['verdict'])}' title='{_e(VERDICT_WORDS[row['verdict']])}'>"
             f"<td data-sort='{row['rank']}'>{_e(row['rank_label'])}</td><td class='l'>{_e(row['method'])}</td>"
             f"<td class='l'>{_e(row['family'])}</td><td class='l'>{_e(row['modalities'])}</td>{cells}"
             f"<td>{_e(ci_text(row))}</td><td>{_num(row['difference'], '+.3f')}</td>"
-            f"<td>{_num(row['p_perm_holm'], '.3g')}</td><td>{_num(row['p_mcnemar_holm'], '.3g')}</td>"
+            f"<td class='verdict'>{_e(verdict_cell(row))}</td>"
             f"<td class='l'>{_e(claim_cell(row, section.dataset))}</td><td>{_e(row['folds'])}</td>"
             f"<td class='l'>{run_link(row, tracking_uri)}</td>"
             f"<td class='l'>{config_html}</td></tr>")
@@ -182,9 +205,12 @@ def _ranking_html(ranking: stats.CrossDatasetRanking | None, out_dir: Path) -> l
                      f"Nemenyi critical difference = {ranking.critical_difference:.3f} ranks.</p><div class='figs'>"
                      f"<img src='{_e(diagram.relative_to(out_dir).as_posix())}' alt='critical-difference diagram'>"
                      "</div>")
+    bayes = ("" if ranking.bayesian is None else f"<th>P({_e(ranking.reference)} better)</th>"
+             "<th>P(practically equivalent)</th><th>P(method better)</th>")
     parts.append("<table><thead><tr><th class='l'>method</th><th>mean rank</th>"
-                 + "".join(f"<th>{_e(d)}</th>" for d in ranking.scores.index) + "</tr></thead><tbody>")
+                 + "".join(f"<th>{_e(d)}</th>" for d in ranking.scores.index) + bayes + "</tr></thead><tbody>")
     for method, rank in ranking.mean_ranks.items():
         scores = "".join(f"<td>{ranking.scores.loc[d, method]:.3f}</td>" for d in ranking.scores.index)
-        parts.append(f"<tr><td class='l'>{_e(method)}</td><td>{rank:.2f}</td>{scores}</tr>")
+        cells = "".join(f"<td>{_e(c)}</td>" for c in bayes_cells(ranking, method))
+        parts.append(f"<tr><td class='l'>{_e(method)}</td><td>{rank:.2f}</td>{scores}{cells}</tr>")
     return [*parts, "</tbody></table></section>"]

@@ -34,6 +34,10 @@ from harness.results import (
     SETTING_TAG,
 )
 
+# what the statistics add to each row (and to the CSV), besides rank, rank_label and verdict
+TEST_COLUMNS = ["ci_low", "ci_high", "difference", "se", "p_difference", "p_difference_holm", "p_equivalence",
+                "p_equivalence_holm"]
+
 # ---------------------------------------------------------------- reading MLflow
 
 
@@ -156,9 +160,8 @@ def _section(dataset: str, setting: str, label: str, title: str, slug: str, grou
     classes = next((r.classes for r in with_predictions.values()), [])
     grouped_by = "clip_id" if any(r.grouped_by == "clip_id" for r in with_predictions.values()) else "group"
     predictions = {m: r.predictions for m, r in with_predictions.items()}
-    columns = ["ci_low", "ci_high", "difference", "p_perm", "p_perm_holm", "p_mcnemar", "p_mcnemar_holm"]
-    group = group.assign(**{c: np.nan for c in columns}, tied_with_best=False)
-    n_groups = 0
+    group = group.assign(**{c: np.nan for c in TEST_COLUMNS}, verdict=stats.UNRESOLVED)
+    n_groups, resolution = 0, None
     if predictions:
         n_groups = int(next(iter(predictions.values()))[grouped_by].nunique())
         for i, row in group.iterrows():
@@ -166,16 +169,16 @@ def _section(dataset: str, setting: str, label: str, title: str, slug: str, grou
                 interval = stats.group_bootstrap_ci(predictions[row["method"]], metric, classes,
                                                     group_column=grouped_by, seed=seed)
                 group.loc[i, ["ci_low", "ci_high"]] = [interval.low, interval.high]
-        compared = stats.compare_with_best(predictions, metric, classes, group_column=grouped_by, seed=seed)
-        compared = compared.set_index("method")
-        for c in [*columns[2:], "tied_with_best"]:
-            group[c] = group["method"].map(compared[c]) if c != "tied_with_best" else \
-                group["method"].map(compared[c]).fillna(False).astype(bool)
+        compared = stats.compare_with_best(predictions, metric, classes, group_column=grouped_by).set_index("method")
+        for c in [*TEST_COLUMNS[2:], "verdict"]:
+            group[c] = group["method"].map(compared[c])
+        group["verdict"] = group["verdict"].fillna(stats.UNRESOLVED)  # no predictions stored: nothing to test
+        resolution = stats.resolution(n_groups, compared.attrs["comparisons"], compared["se"].iloc[1:].tolist())
         # the order the tests saw (by the pooled-prediction fold mean, equal to the logged mean) leads
         group = group.set_index("method").loc[list(compared.index) + [m for m in group["method"]
                                                                        if m not in compared.index]].reset_index()
     group.insert(0, "rank", range(1, len(group) + 1))
-    group.insert(1, "rank_label", stats.tie_aware_ranks(group["tied_with_best"].tolist()))
+    group.insert(1, "rank_label", stats.verdict_ranks(group["verdict"].tolist()))
     failures = next((runs[r].failures for r in group["run_id"] if len(runs[r].failures)),
                     pd.DataFrame(columns=FAILURE_COLUMNS))
     per_class = pd.DataFrame({m: score(p["y_true"].map({c: i for i, c in enumerate(classes)}).to_numpy(),
@@ -184,13 +187,14 @@ def _section(dataset: str, setting: str, label: str, title: str, slug: str, grou
     if len(per_class):
         per_class = per_class.loc[[m for m in group["method"] if m in per_class.index]]
     section = Section(dataset, setting, label, title, slug, metric, group, classes, grouped_by, n_groups, failures,
-                      per_class_f1=per_class)
-    section.gain = fusion_gain(section, predictions, seed)
+                      resolution=resolution, per_class_f1=per_class)
+    section.gain = fusion_gain(section, predictions)
     return section
 
 
-def fusion_gain(section: Section, predictions: dict[str, pd.DataFrame], seed: int = 0) -> dict[str, Any] | None:
-    """Best fusion vs best single modality within this one setting, with intervals and a paired test."""
+def fusion_gain(section: Section, predictions: dict[str, pd.DataFrame]) -> dict[str, Any] | None:
+    """Best fusion vs best single modality within this one setting, with intervals and one paired test (the
+    jackknife t-test and TOST of `stats.paired_difference`, uncorrected: it is one pre-stated question per table)."""
     rows, metric = section.rows, section.metric
     single = rows[rows["modalities"].str.count(",") == 0]
     fused = rows[rows["modalities"].str.count(",") > 0]
@@ -200,11 +204,12 @@ def fusion_gain(section: Section, predictions: dict[str, pd.DataFrame], seed: in
     best_fused = fused.loc[fused[f"{metric}_mean"].idxmax()]
     gain: dict[str, Any] = {"fused": best_fused, "single": best_single,
                             "gain": float(best_fused[f"{metric}_mean"] - best_single[f"{metric}_mean"]),
-                            "p": np.nan}
+                            "test": None, "verdict": stats.UNRESOLVED}
     if best_fused["method"] in predictions and best_single["method"] in predictions:
-        test = stats.paired_permutation_test(predictions[best_fused["method"]], predictions[best_single["method"]],
-                                             metric, section.classes, group_column=section.grouped_by, seed=seed)
-        gain["p"] = test.p_value
+        test = stats.paired_difference(predictions[best_fused["method"]], predictions[best_single["method"]],
+                                       metric, section.classes, group_column=section.grouped_by)
+        gain["test"] = test
+        gain["verdict"] = stats.verdict(test.p_difference, test.p_equivalence, test.difference)
     return gain
 
 
@@ -254,10 +259,9 @@ def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = Tr
     columns = ["dataset", "setting", "setting_label", "rank", "rank_label", "method", "family", "modalities",
                "protocol", "folds", "n_trials", "features"] + [f"{m}_{s}" for m in HEADLINE_METRICS
                                                              for s in ("mean", "std")] + [
-        "ci_low", "ci_high", "difference", "p_perm", "p_perm_holm", "p_mcnemar", "p_mcnemar_holm", "tied_with_best",
-        "run_id"]
+        *TEST_COLUMNS, "verdict", "run_id"]
     with atomic.atomic_path(paths["csv"]) as tmp:
-        board[columns].to_csv(tmp, index=False, float_format="%.4f")
+        board[columns].to_csv(tmp, index=False, float_format="%.6g")
     atomic.write_text(paths["md"], markdown_page(sections, context, out_dir))
     atomic.write_text(paths["html"], html_page(sections, context, out_dir))
     return Leaderboard(board, paths)

@@ -10,7 +10,17 @@ import pandas as pd
 from harness import stats
 from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, Section
-from harness.report.text import ci_text, claim_cell, claim_texts, gain_text, method_text, timestamp_line
+from harness.report.text import (
+    bayes_cells,
+    ci_text,
+    claim_cell,
+    claim_texts,
+    gain_text,
+    method_text,
+    resolution_text,
+    timestamp_line,
+    verdict_cell,
+)
 
 
 def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Path) -> str:
@@ -18,7 +28,9 @@ def markdown_page(sections: list[Section], context: dict[str, Any], out_dir: Pat
              "Test scores, mean ± standard deviation over folds, with a 95 % confidence interval in brackets; "
              "configurations were chosen on validation folds only. Only results of one evaluation setting (same "
              "corpus, protocol, features and options, trial budget, preset, speaker normalisation) share a table. "
-             "WA = accuracy, UAR = unweighted average recall. `1=` marks methods statistically tied with the best. "
+             "WA = accuracy, UAR = unweighted average recall. Each row's verdict against its table's best: `1=` = "
+             f"practically equivalent to the best (shown within ±{stats.ROPE:g}; the only tie); a plain rank = worse "
+             "than the best; a rank with `?` = not separable from the best with this design (neither shown). "
              "Regenerate with `harness report`; the HTML page is `index.html`.", ""]
     for section in sections:
         lines += _section_lines(section, out_dir)
@@ -37,6 +49,9 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
              f"Setting: {section.label}. Protocol: `{rows['protocol'].iloc[0]}`, {rows['folds'].iloc[0]} folds; "
              f"ranked by {METRIC_TITLES[metric]}. Feature extraction failures: {rows['feature_failures'].iloc[0]}.",
              "", method_text(section), ""]
+    resolution = resolution_text(section)
+    if resolution:
+        lines += [resolution, ""]
     gain = gain_text(section)
     if gain:
         lines += [gain, ""]
@@ -45,15 +60,15 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     lines += failure_lines(section.failures, int(rows["feature_failures"].iloc[0]))
     title = METRIC_TITLES[metric]
     header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
-    lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | p vs best (Holm) | paper claim (gap) "
-              "| confusion |", "|---" * (9 + len(HEADLINE_METRICS)) + "|"]
+    lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | Δ vs best | verdict (Holm p) "
+              "| paper claim (gap) | confusion |", "|---" * (10 + len(HEADLINE_METRICS)) + "|"]
     for _, row in rows.iterrows():
         figure = section.figures.get(f"confusion:{row['method']}")
         link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
         cells = " | ".join(f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in HEADLINE_METRICS)
-        p = "" if pd.isna(row["p_perm_holm"]) else f"{row['p_perm_holm']:.3g}"
+        delta = "" if pd.isna(row["difference"]) or row["verdict"] == stats.BEST else f"{row['difference']:+.3f}"
         lines.append(f"| {row['rank_label']} | `{row['method']}` | {row['family']} | {row['modalities']} | {cells} | "
-                     f"{ci_text(row)} | {p} | {claim_cell(row, section.dataset)} | {link} |")
+                     f"{ci_text(row)} | {delta} | {verdict_cell(row)} | {claim_cell(row, section.dataset)} | {link} |")
     lines.append("")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
         if key in section.figures:
@@ -86,6 +101,14 @@ def _ranking_lines(ranking: stats.CrossDatasetRanking | None, out_dir: Path) -> 
         lines += [f"Friedman chi-square = {ranking.friedman_statistic:.3f}, p = {ranking.friedman_p:.3g}; Nemenyi "
                   f"critical difference = {ranking.critical_difference:.3f} ranks.", "",
                   f"![critical-difference diagram]({(Path('figures') / 'critical_difference.png').as_posix()})", ""]
-    lines += ["| method | mean rank |", "|---|---|"]
-    lines += [f"| `{method}` | {rank:.2f} |" for method, rank in ranking.mean_ranks.items()]
-    return [*lines, ""]
+    if ranking.bayesian is None:
+        lines += ["| method | mean rank |", "|---|---|"]
+        lines += [f"| `{method}` | {rank:.2f} |" for method, rank in ranking.mean_ranks.items()]
+        return [*lines, ""]
+    reference = f"`{ranking.reference}`"
+    lines += [f"| method | mean rank | P({reference} better) | P(practically equivalent) | P(method better) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| `{method}` | {rank:.2f} | " + " | ".join(bayes_cells(ranking, method)) + " |"
+              for method, rank in ranking.mean_ranks.items()]
+    return [*lines, "", "Posterior probabilities of the Bayesian signed-rank test over the datasets (baycomp; "
+            f"practically equivalent = within ±{stats.ROPE:g}); with so few datasets they are wide by design.", ""]

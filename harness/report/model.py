@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness import stats
+
 METRIC_TITLES = {"accuracy": "WA", "uar": "UAR", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 FAILURE_COLUMNS = ["modality", "clip_id", "stage", "error"]
 
@@ -24,6 +26,12 @@ def escape(value: Any) -> str:
     """The report's one HTML escaper: every text and attribute value the pages write goes through it (quotes
     included, so a value never leaves its attribute), figure paths and names alike."""
     return html.escape(str(value), quote=True)
+
+# each verdict of a row against its table's best method, in the words and CSS class the pages use (docs/report.md)
+VERDICT_WORDS = {stats.BEST: "best", stats.EQUIVALENT: "practically equivalent to the best",
+                 stats.WORSE: "worse than the best", stats.UNRESOLVED: "not separable from the best with this design"}
+VERDICT_CLASSES = {stats.BEST: "best", stats.EQUIVALENT: "equivalent", stats.WORSE: "worse",
+                   stats.UNRESOLVED: "unresolved"}
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Section:
     grouped_by: str
     n_groups: int
     failures: pd.DataFrame
-    gain: dict[str, Any] | None = None
+    resolution: stats.Resolution | None = None  # what this table's design can settle (None: no predictions)
+    gain: dict[str, Any] | None = None  # best fusion vs best single modality, with its `stats.PairedDifference`
     per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
     figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"

@@ -30,28 +30,83 @@ def timestamp_line() -> str:
 
 
 def method_text(section: Section) -> str:
-    """How the section's intervals and tests were obtained, with resample counts (the report must state them)."""
+    """How the section's intervals and verdicts were obtained, with resample counts (the report must state them)."""
     unit = ("clips (these runs stored no protocol groups)" if section.grouped_by == "clip_id"
             else f"{section.n_groups} groups (the protocol's speakers or sessions/dialogues)")
     return (f"95 % CI: percentile bootstrap, {stats.BOOTSTRAP_RESAMPLES} resamples of {unit}, of the mean over "
-            f"folds. Tied with best (rank 1=): not significantly worse than the best at alpha = {stats.ALPHA} by a "
-            f"paired permutation test over the same {unit_name(section)} (exact when 2^groups <= "
-            f"{stats.PERMUTATION_RESAMPLES}, else {stats.PERMUTATION_RESAMPLES} random swaps), Holm-corrected over "
-            "the dataset's comparisons. McNemar (exact, clip level, Holm) is in the CSV and HTML.")
+            f"folds. Verdicts against the best: delete-one-{unit_name(section)[:-1]} jackknife t-test of the paired "
+            f"difference (worse), two one-sided tests against ±{stats.ROPE:g} (practically equivalent, the only "
+            f"tie, rank 1=), Holm over every pair of the table's methods at alpha = {stats.ALPHA}; neither: not "
+            "separable (rank with ?). See docs/report.md.")
+
+
+def resolution_text(section: Section) -> str | None:
+    """The table's resolution in one sentence: groups, the bar the first Holm step sets, the smallest detectable
+    difference; and, when some verdicts cannot be reached, a sentence that says so (not a mark that reads as a tie)."""
+    r = section.resolution
+    if r is None:
+        return None
+    unit = unit_name(section)
+    title = METRIC_TITLES.get(section.metric, section.metric)
+    if not np.isfinite(r.critical_t):
+        text = (f"Resolution: {r.n_groups} {unit}, too few for any test (at least {stats.MIN_GROUPS} are needed); "
+                "no verdict can be reached on this table.")
+    else:
+        detectable = ("" if np.isnan(r.detectable) else
+                      f"; the smallest difference found with 80 % power is about {r.detectable:.3f} {title}")
+        text = (f"Resolution: {r.n_groups} {unit}, {r.n_comparisons} pairwise comparisons; the smallest corrected p "
+                f"has no floor (t-test on {r.n_groups - 1} df), and the first Holm step needs p < "
+                f"{r.first_step_p:.2g} (|t| > {r.critical_t:.1f}){detectable}; equivalence means within "
+                f"±{r.rope:g} {title}.")
+    unresolved = int((section.rows["verdict"] == stats.UNRESOLVED).sum())
+    if unresolved:
+        text += (f" {unresolved} of {len(section.rows) - 1} methods cannot be separated from the best with this "
+                 f"design (rank with ?): the data show them neither worse nor within ±{r.rope:g} of it.")
+    return text
+
+
+def verdict_cell(row: pd.Series) -> str:
+    """A row's verdict against the best, short, with the Holm-adjusted p-value that decided it."""
+    name = row["verdict"]
+    words = {stats.BEST: "best", stats.EQUIVALENT: "practically equivalent", stats.WORSE: "worse",
+             stats.UNRESOLVED: "not separable"}[name]
+    p = row["p_equivalence_holm"] if name == stats.EQUIVALENT else row["p_difference_holm"]
+    return words if pd.isna(p) else f"{words} (p = {p:.2g})"
+
+
+def bayes_cells(ranking: stats.CrossDatasetRanking, method: str) -> list[str]:
+    """P(best-ranked method better), P(practically equivalent), P(this method better) from the Bayesian signed-rank
+    test, as cells; empty where it was not run (five or more datasets: the Friedman test speaks instead)."""
+    if ranking.bayesian is None:
+        return []
+    if method == ranking.reference:
+        return ["reference", "", ""]
+    row = ranking.bayesian.set_index("method").loc[method]
+    return [f"{row['p_reference_better']:.2f}", f"{row['p_equivalent']:.2f}", f"{row['p_method_better']:.2f}"]
+
+
+def verdict_text(name: str, test: stats.PairedDifference | None, n_groups: int, unit: str) -> str:
+    """A pre-stated comparison's verdict in words (the fusion-gain line)."""
+    if test is None:
+        return "not tested (no stored predictions)"
+    if name == stats.EQUIVALENT:
+        return f"practically equivalent (within ±{test.rope:g}, TOST p = {test.p_equivalence:.2g})"
+    if name in (stats.BETTER, stats.WORSE):
+        return f"{name} (jackknife t over {n_groups} {unit}, p = {test.p_difference:.2g})"
+    return f"not separable with {n_groups} {unit} (p = {test.p_difference:.2g})"
 
 
 def gain_text(section: Section) -> str | None:
-    """The fusion-gain line in words (Markdown backticks around method names)."""
+    """The fusion-gain line in words (Markdown backticks around method names): the gain and its verdict."""
     gain = section.gain
     if gain is None:
         return None
     metric = section.metric
     fused, single = gain["fused"], gain["single"]
-    test = "" if np.isnan(gain["p"]) else (f" (paired permutation test over {section.n_groups} "
-                                           f"{unit_name(section)}, p = {gain['p']:.3g})")
+    verdict = verdict_text(gain["verdict"], gain["test"], section.n_groups, unit_name(section))
     return (f"Best fusion `{fused['method']}` {fused[f'{metric}_mean']:.3f} {ci_text(fused)} vs best single "
             f"modality `{single['method']}` ({single['modalities']}) {single[f'{metric}_mean']:.3f} "
-            f"{ci_text(single)}: {gain['gain']:+.3f} {METRIC_TITLES[metric]}{test}.")
+            f"{ci_text(single)}: fusion adds {gain['gain']:+.3f} {METRIC_TITLES[metric]}, {verdict}.")
 
 
 def _claims_beside(row: pd.Series, dataset: str) -> list[tuple[Any, float, str]]:
