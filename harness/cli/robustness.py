@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--train-on", action="append", metavar="DATASET", help="cross-corpus: train on this corpus")
     command.add_argument("--test-on", action="append", metavar="DATASET",
                          help="cross-corpus: score on this corpus (every --train-on x --test-on pair runs)")
+    command.add_argument("--label-map", metavar="FILE",
+                         help="cross-corpus: your own class map (the format of harness/datasets/cross_corpus.yaml); "
+                              "its entries win over the cards' cross_corpus declarations")
     command.add_argument("--method", action="append", help="limit to these methods (repeatable)")
     command.add_argument("--dataset", action="append", help="limit missing/corrupt to these datasets (repeatable)")
     command.add_argument("--rerun", action="store_true", help="recompute conditions even when stored ones exist")
@@ -36,9 +39,17 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--corrupt: unknown {unknown}; choose from: {', '.join(sorted(CORRUPTIONS))}")
     settings = settings_from_args(args)
+    from harness.corpus import CorpusNotFound, ProtocolUnbuildable
+    from harness.robustness.cross_corpus import LabelMapError
     from harness.robustness.run import run_robustness
 
     pairs = [(a, b) for a in args.train_on or [] for b in args.test_on or [] if a != b]
-    report = run_robustness(settings, missing=args.missing, corrupt=args.corrupt or [], cross_corpus=pairs or None,
-                            methods=args.method, datasets=args.dataset, rerun=args.rerun)
+    try:
+        report = run_robustness(settings, missing=args.missing, corrupt=args.corrupt or [],
+                                cross_corpus=pairs or None, methods=args.method, datasets=args.dataset,
+                                label_map=args.label_map, rerun=args.rerun)
+    except (LabelMapError, ProtocolUnbuildable, CorpusNotFound) as error:  # planning: before Ray, one line
+        raise UsageError(str(error)) from None
+    except KeyError as error:  # an unknown corpus name
+        raise UsageError(f"robustness: {error.args[0]}") from None
     return 1 if report.failed else 0

@@ -54,6 +54,7 @@ class DatasetSpec:
     targets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alternative label sets -> their classes
     scan_target: Callable[[Path, str], Manifest] | None = None  # (root, target name) -> Manifest
     card: Path | None = None
+    cross_corpus: dict[str, str | None] = field(default_factory=dict)  # class -> shared class (the card's map)
 
     @property
     def builtin(self) -> bool:

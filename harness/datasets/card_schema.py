@@ -117,6 +117,9 @@ class CardSchema(_Strict):
     split: str | None = None
     columns: dict[str, str] = {}
     targets: dict[str, Target] = {}
+    # class -> shared cross-corpus class (harness/datasets/cross_corpus.yaml's `shared`) or null to drop it;
+    # classes already named as in the shared set need no entry (harness.robustness.cross_corpus)
+    cross_corpus: dict[str, str | None] = {}
 
     @field_validator("name")
     @classmethod

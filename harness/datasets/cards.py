@@ -308,6 +308,7 @@ class Card:
             protocols=protocols,
             targets={k: t.classes for k, t in self.targets.items() if k != "default"},
             scan_target=lambda root, target: self.scan(root, target), card=self.path,
+            cross_corpus=dict(d.get("cross_corpus") or {}),
         )
 
 
@@ -364,6 +365,10 @@ def parse_card(path: Path) -> Card:
     targets |= {key: _target(t.label, t.classes, t.description) for key, t in schema.targets.items()}
     templates = {"clip_id": schema.clip_id, "speaker": schema.speaker}
     templates |= {key: getattr(schema, key) for key in ("text", "session", "split") if getattr(schema, key)}
+    known = {c for t in targets.values() for c in t.classes}
+    unknown = sorted(set(schema.cross_corpus) - known)
+    if unknown:
+        raise CardError(f"{where}.cross_corpus: {unknown} are not classes of this card ({sorted(known)})")
     card = Card(path, data, reader, joins, derive, targets, templates, dict(schema.columns))
     _check_templates(card)
     card.to_spec()  # validates the protocols

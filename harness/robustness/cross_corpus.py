@@ -1,7 +1,13 @@
 """Cross-corpus evaluation: train on corpus A, test once on corpus B, over the classes both map to.
 
-Labels are mapped through one shared emotion set (`harness/datasets/cross_corpus.yaml`; why one table and not a
-key per card is said there). For a pair (A, B):
+Labels are mapped through one shared emotion set (`harness/datasets/cross_corpus.yaml`). Where a corpus's map
+comes from, first found wins (`resolve_pair`, at planning time, before anything is extracted):
+  1. a label map the user passes (`--label-map FILE`, same format as the package table);
+  2. the card's own `cross_corpus:` declaration (class -> shared class or null), so a new corpus joins the
+     cross-corpus axis without editing package data;
+  3. the package table (corpora that ship with the harness, and the built-in synthetic one, which has no card);
+  4. the shared names themselves: a card whose classes are all named as in the shared set needs no map.
+For a pair (A, B):
   classes   the shared classes that both A and B map some class onto; A's and B's other classes are dropped,
             and the report names every mapped and dropped class;
   search    `trials` configurations sampled (seeded) from the method's search space; each is fitted on every
@@ -42,6 +48,38 @@ class LabelMap:
     shared: tuple[str, ...]
     corpora: dict[str, dict[str, str | None]]
     source: str
+    user: bool = False  # passed by the user (--label-map): its entries win over the cards' declarations
+
+    def resolve(self, dataset: str, classes: Sequence[str], declared: Mapping[str, str | None] | None = None,
+                card: str = "") -> dict[str, str | None]:
+        """class -> shared class (None: dropped) for `dataset`, from the first source that has it (module doc).
+
+        `declared` is the card's `cross_corpus:` map; `card` its file, named in errors."""
+        declared = dict(declared or {})
+        where = card or dataset
+        if dataset in self.corpora and (self.user or not declared):
+            return self.mapping(dataset, classes)
+        if declared:
+            missing = [c for c in classes if c not in declared and c not in self.shared]
+            if missing:
+                raise LabelMapError(f"{where}: cross_corpus does not map classes {missing}; map each onto one of "
+                                    f"{list(self.shared)} or null to drop it")
+            wrong = {c: t for c, t in declared.items() if t is not None and t not in self.shared}
+            if wrong:
+                raise LabelMapError(f"{where}: cross_corpus maps {wrong} onto classes outside the shared set "
+                                    f"{list(self.shared)} of {self.source}; use a shared class or null")
+            return {c: declared[c] if c in declared else c for c in classes}
+        unnamed = [c for c in classes if c not in self.shared]
+        if unnamed:
+            raise LabelMapError(f"{where}: classes {unnamed} are not in the shared cross-corpus set "
+                                f"{list(self.shared)}; declare `cross_corpus: {{CLASS: SHARED or null}}` in the "
+                                f"card, or pass --label-map FILE with an entry for {dataset!r}")
+        return {c: c for c in classes}
+
+    def with_entries(self, entries: Mapping[str, Mapping[str, str | None]]) -> LabelMap:
+        """This map with `entries` (corpus -> resolved class map) written in: what a cross-corpus task carries."""
+        return LabelMap(self.shared, {**self.corpora, **{k: dict(v) for k, v in entries.items()}}, self.source,
+                        self.user)
 
     def mapping(self, dataset: str, classes: Sequence[str]) -> dict[str, str | None]:
         """class -> shared class (None: dropped) for `dataset`; every class must be listed."""
@@ -57,8 +95,10 @@ class LabelMap:
 
 
 def load_label_map(path: str | Path | None = None) -> LabelMap:
+    """The package table, or the user's file (then `user`: its entries override the cards' declarations)."""
     import yaml
 
+    user = path is not None
     path = Path(path or DEFAULT_LABEL_MAP)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -79,7 +119,19 @@ def load_label_map(path: str | Path | None = None) -> LabelMap:
                 raise LabelMapError(f"{path}: corpora.{name}.{cls} maps to {target!r}, which is not in shared "
                                     f"{list(shared)}; use a shared class or null")
         corpora[str(name)] = {str(k): (None if v is None else str(v)) for k, v in table.items()}
-    return LabelMap(shared, corpora, str(path))
+    return LabelMap(shared, corpora, str(path), user)
+
+
+def resolve_pair(label_map: LabelMap, sides: Mapping[str, tuple[Sequence[str], Mapping[str, str | None], str]]
+                 ) -> tuple[LabelMap, PairClasses]:
+    """Check a (train, test) pair at planning time: each side's map (corpus -> (classes, the card's declaration,
+    the card file)) resolved, and at least two shared classes reached by both. Returns the map with both entries
+    written in (what the task uses and the result's fingerprint records) and the pair's classes."""
+    entries = {name: label_map.resolve(name, classes, declared, card)
+               for name, (classes, declared, card) in sides.items()}
+    resolved = label_map.with_entries(entries)
+    (train_on, (train_classes, _, _)), (test_on, (test_classes, _, _)) = sides.items()
+    return resolved, pair_classes(resolved, train_on, train_classes, test_on, test_classes)
 
 
 @dataclass

@@ -197,6 +197,7 @@ def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_
     from harness.runtime import init_ray
 
     report = RobustnessReport()
+    maps = {pair: plan_cross_corpus(settings, *pair, label_map) for pair in cross_corpus or []}  # before Ray
     init_ray(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)
     tasks: list[_Task] = []
@@ -215,8 +216,8 @@ def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_
         for dataset, runs in parents.groupby("tags.dataset", sort=True):
             tasks += _dataset_tasks(settings, str(dataset), runs, missing, corrupt, rates, seeds, levels or {},
                                     corruption_seed, experiment_id, rerun, report)
-    for train_on, test_on in cross_corpus or []:
-        tasks += _cross_tasks(settings, train_on, test_on, methods, label_map, experiment_id, rerun, report)
+    for (train_on, test_on), resolved in maps.items():
+        tasks += _cross_tasks(settings, train_on, test_on, methods, resolved, experiment_id, rerun, report)
     for task in tasks:
         try:
             if isinstance(task.ref, pd.DataFrame):
@@ -304,16 +305,30 @@ def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing
     return tasks
 
 
+def plan_cross_corpus(settings: Settings, train_on: str, test_on: str, label_map_path: str | Path | None):
+    """Everything about a cross-corpus pair that can be wrong, checked before Ray starts or anything is
+    extracted: both corpora known, the label map (the user's file, the cards' declarations, the package table,
+    the shared names) covering both with two shared classes or more, and the training corpus's protocol buildable
+    (a corpus that is only a test target needs no protocol: its folds are never made). Returns the resolved map;
+    raises LabelMapError, KeyError or ProtocolUnbuildable with one line."""
+    from harness.corpus import check_protocol
+    from harness.robustness.cross_corpus import load_label_map, resolve_pair
+
+    label_map = load_label_map(label_map_path)
+    specs = {name: _spec(settings, name) for name in (train_on, test_on)}
+    resolved, _ = resolve_pair(label_map, {name: (list(spec.classes), spec.cross_corpus, str(spec.card or ""))
+                                           for name, spec in specs.items()})
+    check_protocol(settings, specs[train_on])
+    return resolved
+
+
 def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Sequence[str] | None,
-                 label_map_path: str | Path | None, experiment_id: str, rerun: bool,
-                 report: RobustnessReport) -> list[_Task]:
+                 label_map, experiment_id: str, rerun: bool, report: RobustnessReport) -> list[_Task]:
     import ray
 
     from harness.pipeline import applicable, locate_dataset, prepare_dataset
-    from harness.robustness.cross_corpus import load_label_map
     from methods import get_method, method_names
 
-    label_map = load_label_map(label_map_path)
     specs = {name: _spec(settings, name) for name in (train_on, test_on)}
     for name, spec in specs.items():
         present, why = locate_dataset(settings, spec)
