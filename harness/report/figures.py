@@ -34,7 +34,7 @@ def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, p
     low = np.where(ordered["ci_low"].isna(), means, ordered["ci_low"].to_numpy(dtype=float))
     high = np.where(ordered["ci_high"].isna(), means, ordered["ci_high"].to_numpy(dtype=float))
     colours = [FAMILY_COLOURS.get(f, "#8172b3") for f in ordered["_family"]]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(ordered) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.32 * len(ordered) + 2) + 2.0, 4.2))
     positions = np.arange(len(ordered))
     for x, mean, colour, verdict in zip(positions, means, colours, ordered["verdict"], strict=True):
         ax.bar(x, mean, **_verdict_style(verdict, colour))
@@ -49,7 +49,7 @@ def score_bars(rows: pd.DataFrame, metric: str, metric_title: str, title: str, p
     for verdict, words in ((stats.EQUIVALENT, "best / practically equivalent"), (stats.WORSE, "worse than best"),
                            (stats.UNRESOLVED, "not separable from best")):
         ax.bar(0, 0, label=words, **_verdict_style(verdict, "#777777"))
-    ax.legend(fontsize=7, loc="upper right", ncols=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     save(fig, path)
     plt.close(fig)

@@ -161,12 +161,13 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
         config = json.loads(row["config"]) if row["config"] else {}
         config_html = (f"<details><summary>{len(config)} values</summary><pre>"
                        f"{_e(json.dumps(config, indent=1))}</pre></details>") if config else ""
+        delta = "" if row["verdict"] == stats.BEST else _num(row["difference"], "+.3f")
         parts.append(
             f"<tr class='{VERDICT_CLASSES[row['verdict']]}' data-method='{_e(row['method'])}' "
             f"data-verdict='{_e(row['verdict'])}' title='{_e(VERDICT_WORDS[row['verdict']])}'>"
             f"<td data-sort='{row['rank']}'>{_e(row['rank_label'])}</td><td class='l'>{_e(row['method'])}</td>"
             f"<td class='l'>{_e(row['family'])}</td><td class='l'>{_e(row['modalities'])}</td>{cells}"
-            f"<td>{_e(ci_text(row))}</td><td>{_num(row['difference'], '+.3f')}</td>"
+            f"<td>{_e(ci_text(row))}</td><td>{delta}</td>"
             f"<td class='verdict'>{_e(verdict_cell(row))}</td>"
             f"<td class='l'>{_e(claim_cell(row, section.dataset))}</td><td>{_e(row['folds'])}</td>"
             f"<td class='l'>{run_link(row, tracking_uri)}</td>"
