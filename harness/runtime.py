@@ -23,6 +23,29 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def route_warnings(log_file: Path) -> None:
+    """Python warnings that reach the driver go to `log_file`, and the console gets one line pointing there.
+
+    Warnings the harness understands are handled where they arise (a bounded solver, an empty part); what is
+    left is a library's business a researcher may want to read later, not in the middle of progress output.
+    """
+    import sys
+    import warnings
+
+    told = False
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        nonlocal told
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "a", encoding="utf-8") as out:
+            out.write(warnings.formatwarning(message, category, filename, lineno, line))
+        if not told:
+            told = True
+            print(f"[warnings] library warnings are written to {log_file}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
+
+
 def quiet_libraries() -> None:
     """Our own one-line progress replaces Tune's tables and MLflow's progress bars; Ctrl-C reaches us directly
     (Tune's own SIGINT handler would turn it into a half-finished result grid)."""
@@ -87,6 +110,7 @@ def init_ray(settings: Settings) -> None:
     import ray
 
     quiet_libraries()
+    route_warnings(Path(settings.workspace) / "logs" / "warnings.log")
     if ray.is_initialized():
         return
     if settings.ray_address:

@@ -109,12 +109,15 @@ class EncodeBlock:
 
 
 class Progress:
-    """`clips done / total (clips/s)` on stderr: a tqdm bar on a terminal, a line per block otherwise."""
+    """`clips done / total (clips/s)` on stderr: a tqdm bar (rate and ETA) on a terminal; otherwise (a log file)
+    a line at most every LINE_INTERVAL seconds and at the end, not one per block (MELD's text: 601 lines)."""
+
+    LINE_INTERVAL = 10.0  # seconds between progress lines in a log file
 
     def __init__(self, label: str, total: int, enabled: bool) -> None:
         self.label, self.total, self.enabled = label, total, enabled
         self.done = 0
-        self.started = time.perf_counter()
+        self.started = self.last_line = time.perf_counter()
         self.bar = None
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
@@ -126,8 +129,13 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
         elif self.enabled:
-            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
-            print(f"[features] {self.label}: {self.done}/{self.total} clips ({rate:.1f} clips/s)",
+            now = time.perf_counter()
+            if now - self.last_line < self.LINE_INTERVAL and self.done < self.total:
+                return
+            self.last_line = now
+            rate = self.done / max(now - self.started, 1e-9)
+            left = f", about {(self.total - self.done) / rate:.0f}s left" if 0 < self.done < self.total else ""
+            print(f"[features] {self.label}: {self.done}/{self.total} clips ({rate:.1f} clips/s{left})",
                   file=sys.stderr, flush=True)
 
     def close(self) -> None:
