@@ -250,16 +250,6 @@ def verdict(p_difference_holm: float, p_equivalence_holm: float, difference: flo
     return UNRESOLVED
 
 
-def decide(differences: list[PairedDifference], alpha: float = ALPHA) -> pd.DataFrame:
-    """Holm over a family of comparisons, separately for the difference tests and the equivalence tests (each a
-    family whose error rate is held at alpha), and the verdict of each comparison."""
-    p_difference = holm([d.p_difference for d in differences], alpha)
-    p_equivalence = holm([d.p_equivalence for d in differences], alpha)
-    return pd.DataFrame({"p_difference_holm": p_difference, "p_equivalence_holm": p_equivalence,
-                         "verdict": [verdict(pd_, pe, d.difference, alpha) for pd_, pe, d in
-                                     zip(p_difference, p_equivalence, differences, strict=True)]})
-
-
 def compare_confusions(confusions: dict[str, GroupedConfusions], metric: str, *, alpha: float = ALPHA,
                        rope: float = ROPE) -> pd.DataFrame:
     """Every method against the best one (highest fold-mean `metric`), all counted over the same groups and folds.
@@ -273,7 +263,7 @@ def compare_confusions(confusions: dict[str, GroupedConfusions], metric: str, *,
     (method - best), se, p_difference, p_difference_holm, p_equivalence, p_equivalence_holm, verdict ("best",
     "equivalent", "worse" or "not separable"); `attrs["comparisons"]` is the size of the corrected family.
     """
-    names = sorted(confusions, key=lambda m: m)
+    names = sorted(confusions)
     first = confusions[names[0]]
     if any(c.groups != first.groups or c.folds != first.folds for c in confusions.values()):
         raise ValueError("every method must be counted over the same groups and folds (pair their clips first)")
