@@ -64,3 +64,13 @@ def test_a_two_speaker_card_with_validation_from_training_clips_builds(tmp_path)
 def test_an_absent_corpus_is_left_to_the_run(tmp_path):
     spec, settings, _ = _setup(tmp_path, "{name: leave-one-speaker-out}")
     check_protocol(Settings(workspace=tmp_path / "ws", data_root=tmp_path / "nowhere"), spec)
+
+
+def test_the_report_states_the_weaker_guarantee():
+    from harness.protocols import ProtocolSpec
+    from harness.report.text import protocol_note
+
+    weak = ProtocolSpec("leave-one-speaker-out", {"val": "clips"}).label()
+    assert "weaker guarantee" in protocol_note(weak)
+    assert protocol_note(ProtocolSpec("leave-one-speaker-out").label()) == ""
+    assert protocol_note(ProtocolSpec("speaker-kfold", {"k": 5}).label()) == ""

@@ -29,6 +29,16 @@ def timestamp_line() -> str:
     return f"{TIMESTAMP_PREFIX}{datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}."
 
 
+WEAKER_VALIDATION = (" Validation drawn from the training speakers' clips (leave-one-speaker-out with val=clips, "
+                     "a corpus of 2-3 speakers): each test speaker is unseen, but configurations were chosen on "
+                     "speakers the models trained on, a weaker guarantee than a held-out validation speaker.")
+
+
+def protocol_note(protocol: str) -> str:
+    """The sentence a protocol with a weaker guarantee adds to its section ('' for every other protocol)."""
+    return WEAKER_VALIDATION if "leave-one-speaker-out(" in protocol and "val=clips" in protocol else ""
+
+
 def method_text(section: Section) -> str:
     """How the section's intervals and verdicts were obtained, with resample counts (the report must state them)."""
     unit = ("clips (these runs stored no protocol groups)" if section.grouped_by == "clip_id"
@@ -37,7 +47,7 @@ def method_text(section: Section) -> str:
             f"folds. Verdicts against the best: delete-one-{unit_name(section)[:-1]} jackknife t-test of the paired "
             f"difference (worse), two one-sided tests against ±{stats.ROPE:g} (practically equivalent, the only "
             f"tie, rank 1=), Holm over every pair of the table's methods at alpha = {stats.ALPHA}; neither: not "
-            "separable (rank with ?). See docs/report.md.")
+            "separable (rank with ?). See docs/report.md." + protocol_note(str(section.rows["protocol"].iloc[0])))
 
 
 def resolution_text(section: Section) -> str | None:
