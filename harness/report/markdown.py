@@ -61,7 +61,7 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     title = METRIC_TITLES[metric]
     header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)
     lines += [f"| # | method | family | modalities | {header} | {title} 95 % CI | Δ vs best | verdict (Holm p) "
-              "| paper claim (gap) | confusion |", "|---" * (10 + len(HEADLINE_METRICS)) + "|"]
+              "| paper claim (gap) | confusion |", "|---" * (9 + len(HEADLINE_METRICS)) + "|"]
     for _, row in rows.iterrows():
         figure = section.figures.get(f"confusion:{row['method']}")
         link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
@@ -111,4 +111,5 @@ def _ranking_lines(ranking: stats.CrossDatasetRanking | None, out_dir: Path) -> 
     lines += [f"| `{method}` | {rank:.2f} | " + " | ".join(bayes_cells(ranking, method)) + " |"
               for method, rank in ranking.mean_ranks.items()]
     return [*lines, "", "Posterior probabilities of the Bayesian signed-rank test over the datasets (baycomp; "
-            f"practically equivalent = within ±{stats.ROPE:g}); with so few datasets they are wide by design.", ""]
+            f"practically equivalent = within ±{stats.ROPE:g}); with so few datasets, read them as the weight of "
+            "the evidence, not as a test.", ""]
