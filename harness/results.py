@@ -65,6 +65,9 @@ class ResultTags:
     setting_label: str  # the same in words, for section headers
     fingerprint: str  # hash of everything that determines this one result (reuse key)
     git_commit: str = "unknown"
+    # per modality, whether the input was the paper's, a stand-in or the user's substitution (`--preset paper`,
+    # harness.paper_inputs); "" when the run chose no paper inputs
+    inputs: str = ""
 
     _RENAMED = {"setting": SETTING_TAG, "setting_label": SETTING_LABEL_TAG, "fingerprint": FINGERPRINT_TAG}
 

@@ -188,3 +188,21 @@ def test_the_report_lists_every_claim_on_the_dataset_met_or_not_and_why() -> Non
     assert "--protocol ravdess=av-crossattention-10fold" in missing["M5"]
     assert "the paper states no split" in missing["C1"] and "80.17" in missing["C1"]  # the arithmetic shows
     assert claim_cell(rows.iloc[0], "ravdess").startswith("M1 0.8925 WA (-0.392, not comparable)")
+
+
+def test_the_claim_line_and_cell_say_which_inputs_were_the_papers() -> None:
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from harness.report.text import claim_cell, claim_texts
+
+    inputs = ("audio: wav2vec1 (the paper's); text: roberta (the paper's); video: face-expression (stand-in for "
+              "Fab-Net)")
+    rows = pd.DataFrame([{"method": "ima-hadamard@paper", "accuracy_mean": 0.5, "uar_mean": 0.5,
+                          "macro_f1_mean": 0.5, "protocol": "speaker-kfold(k=6)", "inputs": inputs}])
+    (c1, *_) = claim_texts(SimpleNamespace(rows=rows, dataset="ravdess"))
+    assert c1.startswith("Paper claim for `ima-hadamard@paper` (C1)") and f"Inputs of this result: {inputs}." in c1
+    assert claim_cell(rows.iloc[0], "ravdess").endswith("; inputs substituted: video")
+    rows.loc[0, "inputs"] = "audio: wav2vec1 (the paper's); text: roberta (the paper's)"
+    assert claim_cell(rows.iloc[0], "ravdess").endswith("; the paper's inputs")

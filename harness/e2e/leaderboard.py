@@ -140,6 +140,20 @@ class E2ERun:
         track.fail_result(self.parent_id, error)
 
 
+def e2e_inputs(config: Any) -> str:
+    """Which of Mocanu et al.'s inputs (§4.2) an end-to-end result had, per modality, for the claim lines."""
+    clips = config.clips
+    video_net = {"r3d_101": "3-D ResNet-101", "resnet": "r3d_18 (stand-in for the 3-D ResNet-101)",
+                 "tiny": "a tiny 3-D CNN (stand-in for the 3-D ResNet-101)"}[config.backbone]
+    faces = f"{'aligned face crops' if clips.crop == 'face' else 'whole frames'} at {clips.frame_size}px"
+    spectrogram = (f"{clips.image_size}x{clips.image_size}" if clips.image_size else
+                   f"{clips.spectrogram_bins}x{clips.spec_frames}")
+    audio_net = "tiny 2-D CNN (stand-in for ResNet-18)" if config.backbone == "tiny" else "ResNet-18"
+    return (f"video: {video_net} from {_weights_name(config.video_weights)} on {faces} (paper: ImageNet + "
+            f"Kinetics weights, 224px faces); audio: {audio_net} from {_weights_name(config.audio_weights)} on "
+            f"{clips.front_end} {spectrogram} images (paper: ImageNet weights, 224x224 STFT)")
+
+
 def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen: list[Any], config: Any,
               cache: Path, workers: int, use_gpu: bool) -> E2ERun:
     """Tag the result and create its RUNNING parent run in the experiment `harness run` uses."""
@@ -163,7 +177,8 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
         features=f"audio=e2e-{clips.front_end}:{cache.stem},video=e2e-{clips.crop}:{cache.stem}",
         feature_failures="0", headline_metric=spec.headline_metric,
         selection_metric="uar",  # the training loop keeps the epoch with the best validation UAR
-        setting=stable_hash(setting), setting_label=words, fingerprint=fingerprint, git_commit=track.git_commit())
+        setting=stable_hash(setting), setting_label=words, fingerprint=fingerprint, git_commit=track.git_commit(),
+        inputs=e2e_inputs(config))
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment, (spec.headline_metric,))
     record = {**settings.as_record(), "e2e": {**run_config, "workers": workers, "use_gpu": use_gpu},
               "e2e_setting": setting}

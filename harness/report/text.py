@@ -147,9 +147,11 @@ def claim_texts(section: Section) -> list[str]:
         met.update(id(c) for c in claims_for(section.dataset, row["method"]))
         for claim, reproduced, caveat in _claims_beside(row, section.dataset):
             title = METRIC_TITLES.get(claim.metric, claim.metric)
+            inputs = str(row.get("inputs") or "")
             texts.append(f"Paper claim for `{row['method']}` ({claim.id}): {claim.paper} reports {title} "
                          f"{claim_value(claim.value)} ({claim.source}); reproduced here {reproduced:.3f} "
-                         f"({claim.gap(reproduced):+.3f})." + (f" {caveat}" if caveat else ""))
+                         f"({claim.gap(reproduced):+.3f})." + (f" {caveat}" if caveat else "")
+                         + (f" Inputs of this result: {inputs}." if inputs else ""))
     # every claim about this dataset appears, also where no ranked method meets it (and why)
     texts += [missing_text(claim) for claim in claims_on(section.dataset) if id(claim) not in met]
     return texts
@@ -158,6 +160,14 @@ def claim_texts(section: Section) -> list[str]:
 def claim_cell(row: pd.Series, dataset: str) -> str:
     """The leaderboard's "paper claim" column: the claimed value and metric, the gap of this row's figure to it,
     and "not comparable" where the text under the table says why; "" when no paper reports a figure for it."""
-    return "; ".join(f"{claim.id} {claim_value(claim.value)} {METRIC_TITLES.get(claim.metric, claim.metric)} "
-                     f"({reproduced - claim.value:+.3f}{', not comparable' if caveat else ''})"
-                     for claim, reproduced, caveat in _claims_beside(row, dataset))
+    cells = "; ".join(f"{claim.id} {claim_value(claim.value)} {METRIC_TITLES.get(claim.metric, claim.metric)} "
+                      f"({reproduced - claim.value:+.3f}{', not comparable' if caveat else ''})"
+                      for claim, reproduced, caveat in _claims_beside(row, dataset))
+    return f"{cells}; {inputs_word(str(row.get('inputs') or ''))}" if cells and row.get("inputs") else cells
+
+
+def inputs_word(inputs: str) -> str:
+    """The claim column's word for a result's inputs: the paper's, or which were substituted."""
+    swapped = [part.split(":", 1)[0].strip() for part in inputs.split(";")
+               if any(w in part for w in ("stand-in", "--features", "random init"))]
+    return f"inputs substituted: {', '.join(swapped)}" if swapped else "the paper's inputs"
