@@ -352,12 +352,12 @@ def resolution(n_groups: int, n_comparisons: int, ses: list[float], alpha: float
 
     m = max(1, n_comparisons)
     if n_groups < MIN_GROUPS:
-        return Resolution(n_groups, m, alpha / m, np.inf, np.nan, rope)
+        return Resolution(n_groups, n_comparisons, alpha / m, np.inf, np.nan, rope)
     df = n_groups - 1
     critical = float(t.ppf(1 - alpha / (2 * m), df))
     finite = [s for s in ses if np.isfinite(s) and s > 0]
     detectable = float((critical + t.ppf(power, df)) * np.median(finite)) if finite else np.nan
-    return Resolution(n_groups, m, alpha / m, critical, detectable, rope)
+    return Resolution(n_groups, n_comparisons, alpha / m, critical, detectable, rope)
 
 
 @dataclass

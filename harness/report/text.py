@@ -58,13 +58,16 @@ def resolution_text(section: Section) -> str | None:
         return None
     unit = unit_name(section)
     title = METRIC_TITLES.get(section.metric, section.metric)
+    if r.n_comparisons == 0:
+        return f"Resolution: {r.n_groups} {unit}; one method with predictions, nothing to compare."
     if not np.isfinite(r.critical_t):
         text = (f"Resolution: {r.n_groups} {unit}, too few for any test (at least {stats.MIN_GROUPS} are needed); "
                 "no verdict can be reached on this table.")
     else:
         detectable = ("" if np.isnan(r.detectable) else
                       f"; the smallest difference found with 80 % power is about {r.detectable:.3f} {title}")
-        text = (f"Resolution: {r.n_groups} {unit}, {r.n_comparisons} pairwise comparisons; the smallest corrected p "
+        comparisons = f"{r.n_comparisons} pairwise comparison{'s' if r.n_comparisons > 1 else ''}"
+        text = (f"Resolution: {r.n_groups} {unit}, {comparisons}; the smallest corrected p "
                 f"has no floor (t-test on {r.n_groups - 1} df), and the first Holm step needs p < "
                 f"{r.first_step_p:.2g} (|t| > {r.critical_t:.1f}){detectable}; equivalence means within "
                 f"±{r.rope:g} {title}.")
