@@ -66,11 +66,33 @@ def run_extract(settings: Any, dataset: str, extractors: list[str], options: lis
         from harness.runtime import init_ray
 
         init_ray(settings)
+    from harness.corpus import max_lost_share
+
+    status = 0
     for name in extractors:
-        extract(manifest, name, store, configs[name] or None, batch_size=batch_size,
-                concurrency=workers, num_gpus=gpus_per_worker,
-                executor="local" if local else "ray", decode=decode)
-    return 0
+        result = extract(manifest, name, store, configs[name] or None, batch_size=batch_size,
+                         concurrency=workers, num_gpus=gpus_per_worker,
+                         executor="local" if local else "ray", decode=decode)
+        problem = extraction_problem(result, max_lost_share())
+        if problem:
+            import sys
+
+            print(f"error: {problem}", file=sys.stderr, flush=True)
+            status = 1
+    return status
+
+
+def extraction_problem(result: Any, allowed: float, first: int = 3) -> str | None:
+    """Why an extraction is not a usable result (no clip stored from N > 0, or more than `allowed` of them
+    failed), naming the first reasons and where the failures are; None when it is fine."""
+    failed = result.n_failed
+    n = result.n_clips + failed  # n_clips: the clips stored
+    if n == 0 or (result.stored.ids and failed <= allowed * n):
+        return None
+    reasons = "; ".join(f"{row.clip_id}: {row.error}" for row in result.failures.head(first).itertuples())
+    what = "no clip" if not result.stored.ids else f"{failed} of {n} clips failed (more than {allowed:.0%})"
+    return (f"{result.dataset}/{result.extractor}: {what} extracted from {n}. First reasons: {reasons or 'none'}. "
+            f"All failures: `harness features list` / {result.location}")
 
 
 def run_import(settings: Any, dataset: str, name: str, file: str | Path, modality: str | None = None,
