@@ -35,7 +35,7 @@ from harness.results import (
 )
 
 __all__ = ["FAILURES_ARTIFACT", "ROLE_TAG", "use_experiment", "finished_run", "close_stale_runs", "start_result",
-           "log_trial", "finish_result", "fail_result", "git_commit"]
+           "log_trial", "finish_result", "fail_result", "git_commit", "acquire_lease", "release_lease", "LeaseHeld"]
 
 
 def git_commit() -> str:
@@ -106,6 +106,73 @@ def _has_test_scores(run: Any) -> bool:
 
     logged = run.data.metrics
     return all(test_metric(m, stat=stat) in logged for m in HEADLINE_METRICS for stat in ("mean", "std"))
+
+
+LEASE_TAG = "harness.driver"  # experiment tag: the driver that holds the experiment (one driver per experiment)
+FOREIGN_LEASE_HOURS = 24.0  # a lease of another host cannot be checked; after this long it is taken as stale
+
+
+class LeaseHeld(RuntimeError):
+    """Another live `harness run` drives this experiment; the message names it and the way out."""
+
+
+def _alive(lease: dict[str, Any]) -> bool:
+    """Whether the driver a lease names may still run: on this host, its process exists; on another, the lease is
+    younger than FOREIGN_LEASE_HOURS (a process there cannot be checked from here)."""
+    import os
+    import socket
+
+    if lease.get("host") != socket.gethostname():
+        return time.time() - float(lease.get("since", 0)) < FOREIGN_LEASE_HOURS * 3600
+    try:
+        os.kill(int(lease["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return True  # a process we may not signal exists
+    return True
+
+
+def acquire_lease(experiment_id: str, experiment: str, command: str) -> dict[str, Any]:
+    """Take the experiment for this process, or raise LeaseHeld naming the live driver that holds it.
+
+    Why: a second driver's start marked the first one's live parents KILLED (`close_stale_runs`) and computed the
+    same results twice. A lease whose process is gone (killed, crashed) does not block. Written, then read back:
+    of two drivers starting at the same moment, the one whose lease is not read back stops."""
+    import os
+    import socket
+
+    client = _client()
+    held = client.get_experiment(experiment_id).tags.get(LEASE_TAG)
+    if held:
+        try:
+            lease = json.loads(held)
+        except json.JSONDecodeError:
+            lease = {}
+        if lease and lease.get("pid") != os.getpid() and _alive(lease):
+            raise LeaseHeld(
+                f"experiment {experiment!r} is being run by another harness run (pid {lease.get('pid')} on "
+                f"{lease.get('host')}, since {time.strftime('%H:%M:%S', time.localtime(lease.get('since', 0)))}: "
+                f"{lease.get('command', '?')}); wait for it, or give this run its own --experiment NAME")
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "command": command[:200],
+            "token": os.urandom(8).hex()}
+    client.set_experiment_tag(experiment_id, LEASE_TAG, json.dumps(mine))
+    read = json.loads(client.get_experiment(experiment_id).tags.get(LEASE_TAG) or "{}")
+    if read.get("token") != mine["token"]:
+        raise LeaseHeld(f"experiment {experiment!r} was taken by another harness run starting at the same moment "
+                        f"(pid {read.get('pid')} on {read.get('host')}); give this run its own --experiment NAME")
+    return mine
+
+
+def release_lease(experiment_id: str, lease: dict[str, Any]) -> None:
+    """Give the experiment back, if this process still holds it (best effort: a stale lease does not block)."""
+    try:
+        client = _client()
+        held = json.loads(client.get_experiment(experiment_id).tags.get(LEASE_TAG) or "{}")
+        if held.get("token") == lease.get("token"):
+            client.set_experiment_tag(experiment_id, LEASE_TAG, "")
+    except Exception:  # the store went away while we ran: the lease is stale once this process ends
+        pass
 
 
 def close_stale_runs(experiment_id: str) -> int:

@@ -17,6 +17,7 @@ RUN = ["run", "--dataset", "synthetic", "--method", "audio-svm", "--no-report"]
 
 def _refused(capsys, argv: list[str]) -> str:
     """Run `harness ARGV`; it must stop with exit status 2 and exactly one line on stderr, which is returned."""
+    capsys.readouterr()  # what the test's own set-up printed
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("harness "), err
@@ -193,3 +194,86 @@ def test_a_failed_store_write_leaves_no_temporary_file(tmp_path, monkeypatch) ->
     with pytest.raises(OSError, match="No space"):
         store.write_blob("faces", "clip-1", b"x" * 100)
     assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
+
+
+def _where(tmp_path) -> list[str]:
+    return ["--workspace", str(tmp_path / "ws"), "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]
+
+
+def test_an_unwritable_workspace_is_one_line_before_ray(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    err = _refused(capsys, [*RUN, "--workspace", str(tmp_path / "file" / "ws"),
+                            "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"])
+    assert "is not writable" in err and "--workspace" in err
+
+
+def test_a_corrupt_tracking_store_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "mlruns.db").write_bytes(b"this is not a database" * 100)
+    err = _refused(capsys, [*RUN, *_where(tmp_path)])
+    assert "tracking store" in err and "--tracking-uri" in err
+
+
+def test_an_unreachable_store_is_one_line_within_the_timeout(tmp_path, capsys, monkeypatch) -> None:
+    from harness.cli import preflight
+
+    monkeypatch.setattr(preflight, "STORAGE_TIMEOUT_S", 3.0)
+    started = time.perf_counter()
+    err = _refused(capsys, [*RUN, *_where(tmp_path), "--feature-store", "gs://no-such-bucket-harness/x"])
+    assert time.perf_counter() - started < 30 and "feature_store gs://" in err and "--feature-store" in err
+
+
+def test_a_deleted_experiment_is_one_line_with_the_fix(tmp_path, capsys) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
+    client = mlflow.MlflowClient()
+    client.delete_experiment(client.create_experiment("gone"))
+    err = _refused(capsys, [*RUN, *_where(tmp_path), "--experiment", "gone"])
+    assert "was deleted" in err and "mlflow experiments restore" in err
+
+
+def test_one_driver_per_experiment_and_a_stale_lease_does_not_block(tmp_path, capsys) -> None:
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import mlflow
+
+    from harness import track
+    from harness.cli.preflight import preflight
+    from harness.config import Settings
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    experiment_id = track.use_experiment(uri, "shared")
+    other = {"pid": os.getppid(), "host": socket.gethostname(), "since": time.time(), "command": "harness run X",
+             "token": "t"}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, track.LEASE_TAG, json.dumps(other))
+    err = _refused(capsys, [*RUN, *_where(tmp_path), "--experiment", "shared"])
+    assert f"pid {os.getppid()}" in err and "harness run X" in err and "--experiment NAME" in err
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {**other, "pid": int(dead.stdout)}  # a SIGKILLed driver's lease: its process is gone
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, track.LEASE_TAG, json.dumps(stale))
+    settings = Settings(workspace=tmp_path / "ws", tracking_uri=uri, experiment="shared")
+    with preflight(settings):
+        held = json.loads(mlflow.MlflowClient().get_experiment(experiment_id).tags[track.LEASE_TAG])
+        assert held["pid"] == os.getpid()
+        with pytest.raises(track.LeaseHeld):  # what a second driver on this host would get
+            _second_driver(experiment_id)
+    assert mlflow.MlflowClient().get_experiment(experiment_id).tags[track.LEASE_TAG] == ""  # given back
+
+
+def _second_driver(experiment_id: str) -> None:
+    """acquire_lease as another live process on this host would call it (pid: our parent's)."""
+    import os
+
+    from harness import track
+
+    real = os.getpid
+    try:
+        os.getpid = os.getppid  # type: ignore[assignment]
+        track.acquire_lease(experiment_id, "shared", "second")
+    finally:
+        os.getpid = real  # type: ignore[assignment]

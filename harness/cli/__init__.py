@@ -42,15 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.interrupt import EXIT_INTERRUPTED, EXIT_TERMINATED, sigterm_as_interrupt, was_terminated
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
         return fail(args, str(error))
-    except KeyboardInterrupt:
-        print("interrupted; completed work is stored and the next run resumes from it", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = was_terminated(stop)
+        print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}; completed work is stored and the next "
+              "run resumes from it", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -95,7 +95,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_plan = pipeline.plan(settings, methods=methods, datasets=datasets, rerun=args.rerun)
     except pipeline.PlanError as error:
         raise UsageError(str(error)) from None
-    outcome = pipeline.execute(run_plan)
+    from harness.cli.preflight import preflight
+
+    with preflight(settings):  # environment checked before Ray starts; one driver per experiment (a lease)
+        outcome = pipeline.execute(run_plan)
     if not args.no_report:
         render(settings)
     return 1 if outcome.failed else 0
