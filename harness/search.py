@@ -46,6 +46,7 @@ from methods import FusionMethod, MultimodalData, Param, get_method
 EPOCH_METRIC = "epoch_val_uar"  # what ASHA compares between configurations of one fold
 UNIT_NAMESPACE = "units"
 MAX_FAILURES = 3  # retries of a unit whose worker or node died (Tune's, then as many rounds of the search's own)
+METHOD_ERROR = "method_error"  # a unit's final result key: the method raised (deterministic, never retried)
 
 
 def lost_with_cluster(error: BaseException | None) -> bool:
@@ -66,6 +67,15 @@ def lost_with_cluster(error: BaseException | None) -> bool:
             return False
         return isinstance(error, lost)
     return False
+
+
+def _last_line(path: str | None) -> str:
+    """The last line of Tune's text trace (the exception and its message), not the file's path."""
+    try:
+        lines = [line.strip() for line in open(path, encoding="utf-8", errors="replace") if line.strip()]
+    except (OSError, TypeError):
+        return "Tune gave no error message"
+    return lines[-1][:300] if lines else "Tune gave no error message"
 
 
 def _trial_error(trial) -> BaseException | None:
@@ -226,6 +236,27 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
     UnitStore(store_uri).save(job.unit_key(unit.config, unit.fold), payload)
     tune.report({EPOCH_METRIC: payload["val"]["uar"], "final": 1, "unit": unit.id,
                  **{f"val_{m}": v for m, v in payload["val"].items()}})
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: message` of an exception on one line, bounded: what a failed job's summary says."""
+    text = " ".join(str(error).split()) or "(no message)"
+    return f"{type(error).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def _guarded_unit(config: dict[str, Any], unit_fn: Callable[..., None], jobs: dict[str, Job],
+                  units: dict[str, Unit], data_refs: dict[str, Any], store_uri: str) -> None:
+    """Run one unit; an exception of the method (the same on every attempt) becomes the unit's final result
+    instead of a trial error, so Tune does not run it again (its `max_failures` retries are for lost workers).
+    Errors that say the work was lost with its worker or node are raised for Tune to retry."""
+    from ray import tune
+
+    try:
+        unit_fn(config, jobs, units, data_refs, store_uri)
+    except Exception as error:
+        if lost_with_cluster(error):
+            raise
+        tune.report({EPOCH_METRIC: 0.0, "final": 1, "unit": config["unit"], METHOD_ERROR: one_line(error)})
 
 
 # ---- evaluation of a finished (method, dataset) ------------------------------------------------------------
@@ -617,8 +648,8 @@ class Search:
 
         units = {u.id: u for u in todo}
         neural = {u.id: self.jobs[u.job].neural for u in todo}
-        trainable = tune.with_parameters(self.unit_fn, jobs=self.jobs, units=units, data_refs=self._refs,
-                                         store_uri=self.options.storage_uri)
+        trainable = tune.with_parameters(_guarded_unit, unit_fn=self.unit_fn, jobs=self.jobs, units=units,
+                                         data_refs=self._refs, store_uri=self.options.storage_uri)
         resources = {label: self._resources(job) for label, job in self.jobs.items()}
         trainable = tune.with_resources(
             trainable, lambda config: _placement(resources[units[config["unit"]].job]))
@@ -657,7 +688,13 @@ class _Events(Callback):
         self.last_progress = 0.0
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if result.get("final"):
+        if result.get(METHOD_ERROR):  # the method raised: its job fails once, with the method's message
+            unit = self.units[trial.config["unit"]]
+            state = self.search.states[unit.job]
+            if not state.submitted:
+                state.submitted = True
+                self.search._fail(state.job, f"unit {unit.id} failed: {result[METHOD_ERROR]}")
+        elif result.get("final"):
             unit = self.units[trial.config["unit"]]
             val = {m: float(result[f"val_{m}"]) for m in HEADLINE_METRICS}
             stored = self.search.store.load(self.search.jobs[unit.job].unit_key(unit.config, unit.fold))
@@ -679,9 +716,8 @@ class _Events(Callback):
             self.lost[unit] = type(error).__name__
             return
         state.submitted = True
-        kind = f"{type(error).__name__}: " if error is not None else ""
-        self.search._fail(state.job, f"unit {unit.id} failed ({kind}Tune gave it up after {trial.num_failures} "
-                                     f"failures): {trial.error_file}")
+        reason = one_line(error) if error is not None else _last_line(trial.error_file)
+        self.search._fail(state.job, f"unit {unit.id} failed after {trial.num_failures} attempts: {reason}")
 
     def on_step_end(self, iteration, trials, **info) -> None:
         self.search.collect_ready()

@@ -194,12 +194,14 @@ def test_a_unit_lost_more_often_than_tune_retries_runs_in_a_new_round(faulty_sea
 
 def test_a_unit_whose_method_raises_is_not_run_again_and_fails_its_job(faulty_search) -> None:
     recorder, tmp, _ = faulty_search
-    assert attempts(tmp / "broken") == RETRIES + 1  # Tune's own attempts only: no new round
+    assert attempts(tmp / "broken") == 1  # an exception of the method is deterministic: never run again
     assert all(label != "late-average-svm@toy" for label, _ in recorder.retries)
     failures = dict(recorder.failures)
     assert "late-average-svm@toy" not in recorder.outcomes
     assert "ValueError" in failures["late-average-svm@toy"]
     assert "unit late-average-svm@toy|0|fold0" in failures["late-average-svm@toy"]
+    assert "broken method (attempt 1)" in failures["late-average-svm@toy"]  # the message, not a file path
+    assert "error.txt" not in failures["late-average-svm@toy"]
 
 
 def test_an_evaluation_lost_with_its_actor_runs_again_on_a_fresh_one(searched, tmp_path) -> None:
