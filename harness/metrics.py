@@ -117,3 +117,49 @@ def headline_from_confusions(matrices: np.ndarray) -> dict[str, np.ndarray]:
             "macro_f1": np.where(total > 0, (f1 * involved).sum(axis=-1) / involved.sum(axis=-1), np.nan),
             "weighted_f1": np.where(total > 0, (f1 * support).sum(axis=-1) / total, np.nan),
         }
+
+
+# ---- perceived emotion: scores against annotator rating distributions (soft labels) --------------------------
+# Corpora with crowd ratings (CREMA-D's tabulatedVotes.csv, through the card's `ratings:`) score a method's stored
+# class probabilities against what listeners perceived, not only against the acted label (as EMO-SUPERB does):
+#   jsd                 Jensen-Shannon divergence, base 2 (in [0, 1]), between the predicted distribution and the
+#                       clip's normalised vote counts: scipy.spatial.distance.jensenshannon squared (scipy returns
+#                       the distance, the square root of the divergence); mean over clips. Lower is better.
+#   plurality_accuracy  accuracy against the plurality vote. Ties: a clip whose top vote count is shared by k
+#                       classes gives 1/k credit when the prediction is one of them (the expected accuracy of
+#                       breaking the tie at random; no clip is dropped). Higher is better.
+# Clips without any rating are left out and counted.
+SOFT_METRICS: tuple[str, ...] = ("jsd", "plurality_accuracy")
+SOFT_LOWER_IS_BETTER: frozenset[str] = frozenset({"jsd"})
+
+
+def soft_label_scores(probabilities: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """`probabilities` [clips, classes] against rating `counts` [clips, classes] (same class order): the mean
+    JSD, the tie-aware plurality accuracy, and how many clips were scored, unrated, and tied."""
+    from scipy.spatial.distance import jensenshannon
+
+    probabilities = np.asarray(probabilities, dtype=float)
+    counts = np.asarray(counts, dtype=float)
+    if probabilities.shape != counts.shape or probabilities.ndim != 2:
+        raise ValueError(f"probabilities {probabilities.shape} and counts {counts.shape} must be [clips, classes]")
+    rated = counts.sum(axis=1) > 0
+    p, c = probabilities[rated], counts[rated]
+    if not len(p):
+        raise ValueError("no rated clip to score")
+    divergence = jensenshannon(p, c, axis=1, base=2) ** 2  # normalises both rows to sum 1
+    top = c == c.max(axis=1, keepdims=True)
+    predicted = p.argmax(axis=1)
+    credit = top[np.arange(len(p)), predicted] / top.sum(axis=1)
+    return {"jsd": float(np.mean(divergence)), "plurality_accuracy": float(np.mean(credit)),
+            "n_rated": float(len(p)), "n_unrated": float((~rated).sum()), "n_tied": float((top.sum(axis=1) > 1).sum())}
+
+
+def summarise_soft_folds(fold_scores: list[dict[str, float]], prefix: str) -> dict[str, float]:
+    """Mean and sample standard deviation over folds of each soft metric, named `<prefix>_<metric>_mean/_std`,
+    as `summarise_folds` does for the hard ones (fold means, not a pool, so the two are read the same way)."""
+    summary: dict[str, float] = {}
+    for name in SOFT_METRICS:
+        values = np.array([s[name] for s in fold_scores], dtype=float)
+        summary[f"{prefix}_{name}_mean"] = float(values.mean())
+        summary[f"{prefix}_{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary

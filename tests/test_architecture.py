@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "harness.names": 0, "harness.interrupt": 0,
     "harness.paper_inputs": 0,
     # 1: corpora as data
+    "harness.ratings": 1,
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
     # 2: features, and what the data commands do
     "harness.features": 2, "harness.data_commands": 2,

@@ -55,6 +55,8 @@ class DatasetSpec:
     scan_target: Callable[[Path, str], Manifest] | None = None  # (root, target name) -> Manifest
     card: Path | None = None
     cross_corpus: dict[str, str | None] = field(default_factory=dict)  # class -> shared class (the card's map)
+    # rating set name -> the card's `ratings:` entry (annotator counts per clip, for soft-label scores)
+    ratings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def builtin(self) -> bool:

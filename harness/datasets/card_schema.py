@@ -52,6 +52,18 @@ class ProtocolChoice(_Strict):
     params: dict[str, Any] | None = None
 
 
+class Ratings(_Strict):
+    """Annotator rating counts per clip (perceived emotion) in a side table under the root, for soft-label
+    scores: `clip_id` is a template over the table's columns giving the clip id, `rows` keeps the rows whose
+    columns match the regexes (e.g. CREMA-D's voice-only rows), `counts` maps count columns to classes."""
+
+    description: str | None = None
+    file: str
+    clip_id: str
+    rows: dict[str, str] = {}
+    counts: dict[str, str] = Field(min_length=2)
+
+
 class Join(_Strict):
     file: str
     key: str
@@ -120,6 +132,7 @@ class CardSchema(_Strict):
     # class -> shared cross-corpus class (harness/datasets/cross_corpus.yaml's `shared`) or null to drop it;
     # classes already named as in the shared set need no entry (harness.robustness.cross_corpus)
     cross_corpus: dict[str, str | None] = {}
+    ratings: dict[str, Ratings] = {}
 
     @field_validator("name")
     @classmethod

@@ -309,6 +309,7 @@ class Card:
             targets={k: t.classes for k, t in self.targets.items() if k != "default"},
             scan_target=lambda root, target: self.scan(root, target), card=self.path,
             cross_corpus=dict(d.get("cross_corpus") or {}),
+            ratings={k: dict(v) for k, v in d.get("ratings", {}).items()},
         )
 
 
