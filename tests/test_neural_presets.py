@@ -232,8 +232,10 @@ def test_the_attributions_the_review_found_wrong_are_fixed() -> None:
     assert (ima.values["max_len_audio"], ima.values["max_len_video"], ima.values["max_len_text"]) == (935, 300, 512)
     assert all(ima.sources[f"max_len_{m}"].startswith("paper §4.1") for m in ("audio", "video", "text"))
     mocanu = AVCrossAttention.presets["paper"]
-    assert (mocanu.values["m"], mocanu.values["m_prime"]) == (1024, 512)
-    assert mocanu.sources["m"].startswith("paper §3.1") and mocanu.sources["m_prime"].startswith("paper §3.3")
+    assert (mocanu.values["m"], mocanu.values["m_prime"]) == (512, 512)
+    # m' = 512 is the paper's (§3.3); m = 1024 is the paper's backbone's width (§3.1), not claimed for 512
+    assert mocanu.sources["m"].startswith(HARNESS_CHOICE) and "1024 (§3.1)" in mocanu.sources["m"]
+    assert mocanu.sources["m_prime"].startswith("paper §3.3")
     assert (mocanu.values["select_by"], mocanu.values["grad_clip"]) == ("accuracy", 0.0)
     assert (sse.values["grad_clip"], sse.values["select_by"]) == (0.0, "loss")
     assert CrossModalEmbrace.presets["paper"].values["d_model"] != CrossModalEmbrace.defaults["d_model"]

@@ -182,14 +182,16 @@ class AVCrossAttention(NeuralMethod):
     }
     presets: ClassVar[dict[str, Preset]] = {"paper": Preset(
         paper="mocanu2023",
-        values={"n_snippets": 6, "m": 1024, "m_prime": 512, "heads": 8, "optimizer": "adam", "lr": 1e-4,
+        values={"n_snippets": 6, "m": 512, "m_prime": 512, "heads": 8, "optimizer": "adam", "lr": 1e-4,
                 "weight_decay": 0.0, "batch_size": 16, "patience": 20, "select_by": "accuracy", "max_epochs": 200,
                 "grad_clip": 0.0, "class_weights": False, "loss": "metric", "metric_loss": "emotion",
                 "max_len": None},
         sources={
             "n_snippets": "paper §4.2: N = 6 snippets per clip (16 frames each)",
-            "m": "paper §3.1: m = 1024 feature maps of the conv5 descriptor (the width the video maps are "
-                 "projected to here)",
+            "m": f"{HARNESS_CHOICE}: 512, the channel count of the stand-in video features (r3d_18's conv5). "
+                 "The paper's m is its backbone's number of conv5 feature maps, 1024 (§3.1), used without a "
+                 "projection; projecting 512 channels up to 1024 would add parameters and a 4x costlier channel "
+                 "attention (VC), not information",
             "m_prime": "paper §3.3: m' = 512, the size of both streams' output descriptors",
             "heads": "paper §4.2: H = 8 attention heads",
             "optimizer": "paper §4.2: the Adam optimiser (its 'momentum of 0.9' is Adam's beta1, torch's default)",
