@@ -200,6 +200,27 @@ def _check_option_type(extractor: str, key: str, value: Any, default: Any) -> No
     if not ok:
         raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be {expected}, got {value!r} "
                                    f"(default {default!r})")
+    _check_option_range(extractor, key, value, default)
+
+
+POSITIVE_FLOATS = ("fps",)  # and every *_ms / *_seconds option: a duration or rate of 0 leaves nothing to extract
+
+
+def _check_option_range(extractor: str, key: str, value: float, default: float) -> None:
+    """Sizes and counts (integer options whose default is positive: n_mels, n_fft, max_frames, crop_size,
+    max_tokens, sample_rate...) must be >= 1, durations and rates > 0, and no number may be NaN or infinite: such
+    a value fails every clip's extraction (n_mels=0 once failed 192), so it is refused when the option is read."""
+    import math
+
+    if isinstance(default, int) and default > 0 and value < 1:
+        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} is a size or count and must be >= 1, "
+                                   f"got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be a finite number, got {value!r}")
+    duration = key in POSITIVE_FLOATS or key.endswith(("_ms", "_seconds"))
+    if isinstance(default, float) and (value <= 0 if duration and default > 0 else value < 0):
+        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be "
+                                   f"{'> 0' if duration and default > 0 else '>= 0'}, got {value!r}")
 
 
 _EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", (
