@@ -225,3 +225,35 @@ def test_emodb_through_a_symlinked_wav_folder_scans_all_535(tmp_path, shared_dat
     real = corpus.manifest.table["audio_resolved"].map(Path)
     assert all(p.parent == (shared_data / "emodb" / "wav").resolve() and p.is_file() for p in real)
     assert len(corpus.folds) == 10
+
+
+@pytest.mark.slow
+def test_emodb_through_a_symlinked_wav_folder_extracts_all_535(tmp_path, shared_data):
+    """The issue's acceptance: a symlinked datasets/emodb/wav extracts every clip (eGeMAPS, in-process loop)."""
+    from harness.config import Settings
+    from harness.features.commands import load_manifest
+    from harness.features.runner import extract
+    from harness.features.store import FeatureStore
+
+    root = tmp_path / "datasets" / "emodb"
+    root.mkdir(parents=True)
+    (root / "wav").symlink_to(shared_data / "emodb" / "wav", target_is_directory=True)
+    manifest = load_manifest("emodb", Settings(workspace=tmp_path / "ws", data_root=tmp_path / "datasets"))
+    result = extract(manifest, "egemaps", FeatureStore(str(tmp_path / "store")), executor="local", verbose=False)
+    assert len(result.stored.ids) == 535 and len(result.stored.failures) == 0
+
+
+def test_an_extraction_that_stores_no_clip_is_an_error(tmp_path):
+    """Every clip undecodable: `harness extract` reports it as an error (exit 1), with the first reasons."""
+    from harness.features.commands import extraction_problem
+    from harness.features.runner import extract
+    from harness.features.store import FeatureStore
+
+    root = tmp_path / "corpus"
+    for name in ("s1_ang", "s2_neu"):
+        touch(root / "wav" / f"{name}.wav", b"not a wav file")
+    manifest = _card(tmp_path, FILENAME_CARD).scan(root)
+    result = extract(manifest, "egemaps", FeatureStore(str(tmp_path / "store")), executor="local", verbose=False)
+    message = extraction_problem(result, 0.25)
+    assert message is not None and "no clip extracted from 2" in message and "s1_ang" in message
+    assert "\n" not in message
