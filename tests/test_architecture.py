@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     # 1: corpora as data
     "harness.ratings": 1,
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
+    "harness.datachecks": 1,
     # 2: features, and what the data commands do
     "harness.features": 2, "harness.data_commands": 2,
     # 3: the search, MLflow tracking, the report
