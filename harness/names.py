@@ -52,16 +52,6 @@ def check_name(kind: str, value: Any) -> str:
     return value
 
 
-def within(root: Path | str, *segments: str) -> Path:
-    """`root/segments...`, refusing any result outside `root` (a segment with `..`, an absolute one, a link out).
-    The name rule already keeps checked names inside; this guards paths built from anything else."""
-    base = Path(root).resolve()
-    path = base.joinpath(*segments).resolve()
-    if path != base and base not in path.parents:
-        raise BadName(f"{short('/'.join(segments))} would be written outside {base}")
-    return path
-
-
 class _AliasFound(Exception):
     """Raised by the loader at the first alias; carries its line number."""
 
