@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     "harness.names": 0, "harness.interrupt": 0,
     "harness.paper_inputs": 0,
     # 1: corpora as data
-    "harness.ratings": 1,
+    "harness.ratings": 1, "harness.sota": 0,
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
     "harness.datachecks": 1,
     # 2: features, and what the data commands do

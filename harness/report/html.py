@@ -141,6 +141,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
         parts.append(f"<p>{_e(gain.replace('`', ''))}</p>")
     for claim in claim_texts(section):
         parts.append(f"<p class='claim'>{_e(claim.replace('`', ''))}</p>")
+    if section.best_published:
+        parts.append(f"<p class='sota'>{_e(section.best_published.replace('`', ''))}</p>")
     if len(section.failures):
         parts.append(f"<details open><summary>Clips whose features failed ({len(section.failures)})</summary>"
                      "<table><thead><tr><th class='l'>modality</th><th class='l'>clip</th><th class='l'>stage</th>"

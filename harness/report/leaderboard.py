@@ -33,6 +33,7 @@ from harness.results import (
     SETTING_LABEL_TAG,
     SETTING_TAG,
 )
+from harness.sota import best_published_line
 
 # what the statistics add to each row (and to the CSV), besides rank, rank_label and verdict
 TEST_COLUMNS = ["ci_low", "ci_high", "difference", "se", "p_difference", "p_difference_holm", "p_equivalence",
@@ -189,6 +190,7 @@ def _section(dataset: str, setting: str, label: str, title: str, slug: str, grou
     section = Section(dataset, setting, label, title, slug, metric, group, classes, grouped_by, n_groups, failures,
                       resolution=resolution, per_class_f1=per_class)
     section.gain = fusion_gain(section, predictions)
+    section.best_published = best_published_line(dataset, str(group["protocol"].iloc[0]), metric)
     return section
 
 

@@ -57,6 +57,8 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
         lines += [gain, ""]
     for claim in claim_texts(section):
         lines += [claim, ""]
+    if section.best_published:
+        lines += [section.best_published, ""]
     lines += failure_lines(section.failures, int(rows["feature_failures"].iloc[0]))
     title = METRIC_TITLES[metric]
     header = " | ".join(METRIC_TITLES[m] for m in HEADLINE_METRICS)

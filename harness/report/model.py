@@ -69,3 +69,4 @@ class Section:
     gain: dict[str, Any] | None = None  # best fusion vs best single modality, with its `stats.PairedDifference`
     per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
     figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"
+    best_published: str = ""  # where the field stands under this protocol (harness.sota), or why none compares
