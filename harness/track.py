@@ -176,8 +176,8 @@ def release_lease(experiment_id: str, lease: dict[str, Any]) -> None:
 
 
 def close_stale_runs(experiment_id: str) -> int:
-    """Mark RUNNING runs left by a killed driver as KILLED; returns how many. One driver per experiment at a time
-    is assumed (two concurrent `harness run`s on one experiment would close each other's runs)."""
+    """Mark RUNNING runs left by a killed driver as KILLED; returns how many. Safe because one driver holds an
+    experiment at a time (`acquire_lease`): a second `harness run` would otherwise close the first one's runs."""
     import mlflow
 
     client = _client()
