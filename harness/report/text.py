@@ -84,7 +84,7 @@ def verdict_cell(row: pd.Series) -> str:
     words = {stats.BEST: "best", stats.EQUIVALENT: "practically equivalent", stats.WORSE: "worse",
              stats.UNRESOLVED: "not separable"}[name]
     p = row["p_equivalence_holm"] if name == stats.EQUIVALENT else row["p_difference_holm"]
-    return words if pd.isna(p) else f"{words} (p = {p:.2g})"
+    return words if pd.isna(p) else f"{words} (p = {p:.3g})"
 
 
 def bayes_cells(ranking: stats.CrossDatasetRanking, method: str) -> list[str]:
@@ -103,10 +103,10 @@ def verdict_text(name: str, test: stats.PairedDifference | None, n_groups: int, 
     if test is None:
         return "not tested (no stored predictions)"
     if name == stats.EQUIVALENT:
-        return f"practically equivalent (within ±{test.rope:g}, TOST p = {test.p_equivalence:.2g})"
+        return f"practically equivalent (within ±{test.rope:g}, TOST p = {test.p_equivalence:.3g})"
     if name in (stats.BETTER, stats.WORSE):
-        return f"{name} (jackknife t over {n_groups} {unit}, p = {test.p_difference:.2g})"
-    return f"not separable with {n_groups} {unit} (p = {test.p_difference:.2g})"
+        return f"{name} (jackknife t over {n_groups} {unit}, p = {test.p_difference:.3g})"
+    return f"not separable with {n_groups} {unit} (p = {test.p_difference:.3g})"
 
 
 def gain_text(section: Section) -> str | None:
@@ -174,3 +174,25 @@ def inputs_word(inputs: str) -> str:
     swapped = [part.split(":", 1)[0].strip() for part in inputs.split(";")
                if any(w in part for w in ("stand-in", "--features", "random init"))]
     return f"inputs substituted: {', '.join(swapped)}" if swapped else "the paper's inputs"
+
+
+SOFT_NOTE = ("Perceived emotion, scored against the annotators' rating distributions (docs/report.md): fold mean "
+             "± std; JSD lower is better, plurality accuracy gives 1/k credit on a k-way tie. No intervals or "
+             "verdicts here: the report's tests resample confusion matrices, which soft labels do not have.")
+
+
+def soft_label_table(section: Section) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(column titles, [(method, cells)]) of the table's soft-label scores; empty when no result has them."""
+    rows = section.rows
+    keys = sorted({c.removesuffix("_mean") for c in rows.columns if c.startswith("soft_") and c.endswith("_mean")})
+    if not keys:
+        return [], []
+    titles = [k.removeprefix("soft_").replace("_plurality_accuracy", " plurality acc. ↑").replace("_jsd", " JSD ↓")
+              for k in keys]
+    body = []
+    for _, row in rows.iterrows():
+        cells = ["–" if pd.isna(row.get(f"{k}_mean")) else f"{row[f'{k}_mean']:.3f} ± {row.get(f'{k}_std', 0.0):.3f}"
+                 for k in keys]
+        body.append((str(row["method"]), cells))
+    return titles, body
+
