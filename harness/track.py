@@ -252,9 +252,11 @@ def log_trial(experiment_id: str, parent_id: str, tags: ResultTags, record: Tria
 
 
 def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], models: dict[str, Any],
-                  failures: pd.DataFrame | None = None, artifacts: dict[str, Any] | None = None) -> None:
+                  failures: pd.DataFrame | None = None, artifacts: dict[str, Any] | None = None,
+                  test_metrics: dict[str, float] | None = None) -> None:
     """Add the test scores and artifacts to the parent run and mark it FINISHED. `artifacts`: further JSON
-    artifacts (file name -> object), e.g. the end-to-end mode's report naming its fold checkpoints."""
+    artifacts (file name -> object), e.g. the end-to-end mode's report naming its fold checkpoints.
+    `test_metrics`: further test scores logged as `test_<name>` (the soft-label scores of `harness.ratings`)."""
     from harness.plots import confusion_figure
 
     client = _client()
@@ -266,6 +268,7 @@ def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], mo
     metrics = {f"test_{k}": v for k, v in summary.items()}
     metrics.update({val_metric(m): v for m, v in best.val_mean.items()})
     metrics["seconds"] = outcome.seconds
+    metrics.update({f"test_{k}": v for k, v in (test_metrics or {}).items()})
     _log_metrics(client, parent_id, metrics)
     by_fold = {fold: {"test": scores.headline(), "validation": best.val_by_fold.get(fold, {}),
                       "notes": {k.split("/", 1)[1]: v for k, v in outcome.notes.items() if k.startswith(f"{fold}/")}}

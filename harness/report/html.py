@@ -18,6 +18,7 @@ from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, VERDICT_CLASSES, VERDICT_WORDS, Section
 from harness.report.model import escape as _e
 from harness.report.text import (
+    SOFT_NOTE,
     bayes_cells,
     ci_text,
     claim_cell,
@@ -25,6 +26,7 @@ from harness.report.text import (
     gain_text,
     method_text,
     resolution_text,
+    soft_label_table,
     timestamp_line,
     verdict_cell,
 )
@@ -174,7 +176,15 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
             f"<td class='l'>{_e(claim_cell(row, section.dataset))}</td><td>{_e(row['folds'])}</td>"
             f"<td class='l'>{run_link(row, tracking_uri)}</td>"
             f"<td class='l'>{config_html}</td></tr>")
-    parts.append("</tbody></table><div class='figs'>")
+    parts.append("</tbody></table>")
+    soft_titles, soft_rows = soft_label_table(section)
+    if soft_titles:
+        parts.append(f"<p class='note'>{_e(SOFT_NOTE)}</p><table class='soft'><thead><tr><th class='l'>method</th>"
+                     + "".join(f"<th>{_e(t)}</th>" for t in soft_titles) + "</tr></thead><tbody>")
+        parts += [f"<tr><td class='l'>{_e(m)}</td>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
+                  for m, cells in soft_rows]
+        parts.append("</tbody></table>")
+    parts.append("<div class='figs'>")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
         if key in section.figures:
             parts.append(f"<img src='{_e(section.figures[key].relative_to(out_dir).as_posix())}' "

@@ -93,6 +93,9 @@ def collect(tracking_uri: str, experiment: str) -> pd.DataFrame:
         for metric in HEADLINE_METRICS:
             row[f"{metric}_mean"] = run.get(f"metrics.test_{metric}_mean", np.nan)
             row[f"{metric}_std"] = run.get(f"metrics.test_{metric}_std", np.nan)
+        # perceived-emotion (soft-label) scores, where the corpus has annotator ratings (harness.ratings)
+        row |= {k.removeprefix("metrics.test_"): v for k, v in run.items()
+                if k.startswith("metrics.test_soft_") and k.endswith(("_mean", "_std")) and pd.notna(v)}
         rows.append(row)
     table = pd.DataFrame(rows).drop_duplicates(subset=["dataset", "setting", "method"], keep="first")
     return table.reset_index(drop=True)

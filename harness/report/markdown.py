@@ -11,6 +11,7 @@ from harness import stats
 from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, Section
 from harness.report.text import (
+    SOFT_NOTE,
     bayes_cells,
     ci_text,
     claim_cell,
@@ -18,6 +19,7 @@ from harness.report.text import (
     gain_text,
     method_text,
     resolution_text,
+    soft_label_table,
     timestamp_line,
     verdict_cell,
 )
@@ -72,6 +74,11 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
         lines.append(f"| {row['rank_label']} | `{row['method']}` | {row['family']} | {row['modalities']} | {cells} | "
                      f"{ci_text(row)} | {delta} | {verdict_cell(row)} | {claim_cell(row, section.dataset)} | {link} |")
     lines.append("")
+    soft_titles, soft_rows = soft_label_table(section)
+    if soft_titles:
+        lines += [SOFT_NOTE, "", "| method | " + " | ".join(soft_titles) + " |", "|---" * (1 + len(soft_titles)) + "|"]
+        lines += [f"| `{method}` | " + " | ".join(cells) + " |" for method, cells in soft_rows]
+        lines.append("")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):
         if key in section.figures:
             lines.append(f"![{section.title}: {caption}]({section.figures[key].relative_to(out_dir).as_posix()})")
