@@ -280,3 +280,11 @@ def _second_driver(experiment_id: str) -> None:
 ])
 def test_non_positive_extractor_sizes_are_refused_before_any_extraction(capsys, tmp_path, option, says) -> None:
     assert says in _refused(capsys, [*RUN, *_where(tmp_path), "--extractor-config", option])
+
+
+def test_a_dead_tracking_server_is_one_line_in_seconds(tmp_path, capsys, monkeypatch) -> None:
+    """A dead server once gave 247 s of silence, then a traceback."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    started = time.perf_counter()
+    err = _refused(capsys, [*RUN, "--workspace", str(tmp_path / "ws"), "--tracking-uri", "http://127.0.0.1:9"])
+    assert time.perf_counter() - started < 40 and "tracking store http://127.0.0.1:9" in err
