@@ -11,51 +11,33 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import pandas as pd
 
 from harness import __version__
 from harness.config import Settings
-from harness.datasets import DatasetSpec, dataset_names, get_dataset
+from harness.datasets import dataset_names, get_dataset
 from harness.hashing import stable_hash
-from harness.manifest import Manifest
-from harness.protocols import Fold, get_protocol
+from harness.prepare import (
+    DatasetPlan,
+    PreparedDataset,
+    applicable,
+    dataset_extractors,
+    locate_dataset,
+    needed_modalities,
+    plan_dataset,
+    prepare_dataset,
+    usable_modalities,
+)
+from harness.protocols import get_protocol
 from harness.results import MethodOutcome, ResultTags, TrialRecord, evaluation_setting
 from harness.runtime import init_ray, log
-from methods import MethodSpec, MultimodalData, get_method, method_names
+from methods import MethodSpec, get_method, method_names
 
 if TYPE_CHECKING:
     from harness.search import Job
 
 FAILURES_SHOWN = 10
-
-
-@dataclass
-class PreparedDataset:
-    spec: DatasetSpec
-    manifest: Manifest
-    folds: list[Fold]
-    data: MultimodalData
-    feature_keys: dict[str, str]  # modality -> "extractor:key"
-    failures: pd.DataFrame  # modality, clip_id, stage, error
-    fold_data: Any = None  # a two-stage run's per-fold features (harness.perfold.PerFoldData); None: `data`
-
-    @property
-    def name(self) -> str:
-        """The dataset as results name it: the card's name, or `<name>@<target>` for a card's alternative label
-        set or subset (`--target`), so a subset's results never mix with the full corpus's."""
-        return self.manifest.dataset
-
-    @cached_property
-    def evaluation_digest(self) -> str:
-        """Hash of what every result on this dataset is evaluated against: the manifest (media), the labels and
-        the exact fold membership. Computed once per dataset, not once per method."""
-        return stable_hash({"manifest": self.manifest.fingerprint(), "labels": self.data.labels.tolist(),
-                            "folds": [asdict(f) for f in self.folds]})
 
 
 @dataclass
@@ -68,125 +50,6 @@ class RunReport:
     def skip(self, label: str, reason: str) -> None:
         log(f"[skip] {label}: {reason}")
         self.skipped.append(f"{label}: {reason}")
-
-
-def locate_dataset(settings: Settings, spec: DatasetSpec) -> tuple[bool, str]:
-    """Whether the corpus can be used now (generating the built-in one on first use), and why not if not."""
-    from harness.corpus import CorpusNotFound, locate
-
-    try:
-        locate(settings, spec, say=log)
-    except CorpusNotFound as error:
-        return False, str(error)
-    return True, ""
-
-
-def dataset_extractors(spec: DatasetSpec, settings: Settings) -> dict[str, str]:
-    """Modality -> extractor name for a dataset: the card's defaults, overridden by the settings' `features`."""
-    return {**spec.features, **settings.features}
-
-
-def usable_modalities(manifest: Manifest, extractors: dict[str, str],
-                      extractor_config: dict[str, dict[str, Any]], store: Any = None) -> list[str]:
-    """The manifest's modalities, plus any its configured extractor derives from media the manifest has, plus
-    any whose chosen features were imported for this manifest (`harness features import`).
-
-    The first case in point: text for a corpus without transcripts, when the text extractor transcribes the
-    clips' speech (`transcript=asr` or `auto`: its inputs are audio). An extractor whose only input is its own
-    modality (every audio and video one, and text from transcripts) adds nothing. The second: OpenFace action
-    units imported as `video` for a corpus whose videos the user does not have.
-    """
-    from harness.features.asr import AUDIO_IF_NO_TEXT
-    from harness.features.base import build_extractor, extractor_names
-
-    present = manifest.modalities()
-    usable = list(present)
-    if store is not None:
-        from harness.features.imports import imported_modalities
-
-        usable += [m for m in imported_modalities(manifest, store, extractors) if m not in usable]
-        present = usable
-    for modality, name in extractors.items():
-        if modality in present or name not in extractor_names():
-            continue
-        inputs = {"audio" if i == AUDIO_IF_NO_TEXT else i for i in build_extractor(name, extractor_config.get(name))
-                  .inputs()} - {modality}
-        if inputs and inputs <= set(present):
-            usable.append(modality)
-    return usable
-
-
-def needed_modalities(methods: list[MethodSpec]) -> set[str] | None:
-    """The modalities the planned methods read; None when one of them fuses whatever a dataset offers."""
-    needed: set[str] = set()
-    for method in methods:
-        required = method.required_modalities()
-        if not required:
-            return None
-        needed |= set(required)
-    return needed
-
-
-def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
-                    modalities: set[str] | None = None) -> PreparedDataset:
-    """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read."""
-    from harness.corpus import open_corpus
-    from harness.features.runner import extract
-    from harness.features.store import FeatureStore
-
-    corpus = open_corpus(settings, spec, say=log)
-    manifest, folds = corpus.manifest, corpus.folds
-    store = FeatureStore(settings.feature_store_uri())
-    extractors = dataset_extractors(spec, settings)
-    n = len(manifest)
-    pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
-    for modality in usable_modalities(manifest, extractors, settings.extractor_config, store):
-        if modalities is not None and modality not in modalities:
-            continue
-        if modality not in extractors:
-            log(f"[features] {spec.name}: no extractor configured for {modality}; modality not used")
-            continue
-        name = extractors[modality]
-        result = extract(manifest, name, store, settings.extractor_config.get(name))
-        stored = result.stored
-        keys[modality] = f"{extractors[modality]}:{result.key}"
-        if len(stored.failures):
-            failures.append(stored.failures.assign(modality=modality))
-        if not stored.ids:
-            log(f"[features] {spec.name}: every {modality} clip failed; modality not used")
-            continue
-        position = stored.index()
-        rows = np.array([position.get(clip_id, -1) for clip_id in manifest.ids])
-        mask = rows >= 0
-        matrix = np.zeros((n, stored.pooled.shape[1]), dtype=np.float32)
-        matrix[mask] = stored.pooled[rows[mask]]
-        pooled[modality], available[modality] = matrix, mask
-        if need_sequences:
-            width = stored.sequences[0].shape[1]
-            # Placeholder for clips without this modality: one zero row, flagged unavailable by `available`.
-            sequences[modality] = [stored.sequences[r] if r >= 0 else np.zeros((1, width), np.float32)
-                                   for r in rows]
-    if settings.speaker_norm:  # pooled vectors and sequences alike, so every method sees it
-        from harness.normalize import normalise_by_speaker
-
-        pooled, sequences = normalise_by_speaker(pooled, sequences, available,
-                                                 manifest.table["speaker"].astype(str).to_numpy())
-    labels = np.array([manifest.classes.index(label) for label in manifest.table["label"]])
-    data = MultimodalData(ids=manifest.ids, classes=list(manifest.classes), pooled=pooled, sequences=sequences,
-                          available=available, labels=labels,
-                          groups={"speaker": manifest.table["speaker"].astype(str).to_numpy()})
-    all_failures = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(
-        columns=["clip_id", "stage", "error", "modality"])
-    return PreparedDataset(spec, manifest, folds, data, keys, all_failures)
-
-
-def applicable(method: MethodSpec, modalities: list[str]) -> tuple[bool, str]:
-    """A method runs when its modalities are present (fusion methods without a fixed set need two or more)."""
-    required = method.required_modalities()
-    if required:
-        missing = [m for m in required if m not in modalities]
-        return (not missing, f"needs {', '.join(missing)}, which this dataset lacks" if missing else "")
-    return (len(modalities) >= 2, "fusion needs at least two modalities" if len(modalities) < 2 else "")
 
 
 def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, Any]:
@@ -375,7 +238,7 @@ class RunPlan:
 
     settings: Settings
     methods: list[MethodSpec]  # with the run's preset applied
-    datasets: list[DatasetSpec]  # with the run's protocol alternatives applied
+    datasets: list[DatasetPlan]  # with the run's protocol alternatives and targets applied
     explicit_datasets: bool  # named by the user (else: every corpus with a card)
     rerun: bool = False
 
@@ -408,7 +271,8 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
             check_finetune(settings, dataset_list)
         except FinetuneError as error:
             raise PlanError(str(error)) from None
-    return RunPlan(settings, method_list, dataset_list, bool(datasets), rerun)
+    return RunPlan(settings, method_list, [plan_dataset(settings, spec) for spec in dataset_list], bool(datasets),
+                   rerun)
 
 
 def check_extractors(settings: Settings, datasets: list[str]) -> None:
@@ -450,11 +314,11 @@ def execute(run_plan: RunPlan) -> RunReport:
     from harness.search import Search, SearchOptions
 
     started = time.perf_counter()
-    settings, method_list, dataset_list = run_plan.settings, run_plan.methods, run_plan.datasets
+    settings, method_list = run_plan.settings, run_plan.methods
     init_ray(settings)
     check_shared_storage(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment,
-                                         tuple(sorted({d.headline_metric for d in dataset_list})))
+                                         tuple(sorted({d.spec.headline_metric for d in run_plan.datasets})))
     stale = track.close_stale_runs(experiment_id)
     if stale:
         log(f"[mlflow] {stale} runs left RUNNING by an interrupted run marked KILLED")
@@ -467,18 +331,18 @@ def execute(run_plan: RunPlan) -> RunReport:
     listener = TrackingListener(experiment_id, settings, report)
     need_sequences = any(m.cls.input_kind == "sequence" for m in method_list)
     jobs, data = [], {}
-    for spec in dataset_list:
-        present, reason = locate_dataset(settings, spec)
+    for dataset in run_plan.datasets:
+        present, reason = (dataset.present, dataset.reason) if not dataset.present else locate_dataset(
+            settings, dataset.spec)  # locating generates the built-in corpus on first use
         if not present:
-            report.skip(spec.name, reason)
+            report.skip(dataset.name, reason)
             continue
-        prepared = prepare_dataset(settings, spec, need_sequences, needed_modalities(method_list))
+        prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list))
         _log_prepared(prepared)
         if settings.finetune:  # stage 1 of a two-stage run: each fold's encoders fine-tuned (harness.finetune)
             from harness.finetune.stage import prepare_finetuned
 
-            prepared.fold_data = prepare_finetuned(settings, prepared, needed_modalities(method_list),
-                                                   need_sequences, log)
+            prepared = prepare_finetuned(settings, prepared, needed_modalities(method_list), need_sequences, log)
         for method in method_list:
             label = f"{method.name}@{prepared.name}"
             ok, why = applicable(method, prepared.data.modalities)
@@ -492,7 +356,7 @@ def execute(run_plan: RunPlan) -> RunReport:
                 continue
             listener.start(job, tags, prepared)
             jobs.append(job)
-            data[prepared.name] = prepared.data if prepared.fold_data is None else prepared.fold_data
+            data[prepared.name] = prepared.search_data
     if jobs:
         log(f"[search] {len(jobs)} (method, dataset) searches, {sum(len(j.units()) for j in jobs)} units, "
             f"on {_slots()} CPU slots")

@@ -20,15 +20,14 @@ LAYERS: dict[str, int] = {
     "harness": 0, "harness.hashing": 0, "harness.atomic": 0, "harness.media": 0, "harness.metrics": 0,
     "harness.config": 0, "harness.registry": 0, "harness.results": 0, "harness.stats": 0, "harness.normalize": 0,
     "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "harness.perfold": 0, "methods": 0,
-    "harness.names": 0, "harness.interrupt": 0,
-    "harness.paper_inputs": 0,
+    "harness.paper_inputs": 0, "harness.names": 0, "harness.interrupt": 0,
     # 1: corpora as data
-    "harness.ratings": 1, "harness.sota": 0,
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,
-    "harness.datachecks": 1,
+    "harness.ratings": 1, "harness.sota": 0, "harness.datachecks": 1,
     # 2: features, and what the data commands do
     "harness.features": 2, "harness.data_commands": 2,
-    # 3: the search, MLflow tracking, the report
+    # 3: the search, MLflow tracking, the report, dataset preparation
+    "harness.prepare": 3,
     "harness.search": 3, "harness.track": 3, "harness.plots": 3,
     # 4: the stages of a run and the evaluations built on finished results
     "harness.pipeline": 4, "harness.robustness": 4, "harness.e2e": 4, "harness.report": 4,

@@ -197,7 +197,7 @@ def test_the_e2e_result_is_a_finished_parent_run_tagged_like_a_run_result(both_r
     # the same clips, labels and folds as `harness run`: the e2e setting names the pipeline's evaluation digest
     from harness.config import Settings
     from harness.datasets import get_dataset
-    from harness.pipeline import prepare_dataset
+    from harness.prepare import prepare_dataset
 
     settings = Settings(workspace=work["workspace"], tracking_uri=str(work["uri"]),
                         data_dirs={"synthetic": work["corpus"]})

@@ -15,7 +15,7 @@ def test_a_plan_resolves_presets_and_protocols() -> None:
     settings = Settings(preset="paper", protocols={"ravdess": "av-crossattention-10fold"})
     run_plan = plan(settings, methods=["av-xattn", "audio-svm"], datasets=["ravdess"])
     assert [m.name for m in run_plan.methods] == ["av-xattn@paper", "audio-svm"]  # no paper preset: unchanged
-    assert run_plan.datasets[0].protocol.params == {"k": 10}  # the card's default is k=6
+    assert run_plan.datasets[0].spec.protocol.params == {"k": 10}  # the card's default is k=6
 
 
 @pytest.mark.parametrize("settings, methods, datasets, fragment", [
@@ -73,13 +73,16 @@ def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> 
     from fixtures.corpora import ravdess_tree
 
     from harness.corpus import open_corpus
-    from harness.pipeline import PreparedDataset, plan_job
+    from harness.pipeline import plan_job
+    from harness.prepare import PreparedDataset
     from methods import MultimodalData, get_method
 
     ravdess_tree(tmp_path / "rav", actors=range(1, 7), av=False)
     settings = Settings(data_dirs={"ravdess": tmp_path / "rav"}, workspace=tmp_path / "ws",
                         targets={"ravdess": "song"})
-    (spec,) = plan(settings, methods=["audio-svm"], datasets=["ravdess"]).datasets
+    (dataset,) = plan(settings, methods=["audio-svm"], datasets=["ravdess"]).datasets
+    spec = dataset.spec
+    assert dataset.present and set(dataset.extractors) == set(spec.features)
     assert spec.classes == ("neutral", "calm", "happy", "sad", "angry", "fearful")
     corpus = open_corpus(settings, spec, say=lambda line: None)
     assert corpus.manifest.dataset == "ravdess@song" and len(corpus.manifest) == 6 * 6

@@ -10,7 +10,8 @@ import pandas as pd
 from harness.config import Settings
 from harness.datasets.synthetic import SPEC
 from harness.manifest import Manifest
-from harness.pipeline import PreparedDataset, result_fingerprint
+from harness.pipeline import result_fingerprint
+from harness.prepare import PreparedDataset
 from harness.protocols import Fold
 from methods import MultimodalData, get_method
 

@@ -34,7 +34,7 @@ def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path,
 
     from harness.config import Settings
     from harness.datasets import get_dataset
-    from harness.pipeline import prepare_dataset
+    from harness.prepare import prepare_dataset
     from harness.results import MODELS_ARTIFACT, ROLE_TAG
     from harness.robustness.run import CONDITION_TAG, robustness_results, run_robustness
 

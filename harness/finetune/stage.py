@@ -17,20 +17,18 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from harness.config import FINETUNE_MODALITIES, FinetuneOptions, Settings
 from harness.features.base import ClipInput, ExtractorRef, build_extractor, extractor_names
-from harness.features.store import FeatureStore, StoredFeatures
+from harness.features.store import FeatureStore
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
+from harness.prepare import PreparedDataset, aligned, dataset_extractors
 from harness.protocols import Fold
 from methods import MultimodalData
-
-if TYPE_CHECKING:
-    from harness.perfold import PerFoldData
 
 SUFFIX = "+finetuned"
 VERSION = 1  # bump when stage 1's computation changes, to invalidate stored shards
@@ -215,21 +213,6 @@ def finetune_modalities(settings: Settings, extractors: dict[str, str], present:
     return chosen
 
 
-def _aligned(stored: StoredFeatures, ids: list[str], need_sequences: bool
-             ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
-    """Pooled [N, D], availability [N] and (when needed) sequences in manifest order, as prepare_dataset builds."""
-    position = stored.index()
-    rows = np.array([position.get(clip_id, -1) for clip_id in ids])
-    mask = rows >= 0
-    matrix = np.zeros((len(ids), stored.pooled.shape[1]), dtype=np.float32)
-    matrix[mask] = stored.pooled[rows[mask]]
-    sequences = None
-    if need_sequences:
-        width = stored.sequences[0].shape[1]
-        sequences = [stored.sequences[r] if r >= 0 else np.zeros((1, width), np.float32) for r in rows]
-    return matrix, mask, sequences
-
-
 def run_folds(tasks: list[dict[str, Any]]) -> list[FoldOutcome]:
     """Every (modality, fold) as a Ray task: a GPU each when the cluster has GPUs, else a CPU."""
     import ray
@@ -239,15 +222,17 @@ def run_folds(tasks: list[dict[str, Any]]) -> list[FoldOutcome]:
     return ray.get([remote.remote(**task) for task in tasks])
 
 
-def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None, need_sequences: bool,
-                      say: Any = print) -> PerFoldData | None:
-    """Stage 1 for one prepared dataset: fine-tune, store or reuse every (modality, fold), and return the per-fold
-    data for stage 2. Updates `prepared.feature_keys` to `<extractor>+finetuned:<key>` for the fine-tuned
-    modalities, so the result's tags, setting and fingerprint name the stage-1 setting. None when nothing is
-    fine-tuned (the run then uses the frozen features, and says so)."""
+def prepare_finetuned(settings: Settings, prepared: PreparedDataset, needed: set[str] | None, need_sequences: bool,
+                      say: Any = print) -> PreparedDataset:
+    """Stage 1 for one prepared dataset: fine-tune, store or reuse every (modality, fold), and return a new prepared
+    dataset whose `fold_data` holds the per-fold data for stage 2 and whose `feature_keys` name
+    `<extractor>+finetuned:<key>` for the fine-tuned modalities, so the result's tags, setting and fingerprint name
+    the stage-1 setting. `prepared` itself unchanged when nothing is fine-tuned (the run then uses the frozen
+    features, and says so)."""
+    from dataclasses import replace
+
     from harness.finetune.context import dialogue_history, dialogue_layout
     from harness.perfold import PerFoldData
-    from harness.pipeline import dataset_extractors
 
     spec, manifest, base = prepared.spec, prepared.manifest, prepared.data
     extractors = dataset_extractors(spec, settings)
@@ -258,7 +243,7 @@ def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None
         say(f"[finetune] {spec.name}: {', '.join(frozen)} keep frozen features (no trainable extractor)")
     if not chosen:
         say(f"[finetune] {spec.name}: nothing to fine-tune; the run uses frozen features")
-        return None
+        return prepared
     options, fingerprint = settings.finetune_options, manifest.fingerprint()
     turns = options.context_turns if dialogue_layout(manifest.table) is not None else 0
     if options.context_turns and not turns:
@@ -281,7 +266,7 @@ def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None
     for fold in prepared.folds:
         pooled, sequences, available = dict(base.pooled), dict(base.sequences), dict(base.available)
         for outcome in (o for o in outcomes if o.fold == fold.name):
-            matrix, mask, seqs = _aligned(store.load(outcome.entry), base.ids, need_sequences)
+            matrix, mask, seqs = aligned(store.load(outcome.entry), base.ids, need_sequences)
             pooled[outcome.modality], available[outcome.modality] = matrix, mask
             if seqs is not None:
                 sequences[outcome.modality] = seqs
@@ -302,15 +287,12 @@ def prepare_finetuned(settings: Settings, prepared: Any, needed: set[str] | None
         folds[fold.name] = MultimodalData(ids=list(base.ids), classes=list(base.classes), pooled=pooled,
                                           sequences=sequences, available=available, labels=base.labels,
                                           groups=dict(base.groups))
-    prepared.feature_keys.update(keys)
-    return PerFoldData(folds)
+    return replace(prepared, feature_keys={**prepared.feature_keys, **keys}, fold_data=PerFoldData(folds))
 
 
 def check_finetune(settings: Settings, datasets: list[Any]) -> None:
     """Before any work: every modality `finetune_options.modalities` asks for has a trainable extractor on every
     planned dataset whose card offers it (FinetuneError naming the modality and what to choose instead)."""
-    from harness.pipeline import dataset_extractors
-
     for spec in datasets:
         offered = list(spec.modalities)
         asked = [m for m in settings.finetune_options.modalities or () if m in offered]

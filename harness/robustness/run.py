@@ -254,7 +254,7 @@ def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing
 
     from harness.features.corrupted import get_corruption
     from harness.features.store import FeatureStore
-    from harness.pipeline import dataset_extractors, locate_dataset, prepare_dataset
+    from harness.prepare import dataset_extractors, locate_dataset, prepare_dataset
     from harness.robustness.corrupt import extract_corrupted
     from methods import get_method
 
@@ -326,7 +326,7 @@ def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Seque
                  label_map, experiment_id: str, rerun: bool, report: RobustnessReport) -> list[_Task]:
     import ray
 
-    from harness.pipeline import applicable, locate_dataset, prepare_dataset
+    from harness.prepare import applicable, locate_dataset, prepare_dataset
     from methods import get_method, method_names
 
     specs = {name: _spec(settings, name) for name in (train_on, test_on)}
