@@ -79,3 +79,58 @@ def test_imports_point_down(module, path):
         assert [n for n, _ in _imports(path) if n.split(".")[0] == "harness"] == []
     if _unit(module) in NO_RAY:
         assert [n for n, _ in _imports(path) if n.split(".")[0] == "ray"] == [], f"{module} must not need Ray"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the harness/methods modules it imports (`from harness import track` counts as harness.track)."""
+    modules = dict(_modules())
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges = graph.setdefault(module, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                while name and name not in modules:  # `from a.b import func` is an edge to a.b
+                    name = name.rpartition(".")[0]
+                if name and name != module:
+                    edges.add(name)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle, as the modules along it, or [] when the graph has none (depth-first, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target):], target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[module] = 2
+        path.pop()
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return []
+
+
+def test_the_import_graph_has_no_cycle():
+    """Also inside one layer (a cycle between two report modules is as hard to read as one across layers), and
+    also through imports inside functions: each module must be understandable from the ones below it."""
+    assert _cycle(_import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
