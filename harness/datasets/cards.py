@@ -397,10 +397,6 @@ def _check_templates(card: Card) -> None:
                             f"{sorted(known)}")
 
 
-def load_cards(directory: Path) -> list[Card]:
-    return [parse_card(path) for path in sorted(Path(directory).glob("*.yaml"))]
-
-
 def register_card_dir(directory: Path) -> list[DatasetSpec]:
     """Register every card in a folder (later folders override earlier ones with the same name, on purpose).
 
