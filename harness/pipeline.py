@@ -161,8 +161,15 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
         features=",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
         feature_failures=str(len(prepared.failures)), headline_metric=prepared.spec.headline_metric,
         selection_metric=prepared.spec.headline_metric, setting=stable_hash(setting), setting_label=words,
-        fingerprint=fingerprint, git_commit=_git_commit())
+        fingerprint=fingerprint, git_commit=_git_commit(), inputs=_paper_inputs_label(method, settings))
     return job, tags
+
+
+def _paper_inputs_label(method: MethodSpec, settings: Settings) -> str:
+    """Which of the method's paper inputs this result had, per modality ("" outside `--preset paper`)."""
+    from harness.paper_inputs import paper_inputs
+
+    return paper_inputs([method], settings).label() if settings.preset == "paper" else ""
 
 
 @functools.cache
@@ -180,12 +187,17 @@ class TrackingListener:
         self.parents: dict[str, str] = {}
         self.tags: dict[str, ResultTags] = {}
         self.prepared: dict[str, PreparedDataset] = {}
+        self.ratings: dict[str, dict[str, Any]] = {}  # dataset -> rating set -> counts (harness.ratings)
         self.last_line: tuple[int, int] = (-1, -1)
 
     def start(self, job: Job, tags: ResultTags, prepared: PreparedDataset) -> None:
         from harness import track
 
         self.tags[job.label], self.prepared[job.label] = tags, prepared
+        if prepared.name not in self.ratings:  # annotator ratings for soft-label scores; a bad table stops here
+            from harness.ratings import read_ratings
+
+            self.ratings[prepared.name] = read_ratings(prepared.spec, prepared.manifest.root)
         corpus = {"digest": prepared.manifest.fingerprint(), "n_clips": len(prepared.manifest),
                   "source": str(self.settings.data_dir(prepared.spec.name))}
         self.parents[job.label] = track.start_result(self.experiment_id, tags, self.settings.as_record(), corpus)
@@ -201,9 +213,14 @@ class TrackingListener:
 
     def on_outcome(self, job: Job, outcome: MethodOutcome, models: dict[str, Any]) -> None:
         from harness import track
+        from harness.ratings import soft_label_metrics
 
         prepared = self.prepared[job.label]
-        track.finish_result(self.parents[job.label], outcome, prepared.data.classes, models, prepared.failures)
+        soft, not_scored = soft_label_metrics(outcome.predictions, prepared.data.classes, self.ratings[prepared.name])
+        track.finish_result(self.parents[job.label], outcome, prepared.data.classes, models, prepared.failures,
+                            test_metrics=soft)
+        for rating_set, why in not_scored.items():
+            log(f"[result] {job.label}: soft-label scores against the {rating_set} ratings {why}")
         s = outcome.summary()
         log(f"[result] {job.label}: test UAR {s['uar_mean']:.3f} ± {s['uar_std']:.3f}, "
             f"WA {s['accuracy_mean']:.3f}, macro-F1 {s['macro_f1_mean']:.3f}"
@@ -260,10 +277,20 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
     resolve("protocol", lambda d: get_dataset(d).with_protocol(settings.protocols[d]), list(settings.protocols))
     resolve("target", lambda d: get_dataset(d).with_target(settings.targets[d]), list(settings.targets))
     offered = {p for method in method_list for p in method.preset_names()}
-    if settings.preset not in offered:
+    papers: tuple[str, ...] = ()
+    if settings.preset == "paper":  # the papers' inputs too (harness.paper_inputs); the user's --features win
+        from harness.paper_inputs import InputConflict, apply_paper_inputs
+
+        try:
+            settings, inputs = apply_paper_inputs(settings, method_list)
+        except InputConflict as error:
+            raise PlanError(str(error)) from None
+        papers = inputs.papers  # only classical methods planned: the fourth paper's inputs, no preset needed
+    if settings.preset not in offered and not papers:
         raise PlanError(f"preset: no planned method has a preset {settings.preset!r}; offered: "
                         f"{', '.join(sorted(offered))}")
     check_extractors(settings, [d.name for d in dataset_list])
+    check_corpora(settings, dataset_list)
     if settings.finetune:
         from harness.finetune.stage import FinetuneError, check_finetune
 
@@ -273,6 +300,19 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
             raise PlanError(str(error)) from None
     return RunPlan(settings, method_list, [plan_dataset(settings, spec) for spec in dataset_list], bool(datasets),
                    rerun)
+
+
+def check_corpora(settings: Settings, specs: list) -> None:
+    """Each present corpus scanned and split by its protocol, as one-line PlanErrors: a scan that makes no clip
+    (or loses too many files) and a protocol that cannot split the corpus (a 2-speaker card under
+    leave-one-speaker-out) stop the run here, before Ray. The folds are stored, so the run reuses them."""
+    from harness.corpus import CorpusUnusable, ProtocolUnbuildable, check_protocol
+
+    for spec in specs:
+        try:
+            check_protocol(settings, spec)
+        except (CorpusUnusable, ProtocolUnbuildable) as error:
+            raise PlanError(str(error)) from None
 
 
 def check_extractors(settings: Settings, datasets: list[str]) -> None:

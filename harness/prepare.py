@@ -177,13 +177,15 @@ def aligned(stored: StoredFeatures, ids: list[str], need_sequences: bool
 
 
 def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
-                    modalities: set[str] | None = None) -> PreparedDataset:
-    """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read."""
+                    modalities: set[str] | None = None, with_folds: bool = True) -> PreparedDataset:
+    """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read.
+
+    with_folds=False: no folds (a cross-corpus test corpus is scored whole, so its own protocol is never built)."""
     from harness.corpus import open_corpus
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
 
-    corpus = open_corpus(settings, spec, say=log)
+    corpus = open_corpus(settings, spec, with_folds=with_folds, say=log)
     manifest, folds = corpus.manifest, corpus.folds
     store = FeatureStore(settings.feature_store_uri())
     extractors = dataset_extractors(spec, settings)

@@ -74,3 +74,19 @@ def test_the_report_states_the_weaker_guarantee():
     assert "weaker guarantee" in protocol_note(weak)
     assert protocol_note(ProtocolSpec("leave-one-speaker-out").label()) == ""
     assert protocol_note(ProtocolSpec("speaker-kfold", {"k": 5}).label()) == ""
+
+
+def test_harness_run_plans_the_protocol_before_ray(tmp_path, monkeypatch):
+    """`harness run --dataset duo`: the unbuildable protocol is a PlanError (one usage line), Ray never starts."""
+    import harness.runtime
+    from harness import datasets as registry
+    from harness import pipeline
+    from harness.datasets.cards import register_card_dir
+
+    registry.dataset_names()
+    monkeypatch.setattr(registry._DATASETS, "items", dict(registry._DATASETS.items))
+    monkeypatch.setattr(harness.runtime, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    _, settings, card = _setup(tmp_path, "{name: leave-one-speaker-out}")
+    register_card_dir(card.parent)
+    with pytest.raises(pipeline.PlanError, match=f"{card}: protocol leave-one-speaker-out cannot split duo"):
+        pipeline.plan(settings, methods=["audio-svm"], datasets=["duo"])

@@ -337,7 +337,8 @@ def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Seque
             return []
     chosen = [get_method(m) for m in (methods or method_names(default_suite_only=True))]
     need_sequences = any(m.cls.input_kind == "sequence" for m in chosen)
-    train, test = (prepare_dataset(settings, specs[n], need_sequences) for n in (train_on, test_on))
+    train, test = (prepare_dataset(settings, specs[n], need_sequences, with_folds=n == train_on)
+                   for n in (train_on, test_on))  # the test corpus is scored whole: no protocol of its own
     common = set(train.data.modalities) & set(test.data.modalities)
     parents = finished_parents(experiment_id, None, [train_on])
     parent_of = dict(zip(parents.get("tags.method", []), parents.get("run_id", []), strict=True))
