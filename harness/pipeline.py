@@ -379,6 +379,10 @@ def execute(run_plan: RunPlan) -> RunReport:
             continue
         prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list))
         _log_prepared(prepared)
+        degenerate = _degenerate(prepared)
+        if degenerate:  # before fine-tuning or any unit: one line, not a failed unit per fold and configuration
+            report.skip(prepared.name, degenerate)
+            continue
         if settings.finetune:  # stage 1 of a two-stage run: each fold's encoders fine-tuned (harness.finetune)
             from harness.finetune.stage import prepare_finetuned
 
@@ -418,6 +422,18 @@ def _max_epochs(jobs: list[Job]) -> int:
     epochs = [int(c.get("max_epochs", j.fixed.get("max_epochs", 30))) for j in jobs if j.neural
               for c in [j.config(i) for i in range(len(j.configs))]]
     return max(epochs, default=30)
+
+
+def _degenerate(prepared: PreparedDataset) -> str | None:
+    """Why the corpus cannot be benchmarked as prepared (fewer than 2 classes, a class too thin in some fold's
+    training part; harness.datachecks), or None."""
+    from harness.datachecks import thin_classes, too_few_classes
+
+    data = prepared.data
+    if data.labels is None:
+        return None
+    return too_few_classes(data.labels, data.classes) or thin_classes(data.ids, data.labels, data.classes,
+                                                                     prepared.folds)
 
 
 def _log_prepared(prepared: PreparedDataset) -> None:

@@ -24,3 +24,17 @@ def test_a_class_too_thin_in_one_training_part_is_named_with_its_fold() -> None:
         "class 'sad' has 1 training clip(s) in fold0 (the methods need >= 2 per class); drop the class with a "
         "card target (--target) or use a protocol with fewer folds")
     assert thin_classes(ids, labels, CLASSES, folds[1:]) is None
+
+
+def test_the_run_skips_a_degenerate_dataset_with_the_reason() -> None:
+    from types import SimpleNamespace
+
+    from harness.pipeline import _degenerate
+
+    ids = [f"c{i}" for i in range(4)]
+    one_class = SimpleNamespace(data=SimpleNamespace(ids=ids, labels=np.zeros(4, int), classes=CLASSES),
+                                folds=[Fold("fold0", ids[:2], [], ids[2:])])
+    assert "only 1 class present (angry)" in _degenerate(one_class)
+    fine = SimpleNamespace(data=SimpleNamespace(ids=ids, labels=np.array([0, 0, 1, 1]), classes=CLASSES),
+                           folds=[Fold("fold0", ids, [], [])])
+    assert _degenerate(fine) is None
