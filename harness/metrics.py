@@ -88,6 +88,18 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> Scores:
     return scores_from_confusion(confusion_matrix(y_true, y_pred, len(classes)), classes)
 
 
+def uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The UAR of two label arrays, by the definition above (0.0 for no clips): the one UAR that the harness's own
+    training loops (fine-tuning, end-to-end) stop early on, so they select by what the leaderboard reports.
+    (`methods/` keeps its own copy, `unweighted_average_recall`, because a method never imports the harness;
+    tests/test_metrics.py holds the two equal.)"""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    if not y_true.size:
+        return 0.0
+    n_classes = int(max(y_true.max(), y_pred.max())) + 1
+    return float(headline_from_confusions(confusion_matrix(y_true, y_pred, n_classes))["uar"])
+
+
 def summarise_folds(fold_scores: list[Scores]) -> dict[str, float]:
     """Mean and sample standard deviation over folds of each headline metric: {uar_mean, uar_std, ...}."""
     summary: dict[str, float] = {}

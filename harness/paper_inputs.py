@@ -75,8 +75,11 @@ def paper_inputs(methods: list[MethodSpec], settings: Settings) -> PaperInputs:
             words[modality] = f"{user} (--features; the paper's input is {given.words()})"
             continue
         features[modality] = given.extractor
-        config[given.extractor] = {**given.options, **settings.extractor_config.get(given.extractor, {})}
-        words[modality] = given.words()
+        user_options = settings.extractor_config.get(given.extractor, {})
+        config[given.extractor] = {**given.options, **user_options}
+        changed = [f"{k} {user_options[k]}" for k in sorted(given.options)
+                   if k in user_options and user_options[k] != given.options[k]]
+        words[modality] = given.words() + (f", options changed: {', '.join(changed)}" if changed else "")
     finetune: dict[str, dict[str, Any]] = {}
     for _, preset in chosen:
         for key, value in preset.values.items():

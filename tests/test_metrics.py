@@ -108,3 +108,17 @@ def test_every_figure_equals_scikit_learn_on_random_inputs(seed):
     assert s.per_class["support"].tolist() == support.tolist()
     batch = headline_from_confusions(s.confusion[None])
     assert {k: float(v[0]) for k, v in batch.items()} == pytest.approx(s.headline())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_training_uar_is_the_leaderboard_uar(seed):
+    """One UAR: `metrics.uar` (fine-tuning and e2e stop early on it) equals sklearn's balanced accuracy, and the
+    copy `methods/` keeps (a method never imports the harness) equals it too."""
+    from harness.metrics import uar
+    from methods.neural.training import unweighted_average_recall
+
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = rng.integers(0, 5, 60), rng.integers(0, 6, 60)  # predicts a class absent from the truth
+    assert uar(y_true, y_pred) == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert unweighted_average_recall(y_true, y_pred) == pytest.approx(uar(y_true, y_pred))
+    assert uar(np.array([], int), np.array([], int)) == 0.0

@@ -12,9 +12,12 @@ from harness.pipeline import PlanError, plan
 
 
 def test_a_plan_resolves_presets_and_protocols() -> None:
-    settings = Settings(preset="paper", protocols={"ravdess": "av-crossattention-10fold"})
+    random = {"weights": "random"}  # the paper's inputs' pretrained weights are not on the test machines
+    settings = Settings(preset="paper", protocols={"ravdess": "av-crossattention-10fold"},
+                        extractor_config={"spectrogram-snippets": random, "video-snippets": random})
     run_plan = plan(settings, methods=["av-xattn", "audio-svm"], datasets=["ravdess"])
     assert [m.name for m in run_plan.methods] == ["av-xattn@paper", "audio-svm"]  # no paper preset: unchanged
+    assert run_plan.settings.features == {"video": "video-snippets", "audio": "spectrogram-snippets"}  # its inputs
     assert run_plan.datasets[0].spec.protocol.params == {"k": 10}  # the card's default is k=6
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.e2e.clips import ClipSettings
+from harness.metrics import uar as unweighted_average_recall
 
 STATE_FILE = "state.pt"
 
@@ -100,10 +101,6 @@ class BestEpoch:
             return True
         self.since += 1
         return False
-
-
-def _uar(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)]))
 
 
 def e2e_loss(out: dict[str, Any], y: Any, cfg: E2EConfig, class_polarity: Any) -> Any:
@@ -253,7 +250,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with torch.no_grad(), autocast:
             logits = torch.cat([core(video[val_idx[i:i + 32]].to(device), audio[val_idx[i:i + 32]].to(device))
                                 ["logits"].float().cpu() for i in range(0, len(val_idx), 32)])
-        uar = torch.tensor([_uar(labels[val_idx].numpy(), logits.argmax(1).numpy())], dtype=torch.float64)
+        uar = torch.tensor([unweighted_average_recall(labels[val_idx].numpy(), logits.argmax(1).numpy())],
+                           dtype=torch.float64)
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(uar, src=0)  # one decision for all workers
         val_uar = float(uar)

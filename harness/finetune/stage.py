@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import metrics
 from harness.config import FINETUNE_MODALITIES, FinetuneOptions, Settings
 from harness.features.base import ClipInput, ExtractorRef, build_extractor, extractor_names
 from harness.features.store import FeatureStore
@@ -75,11 +76,6 @@ class FoldOutcome:
     best_epoch: int = 0
     seconds: float = 0.0
     failures: int = 0
-
-
-def _uar(labels: np.ndarray, predicted: np.ndarray) -> float:
-    present = np.unique(labels)
-    return float(np.mean([(predicted[labels == c] == c).mean() for c in present])) if len(present) else 0.0
 
 
 def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modality: str, options: FinetuneOptions,
@@ -152,7 +148,7 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
             predicted = np.concatenate([
                 encoder.logits([items[c] for c in val[s:s + options.batch_size]], False, rng).argmax(-1).cpu().numpy()
                 for s in range(0, len(val), options.batch_size)])
-        uar = _uar(np.array([label[c] for c in val]), predicted)
+        uar = metrics.uar(np.array([label[c] for c in val]), predicted)
         outcome.val_uar.append(uar)
         if uar > best_uar:
             best, best_uar, waited, outcome.best_epoch = encoder.state(), uar, 0, epoch

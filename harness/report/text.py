@@ -169,10 +169,26 @@ def claim_cell(row: pd.Series, dataset: str) -> str:
     return f"{cells}; {inputs_word(str(row.get('inputs') or ''))}" if cells and row.get("inputs") else cells
 
 
+CONTAMINATED = " (contaminated)"
+
+
+def contamination_mark(row: pd.Series) -> str:
+    """Beside a method's name when an extractor it read was trained on this corpus (tag `contamination`)."""
+    return CONTAMINATED if str(row.get("contamination") or "").startswith("yes") else ""
+
+
+def contamination_texts(section: Section) -> list[str]:
+    """One sentence per contaminated result: which extractor saw the evaluation corpus, so its figure is not a
+    held-out score (the extractors declare their training corpora; `harness list extractors`)."""
+    return [f"Contaminated: `{row['method']}` reads features whose weights were trained on this corpus "
+            f"({str(row['contamination']).removeprefix('yes: ')}); its figure is not a held-out score."
+            for _, row in section.rows.iterrows() if contamination_mark(row)]
+
+
 def inputs_word(inputs: str) -> str:
     """The claim column's word for a result's inputs: the paper's, or which were substituted."""
     swapped = [part.split(":", 1)[0].strip() for part in inputs.split(";")
-               if any(w in part for w in ("stand-in", "--features", "random init"))]
+               if any(w in part for w in ("stand-in", "--features", "random init", "options changed"))]
     return f"inputs substituted: {', '.join(swapped)}" if swapped else "the paper's inputs"
 
 
