@@ -14,6 +14,7 @@ import pickle
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ from harness.results import (
 )
 
 __all__ = ["FAILURES_ARTIFACT", "ROLE_TAG", "use_experiment", "finished_run", "close_stale_runs", "start_result",
-           "log_trial", "finish_result", "fail_result", "git_commit", "acquire_lease", "release_lease", "LeaseHeld"]
+           "log_trial", "finish_result", "fail_result", "git_commit", "acquire_lease", "release_lease", "LeaseHeld",
+           "StoredResult", "finished_results"]
 
 
 def git_commit() -> str:
@@ -298,6 +300,34 @@ def fail_result(parent_id: str, error: str) -> None:
     client = _client()
     client.set_tag(parent_id, "error", error[:5000])
     client.set_terminated(parent_id, status="FAILED")
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One finished result as read back, in the terms it was written in: `tags` through `ResultTags.from_tags`,
+    `summary` in the keys of `MethodOutcome.summary()` (uar_mean, uar_std, ...), so a reader never spells a tag
+    or metric name itself."""
+
+    run_id: str
+    tags: ResultTags
+    summary: dict[str, float]
+    params: dict[str, str]
+    metrics: dict[str, float]  # every logged metric by its MLflow name (test_soft_*, val_*, seconds...)
+
+
+def finished_results(experiment_id: str) -> list[StoredResult]:
+    """Every FINISHED parent run, newest first, as typed rows."""
+    import mlflow
+
+    from harness.metrics import HEADLINE_METRICS
+
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
+    keys = [f"{m}_{stat}" for m in HEADLINE_METRICS for stat in ("mean", "std")]
+    return [StoredResult(run.info.run_id, ResultTags.from_tags(run.data.tags),
+                         {k: run.data.metrics[f"test_{k}"] for k in keys if f"test_{k}" in run.data.metrics},
+                         dict(run.data.params), dict(run.data.metrics)) for run in runs]
 
 
 def parent_runs(experiment_id: str) -> pd.DataFrame:
