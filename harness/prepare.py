@@ -110,6 +110,28 @@ def extractor_refs(spec: DatasetSpec, settings: Settings) -> dict[str, Extractor
             for modality, name in dataset_extractors(spec, settings).items()}
 
 
+def contamination_label(dataset: str, extractors: dict[str, ExtractorRef], modalities: list[str]) -> str:
+    """Whether the extractors of `modalities` were trained on `dataset` (their declared `trained_on`): "yes: ...",
+    naming each that was, else "unknown: ..." naming each whose training data is not declared, else "no".
+    Imported features (no registered extractor) are unknown."""
+    from harness.features.base import UNKNOWN, contamination, describe_training
+
+    found: dict[str, list[str]] = {"yes": [], UNKNOWN: []}
+    for modality in sorted(modalities):
+        ref = extractors.get(modality)
+        if ref is None:
+            continue
+        corpora = None if ref.is_imported else ref.build().training_corpora()
+        verdict = contamination(corpora, dataset)
+        if verdict in found:
+            found[verdict].append(f"{modality}={ref.name}"
+                                  + (f" (trained on {describe_training(corpora)})" if verdict == "yes" else ""))
+    for verdict in ("yes", UNKNOWN):
+        if found[verdict]:
+            return f"{verdict}: {', '.join(found[verdict])}"
+    return "no"
+
+
 def usable_modalities(manifest: Manifest, extractors: dict[str, str],
                       extractor_config: dict[str, dict[str, Any]], store: Any = None) -> list[str]:
     """The manifest's modalities, plus any its configured extractor derives from media the manifest has, plus

@@ -68,6 +68,9 @@ class ResultTags:
     # per modality, whether the input was the paper's, a stand-in or the user's substitution (`--preset paper`,
     # harness.paper_inputs); "" when the run chose no paper inputs
     inputs: str = ""
+    # whether an extractor's weights saw this corpus: "yes: audio=<extractor> (trained on ...)", "unknown: ...",
+    # "no"; "" for results written before the tag existed (harness.prepare.contamination_label)
+    contamination: str = ""
 
     _RENAMED = {"setting": SETTING_TAG, "setting_label": SETTING_LABEL_TAG, "fingerprint": FINGERPRINT_TAG}
 

@@ -102,6 +102,16 @@ def test_every_command_takes_the_same_settings_flags():
         assert shared <= flags, f"harness {' '.join(words)} lacks {sorted(shared - flags)}"
 
 
+def test_every_command_that_starts_ray_takes_the_same_cluster_flags():
+    """run, extract, e2e and robustness start Ray (runtime.init_ray): each can join a cluster (`--address`) or
+    size a local instance (`--num-cpus`), with the same spelling."""
+    starts_ray = {"run", "extract", "e2e", "robustness"}
+    for words, parser in _commands():
+        flags = {flag for action in parser._actions for flag in action.option_strings}
+        if " ".join(words) in starts_ray:
+            assert {"--address", "--num-cpus"} <= flags, f"harness {' '.join(words)} lacks the cluster flags"
+
+
 def test_help_texts_name_only_commands_that_exist():
     import re
 

@@ -113,7 +113,7 @@ def add_settings_flags(parser: argparse.ArgumentParser, repeatable_config: bool 
 
 
 def add_ray_flags(parser: argparse.ArgumentParser) -> None:
-    """Flags of the commands that start Ray (run, extract, e2e)."""
+    """Flags of every command that starts Ray (run, extract, e2e, robustness), so each can join a cluster."""
     group = parser.add_argument_group("Ray")
     group.add_argument("--num-cpus", type=int, help="CPUs for a local Ray instance (default: all)")
     group.add_argument("--address", help="Ray cluster address (default: start a local instance; env RAY_ADDRESS)")

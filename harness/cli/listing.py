@@ -25,7 +25,7 @@ def _section(title: str, names: list[str], line: Callable[[str], str]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.datasets import dataset_names, get_dataset
-    from harness.features.base import extractor_names, get_extractor
+    from harness.features.base import describe_training, extractor_names, get_extractor
     from harness.protocols import get_protocol, protocol_names
     from methods import get_method, method_names
 
@@ -39,7 +39,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     def extractor(name: str) -> str:
         cls = get_extractor(name)
-        return f"    {name:22s} {cls.modality:6s} {cls.output or '-':18s} {cls.description}"
+        return (f"    {name:22s} {cls.modality:6s} {cls.output or '-':18s} {cls.description}\n"
+                f"    {'':22s} trained on: {describe_training(cls.trained_on)}")
 
     def protocol(name: str) -> str:
         return f"    {name:24s} {get_protocol(name).description}"
@@ -47,7 +48,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     sections = {
         "methods": ("methods (* = in the default suite of `harness run --all`):", method_names, method),
         "datasets": ("datasets:", dataset_names, dataset),
-        "extractors": ("extractors:", extractor_names, extractor),
+        "extractors": ("extractors (trained on: the corpora the default weights saw; a result on one of them is "
+                       "flagged as contaminated):", extractor_names, extractor),
         "protocols": ("protocols:", protocol_names, protocol),
     }
     for kind, (title, names, line) in sections.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.cli.common import UsageError, add_settings_flags, settings_from_args
+from harness.cli.common import UsageError, add_ray_flags, add_settings_flags, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--method", action="append", help="limit to these methods (repeatable)")
     command.add_argument("--dataset", action="append", help="limit missing/corrupt to these datasets (repeatable)")
     command.add_argument("--rerun", action="store_true", help="recompute conditions even when stored ones exist")
+    add_ray_flags(command)
     add_settings_flags(command)
     command.set_defaults(func=cmd_robustness)
 

@@ -20,6 +20,7 @@ class OpenSmileExtractor(Extractor):
     """
 
     name = "egemaps"
+    trained_on = ()
     modality = "audio"
     defaults = {"sample_rate": 16_000, "feature_set": "eGeMAPSv02"}
     description = "openSMILE eGeMAPS v02: 88 functionals (pooled), 25 LLDs per 10 ms frame (sequence)"
@@ -55,6 +56,7 @@ class CompareExtractor(OpenSmileExtractor):
     """openSMILE ComParE 2016: 6,373 functionals (pooled) and 65 LLDs (sequence)."""
 
     name = "compare"
+    trained_on = ()
     defaults = {"sample_rate": 16_000, "feature_set": "ComParE_2016"}
     description = "openSMILE ComParE 2016: 6373 functionals (pooled), 65 LLDs (sequence)"
 

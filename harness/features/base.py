@@ -97,6 +97,10 @@ class Extractor:
     version: ClassVar[int] = 1
     description: ClassVar[str] = ""
     output: ClassVar[str] = ""  # the declared output shape, e.g. "sequence [T, 25], pooled [88]"
+    # The corpora the default weights were trained or fine-tuned on (a corpus the harness has a card for by the
+    # card's name, e.g. "iemocap"), () for no learned weights, None for unknown. A result whose extractor saw its
+    # evaluation corpus is flagged as contaminated (`contamination`).
+    trained_on: ClassVar[tuple[str, ...] | None] = None
     cache: Any = None  # a FeatureStore for intermediate results, set by the runner before setup()
 
     def __init__(self, **config: Any) -> None:
@@ -129,6 +133,14 @@ class Extractor:
     def inputs(self) -> tuple[str, ...]:
         """What the decode stage must provide (by default the extractor's own modality)."""
         return (self.modality,)
+
+    def training_corpora(self) -> tuple[str, ...] | None:
+        """`trained_on` for these options: it describes the default weights, so another checkpoint, backbone or
+        weight set is unknown (None), and randomly initialised weights saw nothing (())."""
+        changed = [k for k in WEIGHT_OPTIONS if k in self.defaults and self.config[k] != self.defaults[k]]
+        if self.config.get("weights") in ("random", "none"):
+            return ()
+        return None if changed else self.trained_on
 
     def weights_identity(self) -> str:
         """What identifies the model weights (path + file sizes, or a package version); part of the cache key."""
@@ -167,6 +179,23 @@ class Extractor:
             except Exception as error:  # recorded with its stage by the caller, never dropped
                 results.append(error)
         return results
+
+
+WEIGHT_OPTIONS = ("checkpoint", "weights", "backbone", "encoder", "model")  # options that choose the weights
+UNKNOWN = "unknown"
+
+
+def describe_training(corpora: tuple[str, ...] | None) -> str:
+    """The declaration in words, for `harness list extractors` and the result's tag."""
+    return UNKNOWN if corpora is None else ", ".join(corpora) if corpora else "none (no learned weights)"
+
+
+def contamination(corpora: tuple[str, ...] | None, dataset: str) -> str:
+    """"yes" when the weights saw the evaluation corpus (`dataset`, a card name, `<card>@<target>` for a subset),
+    "unknown" when what they saw is not declared, else "no"."""
+    if corpora is None:
+        return UNKNOWN
+    return "yes" if dataset.split("@")[0].lower() in {c.lower() for c in corpora} else "no"
 
 
 class TrainableInPlace:

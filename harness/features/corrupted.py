@@ -224,6 +224,10 @@ class CorruptedExtractor(Extractor):
     description = "a named corruption (noise, blur, occlusion, frame drop, word dropout) before a base extractor"
     output = "the base extractor's"
 
+    def training_corpora(self) -> tuple[str, ...] | None:
+        """The base extractor's: a corruption changes the input, not what the weights saw."""
+        return self.base.training_corpora()
+
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         if not self.config["base"] or self.config["base"] == self.name:

@@ -188,6 +188,7 @@ class MtcnnLandmarksExtractor(FaceExtractor):
     """MTCNN's five landmarks (eyes, nose, mouth corners) per face frame, normalised to the face box."""
 
     name = "mtcnn-landmarks"
+    trained_on = ("WIDER FACE", "CelebA")  # the MTCNN face detector
     description = "MTCNN 5-point landmarks per face frame, normalised to the face box; pooled mean+std"
     output = "sequence [K face frames, 10]; pooled [20]"
 
@@ -205,6 +206,7 @@ class FaceExpressionExtractor(FaceExtractor):
     """
 
     name = "face-expression"
+    trained_on = ("FER2013",)
     description = "facial-emotion-recognition FER CNN: 256-d penultimate + 7 class probabilities per face"
     output = "sequence [K face frames, 263]; pooled [263] (mean)"
 
@@ -280,6 +282,7 @@ class FaceEmbedExtractor(FaceExtractor, TrainableInPlace):
     """
 
     name = "face-embed"
+    trained_on = None  # any image backbone the user names
     defaults = {**FACE_DEFAULTS, "backbone": "transformers", "checkpoint": "", "model": "", "pooling": "pooler",
                 "image_size": 224}
     description = "any transformers or timm image backbone (local path) on aligned face crops; one vector per face"

@@ -83,6 +83,7 @@ class FaceLandmarksExtractor(Extractor):
     """MediaPipe face mesh per sampled frame: the 468 landmarks (x, y, z) of one face, normalised."""
 
     name = "face-landmarks"
+    trained_on = None  # MediaPipe face mesh: its training images are not published
     modality = "video"
     defaults = {"fps": 6.0, "max_frames": 48, "normalise": "interocular"}
     description = "MediaPipe 468-point face mesh per face frame (x, y, z), normalised; pooled mean+std"

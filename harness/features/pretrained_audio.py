@@ -120,6 +120,7 @@ class SpeechEncoderExtractor(Extractor, TrainableInPlace):
 @register_extractor
 class Wav2Vec2Extractor(SpeechEncoderExtractor):
     name = "wav2vec2"
+    trained_on = ("LibriSpeech",)  # facebook/wav2vec2-base: LibriSpeech 960 h, self-supervised
     defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/wav2vec2-base"}
     description = "wav2vec 2.0 (any checkpoint by name or local path), selectable layer and pooling"
 
@@ -127,6 +128,7 @@ class Wav2Vec2Extractor(SpeechEncoderExtractor):
 @register_extractor
 class HubertExtractor(SpeechEncoderExtractor):
     name = "hubert"
+    trained_on = ("LibriSpeech",)  # facebook/hubert-base-ls960
     defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/hubert-base-ls960"}
     description = "HuBERT (any checkpoint by name or local path), selectable layer and pooling"
 
@@ -134,6 +136,7 @@ class HubertExtractor(SpeechEncoderExtractor):
 @register_extractor
 class WavLMExtractor(SpeechEncoderExtractor):
     name = "wavlm"
+    trained_on = ("Libri-Light", "GigaSpeech", "VoxPopuli")  # microsoft/wavlm-base-plus, self-supervised
     defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "microsoft/wavlm-base-plus"}
     description = "WavLM (any checkpoint by name or local path), selectable layer and pooling"
 
@@ -141,6 +144,7 @@ class WavLMExtractor(SpeechEncoderExtractor):
 @register_extractor
 class Data2VecAudioExtractor(SpeechEncoderExtractor):
     name = "data2vec-audio"
+    trained_on = ("LibriSpeech",)  # facebook/data2vec-audio-base
     defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/data2vec-audio-base"}
     description = "data2vec-audio (any checkpoint by name or local path), selectable layer and pooling"
 
@@ -150,6 +154,7 @@ class WhisperEncoderExtractor(SpeechEncoderExtractor):
     """Whisper's encoder on log-mel input. Whisper always sees 30 s windows; the padded frames are cut off."""
 
     name = "whisper-encoder"
+    trained_on = None  # 680k hours of web audio that OpenAI has not listed: unknown
     defaults = {"checkpoint": "openai/whisper-base", "layer": "last", "pooling": "mean", "chunk_seconds": 30.0}
     description = "Whisper encoder (any checkpoint by name or local path), selectable layer and pooling"
 

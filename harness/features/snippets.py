@@ -40,6 +40,7 @@ def snippet_indices(n_frames: int, snippets: int, length: int) -> np.ndarray:
 @register_extractor
 class VideoSnippetsExtractor(FaceExtractor):
     name = "video-snippets"
+    trained_on = ("Kinetics-400",)  # torchvision r3d_18 / r2plus1d_18
     defaults: dict[str, Any] = {**FACE_DEFAULTS, "fps": None, "max_frames": 300, "snippets": 6,
                                 "snippet_frames": 16, "image_size": 224, "backbone": "r3d_18",
                                 "weights": "kinetics", "checkpoint": "", "seed": 0, "spatial_grid": 1}

@@ -15,6 +15,7 @@ class LogMelExtractor(Extractor):
     """torchaudio MelSpectrogram in dB per frame; pooled = mean and standard deviation over frames."""
 
     name = "logmel"
+    trained_on = ()
     modality = "audio"
     defaults = {"sample_rate": 16_000, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
     description = "torchaudio log-mel spectrogram (dB); sequence = frames, pooled = mean+std"
@@ -55,6 +56,7 @@ class SpectrogramSnippetsExtractor(Extractor):
     """
 
     name = "spectrogram-snippets"
+    trained_on = ("ImageNet",)  # the ResNet-18 image encoder
     modality = "audio"
     defaults: dict[str, Any] = {"sample_rate": 16_000, "segments": 6, "segment_seconds": 1.0, "win_ms": 32.0,
                                 "hop_ms": 10.0, "freq_bins": 256, "image_size": 224, "encoder": "resnet18",

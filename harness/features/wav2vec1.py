@@ -377,6 +377,7 @@ class Wav2Vec1Extractor(Extractor):
     """wav2vec 1.0 context vectors (`layer=c`, the 512-d features of the IMA-Hadamard paper) or latents (`z`)."""
 
     name = "wav2vec1"
+    trained_on = None  # the user's fairseq checkpoint
     modality = "audio"
     defaults: dict[str, Any] = {"checkpoint": "", "layer": "c", "device": "auto"}
     description = ("wav2vec 1.0 from fairseq's wav2vec_large.pt (local file, loaded without fairseq): context "

@@ -23,6 +23,8 @@ from harness.report.text import (
     ci_text,
     claim_cell,
     claim_texts,
+    contamination_mark,
+    contamination_texts,
     gain_text,
     method_text,
     resolution_text,
@@ -141,7 +143,7 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     gain = gain_text(section)
     if gain:
         parts.append(f"<p>{_e(gain.replace('`', ''))}</p>")
-    for claim in claim_texts(section):
+    for claim in claim_texts(section) + contamination_texts(section):
         parts.append(f"<p class='claim'>{_e(claim.replace('`', ''))}</p>")
     if section.best_published:
         parts.append(f"<p class='sota'>{_e(section.best_published.replace('`', ''))}</p>")
@@ -169,7 +171,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
         parts.append(
             f"<tr class='{VERDICT_CLASSES[row['verdict']]}' data-method='{_e(row['method'])}' "
             f"data-verdict='{_e(row['verdict'])}' title='{_e(VERDICT_WORDS[row['verdict']])}'>"
-            f"<td data-sort='{row['rank']}'>{_e(row['rank_label'])}</td><td class='l'>{_e(row['method'])}</td>"
+            f"<td data-sort='{row['rank']}'>{_e(row['rank_label'])}</td>"
+            f"<td class='l'>{_e(row['method'] + contamination_mark(row))}</td>"
             f"<td class='l'>{_e(row['family'])}</td><td class='l'>{_e(row['modalities'])}</td>{cells}"
             f"<td>{_e(ci_text(row))}</td><td>{delta}</td>"
             f"<td class='verdict'>{_e(verdict_cell(row))}</td>"

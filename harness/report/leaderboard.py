@@ -86,6 +86,7 @@ def collect(tracking_uri: str, experiment: str) -> pd.DataFrame:
                "folds": int(float(run["params.n_folds"])), "n_trials": _text(run, "params.n_trials"),
                "features": _text(run, "tags.features"), "seed": _text(run, "params.settings.seed"),
                "git_commit": _text(run, "tags.git_commit", "unknown"), "inputs": _text(run, "tags.inputs"),
+               "contamination": _text(run, "tags.contamination"),
                "feature_failures": int(float(_text(run, "tags.feature_failures", "0") or 0)),
                "seconds": float(run.get("metrics.seconds", np.nan) or np.nan),
                "run_id": run["run_id"], "experiment_id": found.experiment_id,

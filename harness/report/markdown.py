@@ -16,6 +16,8 @@ from harness.report.text import (
     ci_text,
     claim_cell,
     claim_texts,
+    contamination_mark,
+    contamination_texts,
     gain_text,
     method_text,
     resolution_text,
@@ -57,7 +59,7 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     gain = gain_text(section)
     if gain:
         lines += [gain, ""]
-    for claim in claim_texts(section):
+    for claim in claim_texts(section) + contamination_texts(section):
         lines += [claim, ""]
     if section.best_published:
         lines += [section.best_published, ""]
@@ -71,7 +73,8 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
         link = f"[png]({figure.relative_to(out_dir).as_posix()})" if figure else ""
         cells = " | ".join(f"{row[f'{m}_mean']:.3f} ± {row[f'{m}_std']:.3f}" for m in HEADLINE_METRICS)
         delta = "" if pd.isna(row["difference"]) or row["verdict"] == stats.BEST else f"{row['difference']:+.3f}"
-        lines.append(f"| {row['rank_label']} | `{row['method']}` | {row['family']} | {row['modalities']} | {cells} | "
+        name = f"`{row['method']}`{contamination_mark(row)}"
+        lines.append(f"| {row['rank_label']} | {name} | {row['family']} | {row['modalities']} | {cells} | "
                      f"{ci_text(row)} | {delta} | {verdict_cell(row)} | {claim_cell(row, section.dataset)} | {link} |")
     lines.append("")
     soft_titles, soft_rows = soft_label_table(section)
