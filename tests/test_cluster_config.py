@@ -145,7 +145,7 @@ def test_every_node_and_driver_runs_with_token_authentication_from_a_mounted_fil
     ((remote, local),) = config["file_mounts"].items()
     assert remote == "~/ray-auth" and local.startswith("~/") and not local.startswith("~/ray-auth")
     text = (REPO / "cluster.yaml").read_text()
-    assert "RAY_AUTH_MODE=disabled" not in text and not re.search(r"RAY_AUTH_TOKEN=", text)
+    assert set(re.findall(r"RAY_AUTH_MODE=(\w+)", text)) == {"token"} and not re.search(r"RAY_AUTH_TOKEN=", text)
     assert not re.search(r"\b[0-9a-f]{64}\b", text)  # no token written into the file
     assert "ray-auth" not in (REPO / "Dockerfile").read_text()  # never baked into the image
     ignored = (REPO / ".dockerignore").read_text()
