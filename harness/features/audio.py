@@ -20,6 +20,7 @@ class OpenSmileExtractor(Extractor):
     """
 
     name = "egemaps"
+    output = "sequence [T, 25] (10 ms LLDs), pooled [88]"
     trained_on = ()
     modality = "audio"
     defaults = {"sample_rate": 16_000, "feature_set": "eGeMAPSv02"}
@@ -56,6 +57,7 @@ class CompareExtractor(OpenSmileExtractor):
     """openSMILE ComParE 2016: 6,373 functionals (pooled) and 65 LLDs (sequence)."""
 
     name = "compare"
+    output = "sequence [T, 65], pooled [6373]"
     trained_on = ()
     defaults = {"sample_rate": 16_000, "feature_set": "ComParE_2016"}
     description = "openSMILE ComParE 2016: 6373 functionals (pooled), 65 LLDs (sequence)"

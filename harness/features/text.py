@@ -119,6 +119,7 @@ class MiniLMExtractor(TextExtractor, TrainableInPlace):
     """
 
     name = "minilm"
+    output = "sequence [T tokens, 384], pooled [384] (normalised)"
     trained_on = ("sentence-transformers 1B sentence pairs",)  # all-MiniLM-L6-v2 model card
     defaults = {**TextExtractor.defaults, "max_tokens": 128}
     ENCODE_BATCH = 64  # sentences per model call (not an option: it does not change the features)

@@ -16,6 +16,7 @@ class FrameGridExtractor(Extractor):
     """
 
     name = "frame-grid"
+    output = "sequence [T, grid*grid], pooled [2*grid*grid] (mean+std)"
     trained_on = ()
     modality = "video"
     defaults = {"grid": 16, "fps": 12.0, "max_frames": 64}
