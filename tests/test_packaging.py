@@ -42,7 +42,10 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_every_card_and_no_corpus(wheel: Path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n.removeprefix("harness/cards/") for n in names if n.startswith("harness/cards/"))
-    assert shipped == CARDS  # only the top-level *.yaml: nothing from datasets/<name>/ (user corpora)
+    folds = sorted(f"folds/{p.name}" for p in (REPO / "datasets" / "folds").glob("*.yaml"))
+    # the top-level cards and the published fold files: nothing else from datasets/<name>/ (user corpora)
+    assert shipped == sorted(CARDS + folds) and folds
+    assert "harness/sota.yaml" in names
     assert "harness/cli/__init__.py" in names and "methods/registry.py" in names
 
 
