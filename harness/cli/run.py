@@ -89,14 +89,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.all and not (methods or datasets):
         raise UsageError("run: give --all, or --method and/or --dataset (or methods/datasets in --config)")
     from harness import pipeline
+    from harness.cli.preflight import check_workspace, preflight
     from harness.cli.report import render
 
+    check_workspace(settings.workspace)  # planning already writes manifests and folds there
     try:
         run_plan = pipeline.plan(settings, methods=methods, datasets=datasets, rerun=args.rerun)
     except pipeline.PlanError as error:
         raise UsageError(str(error)) from None
-    from harness.cli.preflight import preflight
-
     with preflight(settings):  # environment checked before Ray starts; one driver per experiment (a lease)
         outcome = pipeline.execute(run_plan)
     if not args.no_report:
