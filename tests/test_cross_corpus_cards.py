@@ -113,3 +113,44 @@ def test_planning_checks_maps_and_protocols_before_ray(tmp_path, monkeypatch):
     assert resolved.corpora["duo"] == {c: c for c in ["angry", "happy", "sad", "neutral"]}
     with pytest.raises(ProtocolUnbuildable, match=f"{card}: protocol leave-one-speaker-out"):
         plan_cross_corpus(settings, "duo", "synthetic", None)
+
+
+@pytest.mark.slow
+def test_a_new_two_speaker_card_runs_cross_corpus_against_a_built_in_corpus(small_synthetic, tmp_path,
+                                                                            ray_session):
+    """The issue's acceptance, with the built-in synthetic corpus in RAVDESS's place: a generated card whose
+    classes carry the shared names, two speakers (its own protocol cannot be built), no package data edited."""
+    import shutil
+
+    from harness.robustness.run import run_robustness
+
+    root = tmp_path / "data" / "duo"
+    for speaker in ("spk00", "spk01"):
+        shutil.copytree(small_synthetic / speaker, root / speaker, ignore=shutil.ignore_patterns("*.mp4"))
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "duo.yaml").write_text("""
+name: duo
+title: Two speakers of the synthetic corpus, as a new card
+modalities: [audio]
+features: {audio: egemaps}
+classes: [neutral, happy, angry, sad]
+protocol: {name: leave-one-speaker-out}
+present: ["spk*/*.wav"]
+reader:
+  kind: filename
+  files: [{glob: "spk*/*.wav", role: audio}]
+  pattern: 'spk(?P<speaker>\\d\\d)/spk\\d\\d_(?P<emotion>[a-z]+)_(?P<take>\\d\\d)'
+clip_id: "duo_{speaker}_{emotion}_{take}"
+speaker: "{speaker}"
+label: "{emotion}"
+""")
+    register_card_dir(cards)
+    settings = Settings(workspace=tmp_path / "ws", data_root=tmp_path / "data",
+                        data_dirs={"synthetic": small_synthetic},
+                        tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}", num_cpus=2)
+    report = run_robustness(settings, missing=False, corrupt=[], cross_corpus=[("synthetic", "duo")],
+                            methods=["audio-svm"])
+    assert not report.failed and report.ran == ["cross:audio-svm@synthetic->duo"], report
+    table = report.frame("cross")
+    assert set(table["test_on"]) == {"duo", "synthetic"} and table["value"].between(0, 1).all()
