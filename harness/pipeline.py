@@ -120,7 +120,7 @@ def result_fingerprint(method: MethodSpec, prepared: PreparedDataset, settings: 
         "evaluation": prepared.evaluation_digest, "protocol": prepared.spec.protocol.label(),
         "features": {m: k for m, k in prepared.feature_keys.items() if m in used}, "seed": settings.seed,
         "speaker_norm": settings.speaker_norm, "refit": refit, "preset": settings.preset,
-        "scheduler": settings.scheduler if method.cls.input_kind == "sequence" else "none",
+        "scheduler": settings.scheduler if method.cls.trains_by_epoch else "none",
     })
 
 
@@ -132,7 +132,7 @@ def with_run_preset(method: MethodSpec, preset: str) -> MethodSpec:
 
 def refit_for(method: MethodSpec, settings: Settings) -> bool:
     """`auto` refits methods without early stopping (their fits do not use the validation part)."""
-    neural = method.cls.input_kind == "sequence"
+    neural = method.cls.trains_by_epoch
     return settings.refit == "always" or (settings.refit == "auto" and not neural)
 
 
@@ -148,7 +148,7 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
     # the report's bootstrap resamples these groups: the speaker, the unit every protocol keeps out of training
     groups = dict(zip(table["clip_id"].astype(str), table["speaker"].astype(str), strict=True))
     job = Job(method.name, prepared.name, fixed, configs, prepared.folds, prepared.spec.headline_metric,
-              fingerprint, method.cls.input_kind == "sequence", refit, groups)
+              fingerprint, method.cls.trains_by_epoch, refit, groups)
     setting, words = evaluation_setting(
         evaluation_digest=prepared.evaluation_digest, protocol=prepared.spec.protocol.label(),
         features=planned_feature_keys(settings, prepared), trials=settings.trials, preset=settings.preset,

@@ -189,11 +189,11 @@ def fit_unit(job: Job, unit: Unit, data: MultimodalData,
     fold = job.fold(unit.fold)
     data = for_fold(data, fold.name)  # a two-stage run's features differ per fold (harness.finetune)
     method = get_method(job.method).build(**job.config(unit.config))
-    if on_epoch is not None and hasattr(method, "epoch_callback"):
+    if on_epoch is not None and method.trains_by_epoch:
         method.epoch_callback = on_epoch
     validation = data.select(fold.val)
     method.fit(data.select(fold.train), validation)
-    if hasattr(method, "epoch_callback"):
+    if method.trains_by_epoch:
         method.epoch_callback = None  # a closure over Tune's session must not travel with the pickled model
     scores = score(validation.labels, method.predict(validation), data.classes).headline()
     return {"val": scores, "notes": method.fit_notes(), "model": method}

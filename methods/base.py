@@ -71,6 +71,9 @@ class FusionMethod:
                 keyword (as scikit-learn's `set_params` does) and fills in the rest, so `get_params()` is the
                 full configuration a run logs, defaults included. A class whose accepted keys depend on a choice
                 (the classical methods' classifier) overrides `declared_defaults`.
+    trains_by_epoch: True when `fit` trains epoch by epoch, calls `epoch_callback(epoch, {"val_uar", ...})` after
+                each and stops early on its validation part: the harness then lets its scheduler stop a bad
+                configuration between epochs, and `refit=auto` does not refit it (its fit uses the validation part).
     context_params: what the harness passes besides the hyperparameters: "seed" (the run's seed) and
                 "polarity" (the dataset card's class -> positive/negative/neutral map). Only the names a method
                 lists here reach it, so its logged parameters are the ones it uses; each must be in its defaults.
@@ -78,6 +81,7 @@ class FusionMethod:
 
     modalities: ClassVar[tuple[str, ...]] = ()
     input_kind: ClassVar[InputKind] = "pooled"
+    trains_by_epoch: ClassVar[bool] = False
     family: ClassVar[str] = "other"
     defaults: ClassVar[dict[str, Any]] = {"seed": 0}
     context_params: ClassVar[frozenset[str]] = frozenset({"seed"})

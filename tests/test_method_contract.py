@@ -79,7 +79,14 @@ def test_fit_and_predict_with_a_missing_modality(name):
     data = with_missing(data, wanted[-1], slice(34, 36))  # test clips without it
     train, test = data.subset(np.arange(32)), data.subset(np.arange(32, 40))
     method = build(name)
+    epochs: list[tuple[int, dict]] = []
+    if spec.cls.trains_by_epoch:  # the declared capability, used by the search's scheduler: it must be true
+        method.epoch_callback = lambda epoch, values: epochs.append((epoch, values))
     assert method.fit(train, test) is method
+    if spec.cls.trains_by_epoch:
+        assert epochs and "val_uar" in epochs[0][1], f"{name} declares trains_by_epoch but reported no epoch"
+    else:
+        assert not hasattr(method, "epoch_callback"), f"{name} takes epoch callbacks: declare trains_by_epoch"
     probabilities = method.predict_proba(test)
     assert probabilities.shape == (len(test), len(CLASSES))
     assert np.isfinite(probabilities).all() and (probabilities >= 0).all()

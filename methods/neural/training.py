@@ -341,6 +341,7 @@ class NeuralMethod(FusionMethod):
     """
 
     input_kind = "sequence"
+    trains_by_epoch = True
     family = "neural"
     defaults: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[dict[str, Any]] = {}
