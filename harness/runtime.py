@@ -113,7 +113,7 @@ def init_ray(settings: Settings) -> None:
     route_warnings(Path(settings.workspace) / "logs" / "warnings.log")
     if ray.is_initialized():
         return
-    if settings.ray_address:
+    if settings.ray_address and settings.ray_address != "local":  # RAY_ADDRESS=local: a new local instance
         require_cluster_token(settings.ray_address)
         try:
             ray.init(address=settings.ray_address, log_to_driver=False)

@@ -25,6 +25,7 @@ Why this shape (the alternatives are in docs/scheduling.md):
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -232,7 +233,9 @@ def _unit_trainable(config: dict[str, Any], jobs: dict[str, Job], units: dict[st
     payload["notes"] = {**payload["notes"], "gpus": len(gpu_ids)}
     payload["gpu_ids"] = gpu_ids
     # wall-clock span and node of the unit: slot utilisation and placement are measured from these
-    payload["timing"] = {"start": started, "end": time.time(), "node": ray.get_runtime_context().get_node_id()}
+    payload["timing"] = {"start": started, "end": time.time(), "node": ray.get_runtime_context().get_node_id(),
+                         # the launcher's node type where it names one (Ray's autoscaler sets it on the nodes it starts)
+                         "node_type": os.environ.get("RAY_NODE_TYPE_NAME")}
     UnitStore(store_uri).save(job.unit_key(unit.config, unit.fold), payload)
     tune.report({EPOCH_METRIC: payload["val"]["uar"], "final": 1, "unit": unit.id,
                  **{f"val_{m}": v for m, v in payload["val"].items()}})

@@ -67,6 +67,32 @@ def test_token_sources_in_rays_order_and_never_the_token_itself(monkeypatch, tmp
     assert token_source() == "RAY_AUTH_TOKEN"
 
 
+def test_ray_address_local_starts_a_local_instance_and_needs_no_token(monkeypatch, tmp_path):
+    """RAY_ADDRESS=local (benchmarks and tests use it to get a fresh instance) is not a cluster to authenticate to."""
+    import ray
+
+    from harness import runtime
+    from harness.config import Settings
+
+    _env_without_token(monkeypatch, tmp_path)
+    calls = []
+
+    class Started(Exception):
+        pass
+
+    def fake_init(**options):
+        calls.append(options)
+        raise Started
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    with pytest.raises(Started):
+        runtime.init_ray(Settings(ray_address="local", workspace=tmp_path))
+    assert calls[0]["address"] == "local"
+    with pytest.raises(SystemExit, match="needs its authentication token"):  # a named cluster does need one
+        runtime.init_ray(Settings(ray_address="10.0.0.5:6379", workspace=tmp_path))
+
+
 @pytest.mark.slow  # a head and a worker raylet start (30-90 s on a small shared machine), and Ray retries 20 s
 def test_a_token_cluster_forms_and_admits_only_drivers_with_its_token(tmp_path):
     """Head + worker with RAY_AUTH_MODE=token: the worker joins, the harness's driver connects with the token
