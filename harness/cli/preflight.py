@@ -40,7 +40,7 @@ def _within(seconds: float, what: str, fix: str, call: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=target, name=f"preflight: {what}", daemon=True)
     thread.start()
-    thread.join(seconds)
+    thread.join(None if seconds == float("inf") else seconds)
     if thread.is_alive():
         raise UsageError(f"{what} did not answer within {seconds:.0f} s; {fix}")
     error = outcome.get("error")
@@ -86,13 +86,16 @@ def open_experiment(settings: Settings) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server: seconds, not minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-    def find() -> Any:
-        import mlflow
+    import mlflow  # imported before any clock starts: on a loaded machine the import alone takes seconds
 
+    def find() -> Any:
         mlflow.set_tracking_uri(settings.tracking_uri)
         return mlflow.MlflowClient().get_experiment_by_name(settings.experiment)
 
-    found = _within(TRACKING_TIMEOUT_S, f"tracking store {settings.tracking_uri}",
+    # A server may not answer: bounded. A local store (sqlite, files) answers or raises, but creating a new one runs
+    # its schema migrations, which can take longer than any fixed bound on a loaded machine: not bounded.
+    remote = settings.tracking_uri.split(":", 1)[0] in ("http", "https", "databricks")
+    found = _within(TRACKING_TIMEOUT_S if remote else float("inf"), f"tracking store {settings.tracking_uri}",
                     "start the tracking server, restore or move the store file, or give --tracking-uri URI", find)
     if found is not None and found.lifecycle_stage == "deleted":
         raise UsageError(f"experiment {settings.experiment!r} was deleted (e.g. in the MLflow UI); restore it "
