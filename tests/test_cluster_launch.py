@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -85,13 +85,18 @@ def test_launched_cluster_autoscales_cpu_and_gpu_workers_and_fills_the_leaderboa
             resources = node["resources"]
             types[node["id"]] = ("gpu_worker" if resources.get("GPU") else
                                  "cpu_worker" if resources.get("CPU") else "head")
-        placed = [(u["timing"]["node"], bool(u.get("gpu_ids"))) for u in _units(workspace)]
+        # Each unit records the node type the autoscaler gave its node (RAY_NODE_TYPE_NAME); the node table's
+        # resources say the same for the nodes still alive (idle workers leave after a minute).
+        placed = [(u["timing"].get("node_type"), u["timing"]["node"], bool(u.get("gpu_ids")))
+                  for u in _units(workspace)]
+        assert all(recorded for recorded, _, _ in placed), placed
+        assert all(recorded == types[node] for recorded, node, _ in placed if types.get(node, "head") != "head")
         by_type = {}
-        for node, _ in placed:
-            by_type[types[node]] = by_type.get(types[node], 0) + 1
+        for recorded, _, _ in placed:
+            by_type[recorded] = by_type.get(recorded, 0) + 1
         (tmp_path / "placement.json").write_text(json.dumps({"units_per_node_type": by_type}))
-        neural = [(types[n], gpu) for n, gpu in placed if gpu]
-        classical = [types[n] for n, gpu in placed if not gpu]
+        neural = [(recorded, gpu) for recorded, _, gpu in placed if gpu]
+        classical = [recorded for recorded, _, gpu in placed if not gpu]
         assert neural and all(t == ("gpu_worker", True) for t in neural), by_type
         assert classical and "head" not in classical and "cpu_worker" in classical, by_type
         log = cluster.monitor_log()
@@ -110,9 +115,26 @@ def test_launched_cluster_autoscales_cpu_and_gpu_workers_and_fills_the_leaderboa
         assert report.returncode == 0, report.stderr[-3000:]
         page = next((tmp_path / "reports").rglob("*.md")).read_text()
         assert NEURAL in page and CLASSICAL in page
+        cluster_scores = {_tags(r).get("method"): {m["key"]: m["value"] for m in r["data"].get("metrics", [])}
+                          for r in runs if _tags(r).get("harness.role") == "parent"}
         session = cluster.session
-    time.sleep(1)
-    import subprocess
 
+    # The leaderboard means what a local run's means: the classical method, run locally with the same seed on the
+    # same features, scores the same on every headline metric.
+    local = tmp_path / "local"
+    args = [HARNESS, "run", "--num-cpus", "2", "--dataset", "synthetic", "--data-dir", f"synthetic={small_synthetic}",
+            "--method", CLASSICAL, "--trials", str(TRIALS), "--workspace", str(local / "ws"),
+            "--feature-store", str(workspace / "features"), "--tracking-uri", f"sqlite:///{local}/mlruns.db",
+            "--no-report"]
+    env = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_")}
+    assert subprocess.run(args, env={**env, "RAY_ADDRESS": "local"}, capture_output=True, timeout=600).returncode == 0
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{local}/mlruns.db")
+    experiment = client.get_experiment_by_name("mer-benchmark")
+    (local_parent,) = [r for r in client.search_runs([experiment.experiment_id])
+                       if r.data.tags.get("harness.role") == "parent"]
+    for metric in ("test_uar_mean", "test_accuracy_mean", "test_weighted_f1_mean"):
+        assert cluster_scores[CLASSICAL][metric] == pytest.approx(local_parent.data.metrics[metric], abs=1e-12)
     left = subprocess.run(["ps", "-eo", "pgid="], capture_output=True, text=True).stdout.split()
     assert str(session) not in left  # the cluster is down: nothing of its process group is left
