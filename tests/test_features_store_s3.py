@@ -62,7 +62,8 @@ def test_endpoint_in_the_uri_query(s3_root: str, s3_endpoint: str, monkeypatch: 
 
 
 def test_temporary_objects_are_never_shards(s3_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writer that dies after uploading its temporary object leaves nothing that is read as a shard."""
+    """A writer interrupted after uploading its temporary object removes it; one killed outright (SIGKILL) leaves
+    it behind, and nothing left behind is read as a shard."""
     store = FeatureStore(s3_root)
     entry = store.entry("ds", "ex", "k1")
     store.write_shard(entry, ["a"], _features(1), [])
@@ -71,7 +72,9 @@ def test_temporary_objects_are_never_shards(s3_root: str, monkeypatch: pytest.Mo
     with pytest.raises(KeyboardInterrupt):
         store.write_shard(entry, ["b", "c"], _features(2), [])
     shards = [key for key in _keys(store) if "/shards/" in key]
-    assert len(shards) == 2 and sum(Path(key).name.startswith(".tmp-") for key in shards) == 1
+    assert len(shards) == 1 and not Path(shards[0]).name.startswith(".tmp-")  # the interrupt removed its object
+    with store.fs.open_output_stream(f"{Path(shards[0]).parent}/.tmp-0123") as leftover:  # what a SIGKILL leaves
+        leftover.write(b"half a shard")
     assert store.processed_ids(entry) == {"a"}
     assert FeatureStore(s3_root).load(entry).ids == ["a"]
 
