@@ -90,3 +90,17 @@ def test_harness_run_plans_the_protocol_before_ray(tmp_path, monkeypatch):
     register_card_dir(card.parent)
     with pytest.raises(pipeline.PlanError, match=f"{card}: protocol leave-one-speaker-out cannot split duo"):
         pipeline.plan(settings, methods=["audio-svm"], datasets=["duo"])
+
+
+def test_a_one_class_corpus_is_refused_while_planning_in_one_line(tmp_path):
+    """A corpus whose clips all carry one class once ranked `test UAR 1.000`: planning refuses it, before Ray."""
+    from harness.corpus import CorpusUnusable
+
+    spec, settings, card = _setup(tmp_path, "{name: leave-one-speaker-out, params: {val: clips}}")
+    for path in (tmp_path / "data" / "duo" / "wav").glob("*_neutral_*.wav"):
+        speaker, _, take = path.stem.split("_")
+        path.rename(path.with_name(f"{speaker}_angry_{int(take) + 3}.wav"))
+    with pytest.raises(CorpusUnusable) as caught:
+        check_protocol(settings, spec)
+    message = str(caught.value)
+    assert "\n" not in message and str(card) in message and "only 1 class present (angry)" in message
