@@ -140,13 +140,18 @@ def check_protocol(settings: Settings, spec: DatasetSpec) -> None:
     is left to the run, which skips or generates it."""
     if not spec.is_present(settings.data_dir(spec.name)):
         return
+    corpus = open_corpus(settings, spec, with_folds=True, say=lambda _: None)
+    check_classes(corpus.manifest, str(spec.card or spec.source or spec.name))
+
+
+def check_classes(manifest: Manifest, where: str) -> None:
+    """A corpus with fewer than 2 classes present is a CorpusUnusable naming `where` (the card): a one-class
+    corpus once scanned with "problems: none" and ranked `test UAR 1.000`."""
     import numpy as np
 
     from harness.datachecks import too_few_classes
 
-    corpus = open_corpus(settings, spec, with_folds=True, say=lambda _: None)
-    manifest = corpus.manifest
     labels = np.array([manifest.classes.index(label) for label in manifest.table["label"]], dtype=int)
     reason = too_few_classes(labels, manifest.classes)
-    if reason:  # a one-class corpus once ranked `test UAR 1.000`: refused here, before Ray, in one line
-        raise CorpusUnusable(f"{spec.card or spec.source or spec.name}: {manifest.dataset}: {reason}")
+    if reason:
+        raise CorpusUnusable(f"{where}: {manifest.dataset}: {reason}")

@@ -98,10 +98,11 @@ def cmd_scan(settings: Settings, name: str, target: str | None = None) -> int:
     if table["split"].notna().any():
         _counts("splits", table["split"].fillna("(none)").astype(str).value_counts().sort_index())
     report_problems(manifest, where=out / "problems.csv")
-    from harness.corpus import CorpusUnusable, check_scan
+    from harness.corpus import CorpusUnusable, check_classes, check_scan
 
     try:
         check_scan(manifest, out / "problems.csv")
+        check_classes(manifest, str(spec.card or spec.source or spec.name))
     except CorpusUnusable as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

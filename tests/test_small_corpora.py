@@ -104,3 +104,18 @@ def test_a_one_class_corpus_is_refused_while_planning_in_one_line(tmp_path):
         check_protocol(settings, spec)
     message = str(caught.value)
     assert "\n" not in message and str(card) in message and "only 1 class present (angry)" in message
+
+
+def test_data_scan_of_a_one_class_corpus_exits_1_with_the_reason(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, _, card = _setup(tmp_path, "{name: leave-one-speaker-out, params: {val: clips}}")
+    for path in (tmp_path / "data" / "duo" / "wav").glob("*_neutral_*.wav"):
+        path.unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")} | {"HARNESS_CARDS": str(card.parent)}
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "data", "scan", "duo", "--data-root",
+                           str(tmp_path / "data"), "--workspace", str(tmp_path / "ws")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "only 1 class present (angry)" in done.stderr, done.stderr
