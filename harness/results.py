@@ -127,6 +127,10 @@ class TrialRecord:
 
     @property
     def val_mean(self) -> dict[str, float]:
+        """Mean over the folds this configuration finished; NaN for one that finished none (stopped by the
+        scheduler on every fold), said without numpy's "Mean of empty slice" warning."""
+        if not self.val_by_fold:
+            return {m: float("nan") for m in HEADLINE_METRICS}
         return {m: float(np.mean([s[m] for s in self.val_by_fold.values()])) for m in HEADLINE_METRICS}
 
 
@@ -156,4 +160,6 @@ class MethodOutcome:
         return scores_from_confusion(self.pooled_confusion(), classes)
 
     def best_trial(self) -> TrialRecord:
-        return max(self.trials, key=lambda t: t.val_mean[self.selection_metric])
+        """The configuration with the best mean validation score; one that finished no fold never wins."""
+        scored = [t for t in self.trials if t.val_by_fold] or self.trials
+        return max(scored, key=lambda t: t.val_mean[self.selection_metric])
