@@ -154,3 +154,12 @@ label: "{emotion}"
     assert not report.failed and report.ran == ["cross:audio-svm@synthetic->duo"], report
     table = report.frame("cross")
     assert set(table["test_on"]) == {"duo", "synthetic"} and table["value"].between(0, 1).all()
+
+
+def test_a_users_label_map_is_read_like_settings_and_cards(tmp_path):
+    """No YAML aliases (a few hundred bytes once expanded to 10^9 elements in a settings file), one line."""
+    bomb = tmp_path / "map.yaml"
+    bomb.write_text('a: &a ["x", "x"]\nb: &b [*a, *a]\nshared: [*b, *b]\ncorpora: {}\n')
+    with pytest.raises(LabelMapError, match=r"label map .*map\.yaml, line \d+: YAML aliases") as caught:
+        load_label_map(bomb)
+    assert "\n" not in str(caught.value)

@@ -96,16 +96,16 @@ class LabelMap:
 
 def load_label_map(path: str | Path | None = None) -> LabelMap:
     """The package table, or the user's file (then `user`: its entries override the cards' declarations)."""
-    import yaml
+    from harness.names import InputError, load_yaml
 
     user = path is not None
     path = Path(path or DEFAULT_LABEL_MAP)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:  # the bounded loader settings and cards use: a user's --label-map is hand-written input too
+        data = load_yaml(path, "label map")
     except FileNotFoundError:
         raise LabelMapError(f"label map {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise LabelMapError(f"label map {path} is not valid YAML: {error}") from None
+    except InputError as error:
+        raise LabelMapError(str(error)) from None
     if not isinstance(data, dict) or not isinstance(data.get("shared"), list) or not isinstance(
             data.get("corpora"), dict):
         raise LabelMapError(f"{path}: expected keys `shared: [CLASS, ...]` and `corpora: {{NAME: {{CLASS: SHARED}}}}`")
