@@ -69,6 +69,14 @@ SETTINGS_ARTIFACT = "settings.json"  # every resolved setting
 FOLDS_ARTIFACT = "folds.json"  # per-fold scores and fit notes (a few headline metrics stay as metrics)
 
 
+def find_experiment(tracking_uri: str, experiment: str) -> Any:
+    """The experiment named so in the tracking store (deleted ones included, with their lifecycle stage), or None."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.MlflowClient().get_experiment_by_name(experiment)
+
+
 def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[str, ...] = ("uar",)) -> str:
     """The experiment's id (created on first use), prepared so the MLflow UI opens on its training runs with the
     headline test and validation scores as columns."""
@@ -76,8 +84,7 @@ def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[s
 
     from harness.mlflow_ui import prepare_experiment, share_runs_view
 
-    mlflow.set_tracking_uri(tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    found = find_experiment(tracking_uri, experiment)
     experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
     prepare_experiment(experiment_id, description="Multimodal emotion recognition benchmark (harness run)")
     metrics = [name for m in headline_metrics for name in (test_metric(m), test_metric(m, stat="std"),

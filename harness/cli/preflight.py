@@ -86,11 +86,12 @@ def open_experiment(settings: Settings) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server: seconds, not minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-    import mlflow  # imported before any clock starts: on a loaded machine the import alone takes seconds
+    import mlflow  # noqa: F401 - imported before any clock starts: on a loaded machine the import takes seconds
+
+    from harness import track
 
     def find() -> Any:
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        return mlflow.MlflowClient().get_experiment_by_name(settings.experiment)
+        return track.find_experiment(settings.tracking_uri, settings.experiment)
 
     # A server may not answer: bounded. A local store (sqlite, files) answers or raises, but creating a new one runs
     # its schema migrations, which can take longer than any fixed bound on a loaded machine: not bounded.
@@ -101,8 +102,6 @@ def open_experiment(settings: Settings) -> str:
         raise UsageError(f"experiment {settings.experiment!r} was deleted (e.g. in the MLflow UI); restore it "
                          f"with `mlflow experiments restore --experiment-id {found.experiment_id}` or give "
                          "--experiment NAME")
-    from harness import track
-
     return track.use_experiment(settings.tracking_uri, settings.experiment)
 
 
