@@ -15,6 +15,10 @@ param and metric as a column, so only what a user sorts or filters on is one; th
 One child run per sampled configuration (`harness.role` = "trial") holds its mean validation scores (folds.json:
 per fold, with ASHA's early stops), and is written as soon as its last fold finishes, so the MLflow UI shows the
 search while it runs.
+`harness robustness` adds one run per evaluated condition (`harness.role` = "robustness"; a child of the parent
+it re-scores, or top-level for a cross-corpus pair without one): tags dataset, method, `robustness.condition`
+and `harness.robustness_fingerprint` (its reuse key), per-condition mean metrics, and the artifacts
+robustness.csv (the tidy scores) and robustness.json (e.g. a cross-corpus pair's mapped and dropped classes).
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ FAILURES_ARTIFACT = "feature_failures.csv"
 PREDICTIONS_ARTIFACT = "predictions.csv"
 MODELS_ARTIFACT = "models.pkl"
 PARENT, TRIAL = "parent", "trial"
+ROBUSTNESS = "robustness"  # the role of an evaluation run of `harness robustness`
+CONDITION_TAG = "robustness.condition"  # "missing", "corrupt:<name>", "cross-corpus:<train>-><test>"
+ROBUSTNESS_FINGERPRINT_TAG = "harness.robustness_fingerprint"
+ROBUSTNESS_TABLE_ARTIFACT = "robustness.csv"
+ROBUSTNESS_RECORD_ARTIFACT = "robustness.json"
 
 
 def test_metric(metric: str, fold: str | None = None, stat: str = "mean") -> str:

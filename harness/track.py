@@ -5,6 +5,14 @@ run per sampled configuration written as soon as that configuration's last fold 
 the search while it runs), and finished with the test scores, predictions, confusion matrix and fold models.
 A driver killed mid-search leaves RUNNING parents behind; `close_stale_runs` marks them KILLED on the next start,
 and the report only ever reads FINISHED parents.
+
+Every MLflow call of the harness is here, readers included: the report reads finished results as typed rows
+(`finished_results` -> `StoredResult`, tags through `ResultTags.from_tags`) and their files (`result_files`), and
+`harness robustness` writes and reads its evaluation children (`log_evaluation`, `stored_evaluation`,
+`finished_evaluations`) and the fold models it re-scores (`fold_models`). So do the touches that make the MLflow
+3.x UI useful: the experiment tagged as model training (`prepare_experiment`; without it the UI opens on its
+GenAI overview), the corpus as each parent's dataset input (`log_dataset_input`), and a shared runs-table view
+with the headline metrics as columns (`share_runs_view`, `runs_table_url`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import pickle
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +30,16 @@ from typing import Any
 import pandas as pd
 
 from harness.results import (
+    CONDITION_TAG,
     FAILURES_ARTIFACT,
     FINGERPRINT_TAG,
     MODELS_ARTIFACT,
     PARENT,
     PREDICTIONS_ARTIFACT,
+    ROBUSTNESS,
+    ROBUSTNESS_FINGERPRINT_TAG,
+    ROBUSTNESS_RECORD_ARTIFACT,
+    ROBUSTNESS_TABLE_ARTIFACT,
     ROLE_TAG,
     TRIAL,
     MethodOutcome,
@@ -37,7 +51,9 @@ from harness.results import (
 
 __all__ = ["FAILURES_ARTIFACT", "ROLE_TAG", "use_experiment", "finished_run", "close_stale_runs", "start_result",
            "log_trial", "finish_result", "fail_result", "git_commit", "acquire_lease", "release_lease", "LeaseHeld",
-           "StoredResult", "finished_results"]
+           "StoredResult", "finished_results", "find_experiment", "result_files", "fold_models", "StoredEvaluation",
+           "log_evaluation", "stored_evaluation", "finished_evaluations", "prepare_experiment", "log_dataset_input",
+           "share_runs_view", "runs_table_url"]
 
 
 def git_commit() -> str:
@@ -63,7 +79,7 @@ def _client():
     return MlflowClient()
 
 
-RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (see harness.mlflow_ui)
+RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (`share_runs_view`)
 FILTER_SETTINGS = ("seed", "trials", "speaker_norm", "preset", "refit")  # settings logged as params
 SETTINGS_ARTIFACT = "settings.json"  # every resolved setting
 FOLDS_ARTIFACT = "folds.json"  # per-fold scores and fit notes (a few headline metrics stay as metrics)
@@ -81,8 +97,6 @@ def use_experiment(tracking_uri: str, experiment: str, headline_metrics: tuple[s
     """The experiment's id (created on first use), prepared so the MLflow UI opens on its training runs with the
     headline test and validation scores as columns."""
     import mlflow
-
-    from harness.mlflow_ui import prepare_experiment, share_runs_view
 
     found = find_experiment(tracking_uri, experiment)
     experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
@@ -223,8 +237,6 @@ def start_result(experiment_id: str, tags: ResultTags, settings_record: dict[str
                  ) -> str:
     """Create the RUNNING parent run of one (method, dataset) result; returns its id. `corpus` (digest, source,
     n_clips) becomes the run's MLflow dataset input, so the UI's dataset column names the corpus and protocol."""
-    from harness.mlflow_ui import log_dataset_input
-
     client = _client()
     run = client.create_run(experiment_id, run_name=f"{tags.method}@{tags.dataset}", tags=tags.to_tags())
     # The runs table shows every param as a column: only the settings a user filters on are params; all of
@@ -318,8 +330,9 @@ class StoredResult:
     run_id: str
     tags: ResultTags
     summary: dict[str, float]
-    params: dict[str, str]
+    params: dict[str, str]  # the chosen configuration, n_trials, n_folds, refit, settings.<name>
     metrics: dict[str, float]  # every logged metric by its MLflow name (test_soft_*, val_*, seconds...)
+    experiment_id: str = ""
 
 
 def finished_results(experiment_id: str) -> list[StoredResult]:
@@ -334,13 +347,176 @@ def finished_results(experiment_id: str) -> list[StoredResult]:
     keys = [f"{m}_{stat}" for m in HEADLINE_METRICS for stat in ("mean", "std")]
     return [StoredResult(run.info.run_id, ResultTags.from_tags(run.data.tags),
                          {k: run.data.metrics[f"test_{k}"] for k in keys if f"test_{k}" in run.data.metrics},
-                         dict(run.data.params), dict(run.data.metrics)) for run in runs]
+                         dict(run.data.params), dict(run.data.metrics), experiment_id) for run in runs]
 
 
-def parent_runs(experiment_id: str) -> pd.DataFrame:
-    """Every FINISHED parent run, newest first (what the report reads)."""
+def result_files(run_id: str, names: Sequence[str], folder: Path) -> dict[str, Path]:
+    """The named artifacts of a run, downloaded into `folder`; a name the run lacks (an older run, a cleaned
+    artifact store) is left out, for the caller to report."""
     import mlflow
 
-    return mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas",
-                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
+    found = {}
+    for name in names:
+        try:
+            found[name] = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name,
+                                                                   dst_path=str(folder)))
+        except Exception:  # MLflow raises several types for a missing artifact; absent is what it means here
+            continue
+    return found
+
+
+def fold_models(run_id: str) -> dict[str, Any]:
+    """A result's validated fold models (fold -> fitted method), as `finish_result` stored them. Raises when the
+    run has none (a result written before models were stored)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = result_files(run_id, [MODELS_ARTIFACT], Path(tmp)).get(MODELS_ARTIFACT)
+        if path is None:
+            raise FileNotFoundError(f"run {run_id} has no {MODELS_ARTIFACT}")
+        return pickle.loads(path.read_bytes())  # the harness wrote it into its own tracking store
+
+
+@dataclass(frozen=True)
+class StoredEvaluation:
+    """One finished evaluation run of `harness robustness`, as read back: its keys, the tidy scores and the
+    record (empty when the run logged none, or when the reader did not ask for it)."""
+
+    run_id: str
+    dataset: str
+    method: str
+    condition: str  # "missing", "corrupt:<name>", "cross-corpus:<train>-><test>"
+    table: pd.DataFrame
+    record: dict[str, Any]
+
+
+def log_evaluation(experiment_id: str, parent_id: str | None, dataset: str, method: str, condition: str,
+                   fingerprint: str, metrics: dict[str, float], table: pd.DataFrame, record: dict[str, Any]) -> str:
+    """One finished evaluation run: a child of `parent_id` (top-level when None), its condition's mean metrics,
+    the tidy table and the record as artifacts; returns its id. `fingerprint` is what `stored_evaluation` finds
+    it by on the next call."""
+    from mlflow.entities import Metric
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    client = _client()
+    tags = {ROLE_TAG: ROBUSTNESS, CONDITION_TAG: condition, "dataset": dataset, "method": method,
+            ROBUSTNESS_FINGERPRINT_TAG: fingerprint}
+    if parent_id:
+        tags[MLFLOW_PARENT_RUN_ID] = parent_id
+    run = client.create_run(experiment_id, run_name=f"{condition}:{method}@{dataset}", tags=tags)
+    items = [Metric(name, float(value), 0, 0) for name, value in metrics.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run.info.run_id, metrics=items[start:start + 1000])
+    with tempfile.TemporaryDirectory() as tmp:
+        table.to_csv(Path(tmp) / ROBUSTNESS_TABLE_ARTIFACT, index=False)
+        (Path(tmp) / ROBUSTNESS_RECORD_ARTIFACT).write_text(json.dumps(record, indent=2, default=str))
+        client.log_artifacts(run.info.run_id, tmp)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    if "modality" in table.columns:  # the clean condition's "" comes back from CSV as NaN
+        table["modality"] = table["modality"].fillna("").astype(str)
+    return table
+
+
+def stored_evaluation(experiment_id: str, fingerprint: str) -> pd.DataFrame | None:
+    """The tidy table of a finished evaluation run with this fingerprint, if one exists (reused, not recomputed)."""
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list", max_results=1,
+                              filter_string=f"tags.`{ROBUSTNESS_FINGERPRINT_TAG}` = '{fingerprint}' and "
+                                            "attributes.status = 'FINISHED'")
+    if not runs:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = result_files(runs[0].info.run_id, [ROBUSTNESS_TABLE_ARTIFACT], Path(tmp))[ROBUSTNESS_TABLE_ARTIFACT]
+        return pd.read_csv(path)
+
+
+def finished_evaluations(experiment_id: str, condition_prefix: str = "", table: bool = True,
+                         record: bool = False) -> list[StoredEvaluation]:
+    """The newest finished evaluation run per (dataset, method, condition) whose condition starts with the
+    prefix, newest first, with its table and/or record read (a run without a record is left out when asked for
+    records only)."""
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{ROBUSTNESS}' and attributes.status = "
+                                            "'FINISHED'", order_by=["attributes.start_time DESC"])
+    out, seen = [], set()
+    for run in runs:
+        tags = run.data.tags
+        key = (str(tags.get("dataset")), str(tags.get("method")), str(tags.get(CONDITION_TAG)))
+        if key in seen or not key[2].startswith(condition_prefix):
+            continue
+        seen.add(key)
+        wanted = [name for name, on in ((ROBUSTNESS_TABLE_ARTIFACT, table), (ROBUSTNESS_RECORD_ARTIFACT, record))
+                  if on]
+        with tempfile.TemporaryDirectory() as tmp:
+            files = result_files(run.info.run_id, wanted, Path(tmp))
+            if record and not table and ROBUSTNESS_RECORD_ARTIFACT not in files:
+                continue  # an empty record is not logged by every store; nothing to report for it
+            frame = _read_table(files[ROBUSTNESS_TABLE_ARTIFACT]) if table else pd.DataFrame()
+            read = (json.loads(files[ROBUSTNESS_RECORD_ARTIFACT].read_text())
+                    if ROBUSTNESS_RECORD_ARTIFACT in files else {})
+        out.append(StoredEvaluation(run.info.run_id, *key, frame, read))
+    return out
+
+
+# ---------------------------------------------------------------- the MLflow UI
+#
+# MLflow 3.x opens an experiment without a kind on its GenAI overview (traces, "No data available"), and a run
+# that logged no dataset input leaves the runs table's dataset column empty; MLflow 3.17's runs table shows only
+# Source, Models and Dataset until the user picks columns.
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"  # the value the 3.17 UI reads as model training
+VIEW_STATE_TAG_PREFIX = "mlflow.sharedViewState."
+DEFAULT_COLUMNS = ("attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`")
+
+
+def prepare_experiment(experiment_id: str, description: str | None = None) -> None:
+    """Mark the experiment as model training (not GenAI), and give it a description when one is passed."""
+    client = _client()
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
+    if description:
+        client.set_experiment_tag(experiment_id, "mlflow.note.content", description)
+
+
+def log_dataset_input(run_id: str, name: str, digest: str, protocol: str, source: str,
+                      n_clips: int | None = None) -> None:
+    """Log the corpus of run `run_id` as a metadata-only dataset input (no data is copied into MLflow).
+
+    `digest` is the manifest fingerprint (MLflow shows up to 36 characters), `protocol` the fold protocol's label
+    (stored as the input's context, so two protocols on one corpus are told apart), `source` where the corpus was
+    read from (a local folder or URI).
+    """
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import HTTPDatasetSource, LocalArtifactDatasetSource
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    origin = HTTPDatasetSource(source) if source.startswith(("http://", "https://")) else \
+        LocalArtifactDatasetSource(source)
+    dataset = MetaDataset(source=origin, name=name, digest=digest[:36])
+    tags = {MLFLOW_DATASET_CONTEXT: protocol[:200], "protocol": protocol,
+            **({"clips": str(n_clips)} if n_clips is not None else {})}
+    entry = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[InputTag(k, v) for k, v in tags.items()])
+    _client().log_inputs(run_id, datasets=[entry])
+
+
+def share_runs_view(experiment_id: str, metrics: list[str], params: Sequence[str] = (), key: str = "harness"
+                    ) -> str:
+    """Store a runs-table view that shows `metrics` and `params` as columns; return its share key: the view is
+    the experiment tag `mlflow.sharedViewState.<key>`, opened with `?viewStateShareKey=<key>` (`runs_table_url`),
+    so the headline metrics show straight away."""
+    columns = [*DEFAULT_COLUMNS, *(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params)]
+    _client().set_experiment_tag(experiment_id, VIEW_STATE_TAG_PREFIX + key, json.dumps({"selectedColumns": columns}))
+    return key
+
+
+def runs_table_url(server: str, experiment_id: str, share_key: str | None = None) -> str:
+    """The address of the experiment's training-runs table (never the GenAI overview), with a shared view."""
+    query = "workflowType=machine_learning" + (f"&viewStateShareKey={share_key}" if share_key else "")
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"

@@ -8,8 +8,8 @@ a bootstrap over the protocol's groups, and a paired test against the best metho
 (`harness.stats`) decides which methods are tied with the best. Across datasets, methods get mean ranks and, with
 enough datasets, a Friedman test with a critical-difference diagram.
 
-Importing this module imports neither Ray nor MLflow (a test holds it so): MLflow is imported inside the functions
-that read runs.
+Importing this module imports neither Ray nor MLflow (a test holds it so): the runs are read through
+`harness.track`, which imports MLflow inside its functions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,98 +26,82 @@ from harness import atomic, stats
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
 from harness.report.model import FAILURE_COLUMNS, Leaderboard, RunData, Section
-from harness.results import (
-    FAILURES_ARTIFACT,
-    PREDICTIONS_ARTIFACT,
-    ROLE_TAG,
-    SETTING_LABEL_TAG,
-    SETTING_TAG,
-)
+from harness.results import FAILURES_ARTIFACT, PREDICTIONS_ARTIFACT
 from harness.sota import best_published_line
+
+if TYPE_CHECKING:
+    from harness.track import StoredResult
 
 # what the statistics add to each row (and to the CSV), besides rank, rank_label and verdict
 TEST_COLUMNS = ["ci_low", "ci_high", "difference", "se", "p_difference", "p_difference_holm", "p_equivalence",
                 "p_equivalence_holm"]
 
-# ---------------------------------------------------------------- reading MLflow
+# ---------------------------------------------------------------- reading the finished results
 
 
-def _legacy_setting(run: pd.Series) -> tuple[str, str]:
+def _legacy_setting(result: StoredResult) -> tuple[str, str]:
     """The setting of a run written before `harness.setting` existed: its features tag, protocol and budget."""
-    record = {"protocol": run.get("tags.protocol"), "features": run.get("tags.features"),
-              "trials": run.get("params.n_trials"), "speaker_norm": run.get("params.settings.speaker_norm"),
-              "seed": run.get("params.settings.seed")}
+    params = result.params
+    record = {"protocol": result.tags.protocol or None, "features": result.tags.features or None,
+              "trials": params.get("n_trials"), "speaker_norm": params.get("settings.speaker_norm"),
+              "seed": params.get("settings.seed")}
     norm = str(record["speaker_norm"]).lower() == "true"
     words = (f"{record['protocol']}; features {record['features'] or 'unknown'}; {record['trials']} trials; "
              f"speaker-norm {'on' if norm else 'off'}; recorded before settings were tagged")
     return "legacy-" + stable_hash(record)[:12], words
 
 
-def _text(run: pd.Series, column: str, default: str = "") -> str:
-    value = run.get(column)
-    return default if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
 def collect(tracking_uri: str, experiment: str) -> pd.DataFrame:
-    """One row per (dataset, setting, method): the newest finished parent run of each."""
-    import mlflow
+    """One row per (dataset, setting, method): the newest finished parent run of each (read through
+    `track.finished_results`, so every tag and metric name is the one `harness.results` defines)."""
+    from harness import track
 
-    mlflow.set_tracking_uri(tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    found = track.find_experiment(tracking_uri, experiment)
     if found is None:
         return pd.DataFrame()
-    runs = mlflow.search_runs(experiment_ids=[found.experiment_id], output_format="pandas",
-                              filter_string=f"tags.`{ROLE_TAG}` = 'parent' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-    if runs.empty:
-        return runs
+    results = track.finished_results(found.experiment_id)
+    if not results:
+        return pd.DataFrame()
     rows = []
-    for _, run in runs.iterrows():
-        setting, label = _text(run, f"tags.{SETTING_TAG}"), _text(run, f"tags.{SETTING_LABEL_TAG}")
+    for result in results:
+        tags, params, metrics = result.tags, result.params, result.metrics
+        setting, label = tags.setting, tags.setting_label
         if not setting:
-            setting, label = _legacy_setting(run)
-        config = {k.removeprefix("params."): v for k, v in run.items()
-                  if k.startswith("params.") and not k.startswith("params.settings.")
-                  and k not in ("params.n_folds", "params.n_trials") and isinstance(v, str)}
-        row = {"dataset": run["tags.dataset"], "setting": setting, "setting_label": label,
-               "method": run["tags.method"], "family": _text(run, "tags.family"),
-               "modalities": _text(run, "tags.modalities"), "protocol": _text(run, "tags.protocol"),
-               "headline": _text(run, "tags.headline_metric", "uar") or "uar",
-               "folds": int(float(run["params.n_folds"])), "n_trials": _text(run, "params.n_trials"),
-               "features": _text(run, "tags.features"), "seed": _text(run, "params.settings.seed"),
-               "git_commit": _text(run, "tags.git_commit", "unknown"), "inputs": _text(run, "tags.inputs"),
-               "contamination": _text(run, "tags.contamination"),
-               "feature_failures": int(float(_text(run, "tags.feature_failures", "0") or 0)),
-               "seconds": float(run.get("metrics.seconds", np.nan) or np.nan),
-               "run_id": run["run_id"], "experiment_id": found.experiment_id,
+            setting, label = _legacy_setting(result)
+        config = {k: v for k, v in params.items()
+                  if not k.startswith("settings.") and k not in ("n_folds", "n_trials")}
+        row = {"dataset": tags.dataset, "setting": setting, "setting_label": label,
+               "method": tags.method, "family": tags.family,
+               "modalities": tags.modalities, "protocol": tags.protocol,
+               "headline": tags.headline_metric or "uar",
+               "folds": int(float(params["n_folds"])), "n_trials": params.get("n_trials", ""),
+               "features": tags.features, "seed": params.get("settings.seed", ""),
+               "git_commit": tags.git_commit or "unknown", "inputs": tags.inputs,
+               "contamination": tags.contamination,
+               "feature_failures": int(float(tags.feature_failures or 0)),
+               "seconds": float(metrics.get("seconds", np.nan) or np.nan),
+               "run_id": result.run_id, "experiment_id": found.experiment_id,
                "config": json.dumps(dict(sorted(config.items())))}
         for metric in HEADLINE_METRICS:
-            row[f"{metric}_mean"] = run.get(f"metrics.test_{metric}_mean", np.nan)
-            row[f"{metric}_std"] = run.get(f"metrics.test_{metric}_std", np.nan)
+            row[f"{metric}_mean"] = result.summary.get(f"{metric}_mean", np.nan)
+            row[f"{metric}_std"] = result.summary.get(f"{metric}_std", np.nan)
         # perceived-emotion (soft-label) scores, where the corpus has annotator ratings (harness.ratings)
-        row |= {k.removeprefix("metrics.test_"): v for k, v in run.items()
-                if k.startswith("metrics.test_soft_") and k.endswith(("_mean", "_std")) and pd.notna(v)}
+        row |= {k.removeprefix("test_"): v for k, v in metrics.items()
+                if k.startswith("test_soft_") and k.endswith(("_mean", "_std")) and pd.notna(v)}
         rows.append(row)
     table = pd.DataFrame(rows).drop_duplicates(subset=["dataset", "setting", "method"], keep="first")
     return table.reset_index(drop=True)
 
 
-def _download(run_id: str, name: str, folder: Path) -> Path | None:
-    import mlflow
-
-    try:
-        return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(folder)))
-    except Exception:  # the run lacks this artifact (older runs, a cleaned artifact store): reported, not fatal
-        return None
-
-
 def read_run(run_id: str) -> RunData:
-    """A run's predictions, class names and feature failures, from its artifacts."""
+    """A run's predictions, class names and feature failures, from its artifacts (`track.result_files`)."""
+    from harness import track
+
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        predictions_path = _download(run_id, PREDICTIONS_ARTIFACT, folder)
-        confusion_path = _download(run_id, "confusion.json", folder)
-        failures_path = _download(run_id, FAILURES_ARTIFACT, folder)
+        files = track.result_files(run_id, [PREDICTIONS_ARTIFACT, "confusion.json", FAILURES_ARTIFACT], Path(tmp))
+        predictions_path = files.get(PREDICTIONS_ARTIFACT)
+        confusion_path = files.get("confusion.json")
+        failures_path = files.get(FAILURES_ARTIFACT)
         predictions = pd.read_csv(predictions_path, dtype={"fold": str, "clip_id": str}) if predictions_path else None
         classes = json.loads(confusion_path.read_text())["classes"] if confusion_path else []
         failures = pd.read_csv(failures_path) if failures_path else pd.DataFrame(columns=FAILURE_COLUMNS)
