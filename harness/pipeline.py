@@ -24,16 +24,15 @@ from harness.prepare import (
     applicable,
     contamination_label,
     dataset_extractors,
-    extractor_refs,
     locate_dataset,
     needed_modalities,
     plan_dataset,
     prepare_dataset,
-    usable_modalities,
+    usable_refs,
 )
 from harness.protocols import get_protocol
 from harness.results import MethodOutcome, ResultTags, TrialRecord, evaluation_setting
-from harness.runtime import init_ray, log
+from harness.runtime import Progress, init_ray, log
 from methods import MethodSpec, get_method, method_names
 
 if TYPE_CHECKING:
@@ -78,15 +77,15 @@ def snippet_layout(method: MethodSpec, prepared: PreparedDataset, settings: Sett
     Derived, not configured twice: the method reads the sequence exactly as the extractor wrote it, whatever the
     preset says (a preset's N = 6 and an extractor run with `snippets=4` would otherwise silently disagree).
     """
-    from harness.features.base import build_extractor, extractor_names
+    from harness.features.base import extractor_names
 
     wanted = ("n_snippets", "positions_per_snippet")
     if not all(method.accepts(k) for k in wanted) or "video" not in prepared.feature_keys:
         return {}
-    name = dataset_extractors(prepared.spec, settings).get("video")
-    if name not in extractor_names():
+    ref = prepared.extractors.get("video")  # the plan's (DatasetPlan.extractors)
+    if ref is None or ref.name not in extractor_names():
         return {}
-    layout = getattr(build_extractor(name, settings.extractor_config.get(name)), "snippet_layout", None)
+    layout = getattr(ref.build(), "snippet_layout", None)
     return {k: v for k, v in layout().items() if k in wanted} if layout else {}
 
 
@@ -96,18 +95,17 @@ def planned_feature_keys(settings: Settings, prepared: PreparedDataset) -> dict[
     The evaluation setting of a result names all of them, so `harness run --method audio-svm` and `--all` put
     their audio-svm results in one comparable table although the first extracts audio only.
     """
-    from harness.features.base import build_extractor, extractor_names
+    from harness.features.base import extractor_names
     from harness.features.store import FeatureStore
 
     keys = dict(prepared.feature_keys)
-    extractors = dataset_extractors(prepared.spec, settings)
+    extractors = prepared.extractors  # the plan's (DatasetPlan.extractors)
     store = FeatureStore(settings.feature_store_uri())
-    for modality in usable_modalities(prepared.manifest, extractors, settings.extractor_config, store):
-        name = extractors.get(modality)
-        if modality in keys or name is None or name not in extractor_names():
+    for modality in usable_refs(prepared.manifest, extractors, store):
+        ref = extractors.get(modality)
+        if modality in keys or ref is None or ref.name not in extractor_names():
             continue
-        extractor = build_extractor(name, settings.extractor_config.get(name))
-        keys[modality] = f"{name}:{extractor.cache_key(prepared.manifest.fingerprint())}"
+        keys[modality] = f"{ref.name}:{ref.build().cache_key(prepared.manifest.fingerprint())}"
     return keys
 
 
@@ -159,7 +157,7 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
         dataset=prepared.name, method=method.name, family=method.cls.family,
         modalities=",".join(sorted(method.required_modalities() or modalities)),
         protocol=prepared.spec.protocol.label(),
-        contamination=contamination_label(prepared.name, extractor_refs(prepared.spec, settings),
+        contamination=contamination_label(prepared.name, prepared.extractors,
                                           list(method.required_modalities() or modalities)),
         speaker_independent=str(get_protocol(prepared.spec.protocol.name).speaker_independent),
         features=",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
@@ -192,7 +190,7 @@ class TrackingListener:
         self.tags: dict[str, ResultTags] = {}
         self.prepared: dict[str, PreparedDataset] = {}
         self.ratings: dict[str, dict[str, Any]] = {}  # dataset -> rating set -> counts (harness.ratings)
-        self.last_line: tuple[int, int] = (-1, -1)
+        self.progress: Progress | None = None  # the search's bar (a terminal) or sparse lines (a log file)
 
     def start(self, job: Job, tags: ResultTags, prepared: PreparedDataset) -> None:
         from harness import track
@@ -209,6 +207,8 @@ class TrackingListener:
     def on_start(self, stored: int, to_run: int) -> None:
         if stored:
             log(f"[search] resuming: {stored} units already stored by an earlier run; {to_run} to run")
+        datasets = sorted({p.name for p in self.prepared.values()})
+        self.progress = Progress("search", ", ".join(datasets), stored + to_run, "units", initial=stored)
 
     def on_trial(self, job: Job, record: TrialRecord) -> None:
         from harness import track
@@ -242,11 +242,12 @@ class TrackingListener:
         log(f"[search] {job.label}: {what}; running it again")
 
     def on_progress(self, done: int, total: int, jobs_done: int, jobs_total: int, elapsed: float) -> None:
-        if (done, jobs_done) == self.last_line:
-            return
-        self.last_line = (done, jobs_done)
-        eta = f", about {elapsed / done * (total - done):.0f}s left" if 0 < done < total else ""
-        log(f"[search] {done}/{total} units, {jobs_done}/{jobs_total} results, {elapsed:.0f}s{eta}")
+        if self.progress is not None:
+            self.progress.set(done, f"{jobs_done}/{jobs_total} results")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
 
 
 class PlanError(ValueError):
@@ -381,7 +382,8 @@ def execute(run_plan: RunPlan) -> RunReport:
         if not present:
             report.skip(dataset.name, reason)
             continue
-        prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list))
+        prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list),
+                                   extractors=dataset.extractors)
         _log_prepared(prepared)
         degenerate = _degenerate(prepared)
         if degenerate:  # before fine-tuning or any unit: one line, not a failed unit per fold and configuration
@@ -410,7 +412,10 @@ def execute(run_plan: RunPlan) -> RunReport:
             f"on {_slots()} CPU slots")
         options = SearchOptions(settings.tune_storage_uri(), settings.scheduler, settings.gpus_per_trial,
                                 settings.time_budget_s, _max_epochs(jobs))
-        Search(jobs, data, options, listener).run()
+        try:
+            Search(jobs, data, options, listener).run()
+        finally:
+            listener.close()
     log(f"[done] {len(report.ran)} results computed, {len(report.reused)} reused, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed in {time.perf_counter() - started:.0f}s")
     return report

@@ -40,6 +40,9 @@ class PreparedDataset:
     data: MultimodalData
     feature_keys: dict[str, str]  # modality -> "extractor:key"
     failures: pd.DataFrame  # modality, clip_id, stage, error
+    # modality -> the extractor with its options, as planned (`DatasetPlan.extractors`); what every later
+    # question about this dataset's extractors (feature keys, snippet layout, contamination) reads
+    extractors: dict[str, ExtractorRef]
     fold_data: Any = None  # a two-stage run's per-fold features (harness.perfold.PerFoldData); None: `data`
 
     @property
@@ -162,6 +165,12 @@ def usable_modalities(manifest: Manifest, extractors: dict[str, str],
     return usable
 
 
+def usable_refs(manifest: Manifest, extractors: dict[str, ExtractorRef], store: Any = None) -> list[str]:
+    """`usable_modalities` for extractors given as refs (a plan's `DatasetPlan.extractors`)."""
+    return usable_modalities(manifest, {m: ref.name for m, ref in extractors.items()},
+                             {ref.name: ref.options for ref in extractors.values()}, store)
+
+
 def needed_modalities(methods: list[MethodSpec]) -> set[str] | None:
     """The modalities the planned methods read; None when one of them fuses whatever a dataset offers."""
     needed: set[str] = set()
@@ -199,10 +208,12 @@ def aligned(stored: StoredFeatures, ids: list[str], need_sequences: bool
 
 
 def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
-                    modalities: set[str] | None = None, with_folds: bool = True) -> PreparedDataset:
+                    modalities: set[str] | None = None, with_folds: bool = True,
+                    extractors: dict[str, ExtractorRef] | None = None) -> PreparedDataset:
     """Manifest, folds and features of one corpus; `modalities` limits extraction to what planned methods read.
 
-    with_folds=False: no folds (a cross-corpus test corpus is scored whole, so its own protocol is never built)."""
+    with_folds=False: no folds (a cross-corpus test corpus is scored whole, so its own protocol is never built).
+    extractors: the plan's `DatasetPlan.extractors` (default: resolved here by `extractor_refs`, the same rule)."""
     from harness.corpus import open_corpus
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
@@ -210,18 +221,17 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
     corpus = open_corpus(settings, spec, with_folds=with_folds, say=log)
     manifest, folds = corpus.manifest, corpus.folds
     store = FeatureStore(settings.feature_store_uri())
-    extractors = dataset_extractors(spec, settings)
+    refs = extractor_refs(spec, settings) if extractors is None else dict(extractors)
     pooled, sequences, available, keys, failures = {}, {}, {}, {}, []
-    for modality in usable_modalities(manifest, extractors, settings.extractor_config, store):
+    for modality in usable_refs(manifest, refs, store):
         if modalities is not None and modality not in modalities:
             continue
-        if modality not in extractors:
+        if modality not in refs:
             log(f"[features] {spec.name}: no extractor configured for {modality}; modality not used")
             continue
-        name = extractors[modality]
-        result = extract(manifest, name, store, settings.extractor_config.get(name))
+        result = extract(manifest, refs[modality], store)
         stored = result.stored
-        keys[modality] = f"{extractors[modality]}:{result.key}"
+        keys[modality] = f"{refs[modality].name}:{result.key}"
         if len(stored.failures):
             failures.append(stored.failures.assign(modality=modality))
         if not stored.ids:
@@ -241,4 +251,4 @@ def prepare_dataset(settings: Settings, spec: DatasetSpec, need_sequences: bool,
                           groups={"speaker": manifest.table["speaker"].astype(str).to_numpy()})
     all_failures = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(
         columns=["clip_id", "stage", "error", "modality"])
-    return PreparedDataset(spec, manifest, folds, data, keys, all_failures)
+    return PreparedDataset(spec, manifest, folds, data, keys, all_failures, refs)

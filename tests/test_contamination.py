@@ -78,7 +78,7 @@ def test_the_flag_is_a_result_tag_and_marks_the_table(tuned, tmp_path) -> None:
     from harness.corpus import open_corpus
     from harness.datasets import get_dataset
     from harness.pipeline import plan_job
-    from harness.prepare import PreparedDataset
+    from harness.prepare import PreparedDataset, extractor_refs
     from harness.report.text import CONTAMINATED, contamination_mark, contamination_texts
     from harness.results import ResultTags
     from methods import MultimodalData, get_method
@@ -91,7 +91,8 @@ def test_the_flag_is_a_result_tag_and_marks_the_table(tuned, tmp_path) -> None:
     n = len(corpus.manifest)
     data = MultimodalData(ids=corpus.manifest.ids, classes=list(spec.classes),
                           pooled={"audio": np.zeros((n, 2), np.float32)}, labels=np.zeros(n, int))
-    prepared = PreparedDataset(spec, corpus.manifest, corpus.folds, data, {}, pd.DataFrame())
+    prepared = PreparedDataset(spec, corpus.manifest, corpus.folds, data, {}, pd.DataFrame(),
+                               extractor_refs(spec, settings))
     _, tags = plan_job(get_method("audio-svm"), prepared, settings)
     assert tags.contamination.startswith("yes: audio=toy-ravdess-tuned")
     assert ResultTags.from_tags(tags.to_tags()).contamination == tags.contamination

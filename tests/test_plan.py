@@ -91,7 +91,7 @@ def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> 
     assert corpus.manifest.dataset == "ravdess@song" and len(corpus.manifest) == 6 * 6
     data = MultimodalData(ids=corpus.manifest.ids, classes=list(spec.classes),
                           pooled={"audio": np.zeros((36, 2), np.float32)}, labels=np.zeros(36, int))
-    prepared = PreparedDataset(spec, corpus.manifest, corpus.folds, data, {}, pd.DataFrame())
+    prepared = PreparedDataset(spec, corpus.manifest, corpus.folds, data, {}, pd.DataFrame(), dataset.extractors)
     job, tags = plan_job(get_method("audio-svm"), prepared, settings)
     assert job.dataset == tags.dataset == "ravdess@song"
     with pytest.raises(PlanError, match="no target 'nope'"):

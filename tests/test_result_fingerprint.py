@@ -24,7 +24,7 @@ def _prepared(tmp_path, labels: list[str], test_ids: list[str]) -> PreparedDatas
     folds = [Fold("fold0", train, ["c2", "c3"], test_ids)]
     data = MultimodalData(ids=ids, classes=manifest.classes, pooled={"audio": np.zeros((6, 2))},
                           labels=np.array([manifest.classes.index(x) for x in labels]))
-    return PreparedDataset(SPEC, manifest, folds, data, {"audio": "egemaps:k"}, pd.DataFrame())
+    return PreparedDataset(SPEC, manifest, folds, data, {"audio": "egemaps:k"}, pd.DataFrame(), {})
 
 
 def test_labels_and_fold_membership_are_part_of_the_result_key(tmp_path):

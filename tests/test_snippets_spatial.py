@@ -68,17 +68,20 @@ def test_the_run_sets_the_methods_snippet_layout_from_the_extractor() -> None:
     from harness.config import Settings
     from harness.datasets import get_dataset
     from harness.pipeline import method_fixed_params
+    from harness.prepare import extractor_refs
     from methods import get_method
 
     spec = get_dataset("synthetic")
-    prepared = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1", "video": "video-snippets:2"})
     settings = Settings(features={"video": "video-snippets"},
                         extractor_config={"video-snippets": {"spatial_grid": 3, "snippets": 4}})
+    prepared = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1", "video": "video-snippets:2"},
+                               extractors=extractor_refs(spec, settings))  # as planned (DatasetPlan.extractors)
     for name in ("av-xattn", "av-xattn@paper"):  # the preset's N = 6 yields to the features' real layout
         fixed = method_fixed_params(get_method(name), prepared, settings)
         assert (fixed["n_snippets"], fixed["positions_per_snippet"]) == (4, 9)
     assert "n_snippets" not in method_fixed_params(get_method("ima-hadamard"), prepared, settings)
     other = Settings(features={"video": "frame-grid"})  # an extractor without a snippet layout: method defaults
-    assert "positions_per_snippet" not in method_fixed_params(get_method("av-xattn"), prepared, other)
-    no_video = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1"})
+    framed = SimpleNamespace(spec=spec, feature_keys=prepared.feature_keys, extractors=extractor_refs(spec, other))
+    assert "positions_per_snippet" not in method_fixed_params(get_method("av-xattn"), framed, other)
+    no_video = SimpleNamespace(spec=spec, feature_keys={"audio": "a:1"}, extractors=prepared.extractors)
     assert "n_snippets" not in method_fixed_params(get_method("av-xattn"), no_video, settings)
