@@ -37,14 +37,16 @@ StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 StrictFloat = Annotated[float, Strict()]
 FINETUNE_MODALITIES: tuple[str, ...] = ("text", "audio", "video")  # video: face-embed only (docs/methods.md)
-PER_MODALITY_OPTIONS = ("epochs", "patience", "lr", "batch_size", "max_seconds", "weight_decay")
+PER_MODALITY_OPTIONS = ("epochs", "patience", "lr", "batch_size", "max_seconds", "weight_decay", "select_by")
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class FinetuneOptions:
     """Stage 1 of a two-stage run (`finetune: true`): how each fold's encoders are fine-tuned before fusion.
 
-    epochs / patience: training epochs per fold, and epochs without a better validation UAR before stopping.
+    epochs / patience: training epochs per fold, and epochs without validation gain before stopping.
+    select_by:         what "gain" means, as in feature-mode training: uar | accuracy | loss (the shared rule of
+                       `methods.neural.early_stopping`; Babaali §3.2 keeps the best epoch by validation accuracy).
     lr / batch_size:   AdamW learning rate and clips per step (the papers' scale: 2e-5, 8).
     context_turns:     previous utterances of the same dialogue given to the text encoder (0: the utterance alone).
     max_seconds:       audio crop per training clip (memory: attention is quadratic in the frames).
@@ -65,6 +67,7 @@ class FinetuneOptions:
     modalities: tuple[str, ...] | None = None
     weight_decay: float = 0.01
     per_modality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    select_by: str = "uar"
 
     def for_modality(self, modality: str) -> FinetuneOptions:
         """These options with `per_modality[modality]` applied (no nested overrides left)."""
@@ -95,6 +98,11 @@ class FinetuneOptions:
             raise SettingsError(f"finetune_options.max_seconds must be > 0, got {self.max_seconds}")
         if not 0 <= self.weight_decay < 1:
             raise SettingsError(f"finetune_options.weight_decay must be in [0, 1), got {self.weight_decay}")
+        from methods.neural.early_stopping import SELECT_BY
+
+        if self.select_by not in SELECT_BY:
+            raise SettingsError(f"finetune_options.select_by must be one of {list(SELECT_BY)}, got "
+                                f"{self.select_by!r}")
         unknown = sorted(set(self.modalities or ()) - set(FINETUNE_MODALITIES))
         if unknown:
             raise SettingsError(f"finetune_options.modalities: {unknown} cannot be fine-tuned; "

@@ -166,7 +166,8 @@ PAPER_PRESET = Preset(
             "finetune.text.weight_decay": 0.01, "finetune.audio.lr": 3e-5, "finetune.audio.epochs": 15,
             "finetune.audio.batch_size": 8, "finetune.audio.weight_decay": 0.01, "finetune.audio.max_seconds": 10.0,
             "finetune.video.lr": 5e-5, "finetune.video.epochs": 10, "finetune.video.batch_size": 8,
-            "finetune.video.weight_decay": 0.01},
+            "finetune.video.weight_decay": 0.01, "finetune.text.select_by": "accuracy",
+            "finetune.audio.select_by": "accuracy"},
     sources={
         **{f"finetune.text.{k}": f"paper §3.2: the text models are fine-tuned with {v}" for k, v in (
             ("lr", "a learning rate of 2e-5"), ("epochs", "20 epochs"), ("batch_size", "batch size 32"),
@@ -174,6 +175,9 @@ PAPER_PRESET = Preset(
         **{f"finetune.audio.{k}": f"paper §3.2: wav2vec2.0 and HuBERT are fine-tuned with {v}" for k, v in (
             ("lr", "a learning rate of 3e-5"), ("epochs", "15 epochs"), ("batch_size", "training batch size eight"),
             ("weight_decay", "weight decay 0.01"), ("max_seconds", "a maximum audio input length of 10 seconds"))},
+        "finetune.text.select_by": "paper §3.2: the best model based on the validation accuracy is chosen and saved",
+        "finetune.audio.select_by": "paper §3.2: the speech models' data division follows the text models', whose "
+                                    "best model is chosen by validation accuracy",
         **{f"finetune.video.{k}": f"paper §3.2: videoMAE is fine-tuned with {v}" for k, v in (
             ("lr", "a learning rate of 5e-5"), ("epochs", "10 training epochs"), ("batch_size", "batch size eight"),
             ("weight_decay", "the same weight decay of 0.01"))},

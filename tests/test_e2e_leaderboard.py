@@ -15,20 +15,13 @@ import torch
 
 from harness.e2e.clips import ClipSettings
 from harness.e2e.models import EndToEndAV, build_backbones
-from harness.e2e.train import STATE_FILE, BestEpoch, E2EConfig, score_checkpoint, score_test_fold
+from harness.e2e.train import STATE_FILE, E2EConfig, score_checkpoint, score_test_fold
 
 CLASSES = ["neutral", "happy", "angry", "sad"]
 METHOD = "av-xattn-e2e-tiny"
 
 
-# ---------------------------------------------------------------- best epoch bookkeeping
-
-
-def test_the_best_epoch_is_the_first_with_the_highest_validation_score() -> None:
-    best = BestEpoch()
-    kept = [best.update(epoch, uar) for epoch, uar in enumerate([0.40, 0.70, 0.55, 0.70, 0.30])]
-    assert kept == [True, True, False, False, False]  # a later tie does not replace the best weights
-    assert (best.epoch, best.score, best.since) == (1, 0.70, 3)  # patience counts epochs since epoch 1
+# ------------------------------------------ best epoch (the rule itself: tests/test_early_stopping.py)
 
 
 def test_a_checkpoint_scores_and_reports_its_best_epoch_not_its_last(tmp_path: Path) -> None:

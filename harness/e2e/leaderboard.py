@@ -75,7 +75,8 @@ def e2e_setting(digest: str, protocol: str, config: Any, fold_names: list[str] |
     words = (f"{protocol}; end to end from clips: backbone {config.backbone}, {clips.front_end} audio, "
              f"{clips.crop} crops {clips.frame_size}px, {clips.frames_per_snippet} frames x {clips.n_snippets} "
              f"snippets; {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, m' {config.m_prime}, "
-             f"loss {config.loss} ({config.metric_loss}), augment {'on' if config.augment else 'off'}; weights video "
+             f"loss {config.loss} ({config.metric_loss}), augment {'on' if config.augment else 'off'}, best epoch "
+             f"by validation {config.select_by} (patience {config.patience}); weights video "
              f"{options['video_weights']}, audio {options['audio_weights']}")
     if fold_names is not None:
         record["folds"] = list(fold_names)

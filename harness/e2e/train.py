@@ -3,8 +3,10 @@
 Per epoch every worker trains on its DistributedSampler shard (gradients all-reduced by DDP), then scores the
 whole validation split; rank 0's score is broadcast so all workers take the same early-stopping decision (they
 must call `ray.train.report` the same number of times). Rank 0 writes the checkpoint: the latest weights,
-optimiser and counters (for resume) plus the best epoch's weights so far and that epoch's number (`BestEpoch`),
-so the test part is scored, and its epoch reported, from the best validation epoch, not the last one.
+optimiser and counters (for resume) plus the best epoch's weights so far and the early-stopping state
+(`methods.neural.early_stopping.EarlyStopping`, the rule every training loop shares: `select_by` of the
+validation split, ties broken by validation cross-entropy, `patience` epochs without gain), so the test part is
+scored, and its epoch reported, from the best validation epoch, not the last one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from harness.e2e.clips import ClipSettings
 from harness.metrics import uar as unweighted_average_recall
+from methods.neural.early_stopping import EarlyStopping
 
 STATE_FILE = "state.pt"
 
@@ -26,7 +29,9 @@ STATE_FILE = "state.pt"
 class E2EConfig:
     """Optimiser and head settings of Mocanu et al. as docs/methods.md cites them (Adam, lr 1e-4, batch 16,
     patience 20, H = 8, frame augmentation; m' = 512 with the ResNet backbones). The defaults (`backbone="tiny"`,
-    m_prime=32, log-mel, whole frames) are the CPU smoke setting, not the paper's front end."""
+    m_prime=32, log-mel, whole frames) are the CPU smoke setting, not the paper's front end. `select_by` is what
+    the best epoch is chosen by (uar | accuracy | loss): the harness's UAR by default, the method's paper preset's
+    value (Mocanu §4.2: accuracy) under `harness e2e --preset paper`."""
 
     backbone: str = "tiny"  # tiny | resnet (r3d_18 + resnet18, not the paper's) | r3d_101 (3-D ResNet-101)
     video_weights: str | None = None
@@ -35,6 +40,7 @@ class E2EConfig:
     batch_size: int = 16
     lr: float = 1e-4
     patience: int = 20
+    select_by: str = "uar"
     m_prime: int = 32
     heads: int = 8
     hidden: int = 64
@@ -80,27 +86,6 @@ def augment_frames(video, generator):
         clip = clip * float(0.8 + 0.4 * torch.rand(1, generator=generator))
         out.append(clip.clamp(0, 255))
     return torch.stack(out)
-
-
-@dataclass
-class BestEpoch:
-    """Early-stopping bookkeeping: the best validation score so far, the epoch it came from and the epochs since.
-
-    Kept apart from the training loop so the rule is tested on its own: the first epoch with the highest score
-    wins (a later tie does not replace it), and `epoch` is what the test scoring reports beside those weights.
-    """
-
-    score: float = -1.0
-    epoch: int = -1
-    since: int = 0
-
-    def update(self, epoch: int, score: float) -> bool:
-        """Record one epoch's validation score; True when it is the new best (its weights must be kept)."""
-        if score > self.score:
-            self.score, self.epoch, self.since = score, epoch, 0
-            return True
-        self.since += 1
-        return False
 
 
 def e2e_loss(out: dict[str, Any], y: Any, cfg: E2EConfig, class_polarity: Any) -> Any:
@@ -174,6 +159,26 @@ def score_test_fold(checkpoint: str | Path, cache: Path, test_ids: list[str], cl
     return scores, scored["epoch"]
 
 
+def stopping_state(state: dict[str, Any], cfg: E2EConfig) -> EarlyStopping:
+    """The early-stopping rule as a resume checkpoint left it, continued with this run's patience.
+
+    A checkpoint written before the shared rule (keys `best_uar` / `since_best`, no `early_stopping`) chose its
+    best epoch by UAR without the loss tie-break: it continues under `select_by="uar"` with the tie-break's loss
+    unknown (so the next epoch with an equal UAR and any finite loss becomes the best), and is refused under
+    another `select_by` (its best score is a UAR, not comparable with an accuracy or a loss). A checkpoint from
+    before `best_epoch` was recorded has best epoch -1 (unknown), never the last one."""
+    from methods.neural.early_stopping import EarlyStoppingStateError
+
+    if "early_stopping" in state:
+        return EarlyStopping.from_state(state["early_stopping"], cfg.patience, cfg.select_by)
+    if cfg.select_by != "uar":
+        raise EarlyStoppingStateError(
+            f"this checkpoint predates the shared early-stopping rule and chose its best epoch by validation UAR; "
+            f"it cannot continue with select_by={cfg.select_by!r}: resume with select_by 'uar' or start afresh")
+    return EarlyStopping(cfg.patience, "uar", best_score=float(state["best_uar"]), best_uar=float(state["best_uar"]),
+                         best_epoch=int(state.get("best_epoch", -1)), since_best=int(state["since_best"]))
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Runs inside each Ray Train worker."""
     import ray.train
@@ -206,7 +211,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     model = EndToEndAV(video_net, audio_net, len(classes), cfg.clips.n_snippets, cfg.clips.frames_per_snippet,
                        cfg.clips.frame_size, cfg.head_params(), detach_head=cfg.loss == "metric")
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_epoch, best, best_state, resumed_from, history = 0, BestEpoch(), None, -1, []
+    stopping = EarlyStopping(cfg.patience, cfg.select_by)
+    start_epoch, best_state, resumed_from, history = 0, None, -1, []
     # Ray's own checkpoint (a restarted worker group within this run) wins; else the one we were asked to resume.
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and loop_config.get("resume_from"):
@@ -216,9 +222,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        # a checkpoint from before best_epoch was recorded: its best epoch is unknown (-1), not the last one
         start_epoch = state["epoch"] + 1
-        best = BestEpoch(state["best_uar"], state.get("best_epoch", -1), state["since_best"])
+        stopping = stopping_state(state, cfg)
         best_state, resumed_from, history = state["best_model"], state["epoch"], list(state.get("history", []))
     model = ray.train.torch.prepare_model(model)  # DDP (gloo on CPU, nccl on GPU); moves to the device
     core = model.module if hasattr(model, "module") else model
@@ -250,34 +255,39 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         with torch.no_grad(), autocast:
             logits = torch.cat([core(video[val_idx[i:i + 32]].to(device), audio[val_idx[i:i + 32]].to(device))
                                 ["logits"].float().cpu() for i in range(0, len(val_idx), 32)])
-        uar = torch.tensor([unweighted_average_recall(labels[val_idx].numpy(), logits.argmax(1).numpy())],
-                           dtype=torch.float64)
+        truth = labels[val_idx]
+        scores = torch.tensor([unweighted_average_recall(truth.numpy(), logits.argmax(1).numpy()),
+                               float((logits.argmax(1) == truth).double().mean()),
+                               float(torch.nn.functional.cross_entropy(logits, truth))], dtype=torch.float64)
         if dist.is_available() and dist.is_initialized():
-            dist.broadcast(uar, src=0)  # one decision for all workers
-        val_uar = float(uar)
-        if best.update(epoch, val_uar):
+            dist.broadcast(scores, src=0)  # one decision for all workers
+        val_uar, val_accuracy, val_loss = (float(x) for x in scores)
+        if stopping.update(epoch, uar=val_uar, accuracy=val_accuracy, loss=val_loss):
             best_state = {k: v.detach().cpu().clone() for k, v in core.state_dict().items()}
-        history.append([epoch, val_uar])
+        history.append([epoch, val_uar, val_accuracy, val_loss])
         metrics = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                   "val_uar": val_uar, "best_val_uar": best.score, "best_epoch": best.epoch,
+                   "val_uar": val_uar, "val_accuracy": val_accuracy, "val_loss": val_loss,
+                   "select_by": cfg.select_by, "best_val_score": stopping.best_score,
+                   "best_val_uar": stopping.best_uar, "best_epoch": stopping.best_epoch,
                    "resumed_from_epoch": resumed_from, "world_size": world}
         with tempfile.TemporaryDirectory() as folder:
             saved = None
             if rank == 0:
                 torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                            "best_uar": best.score, "best_epoch": best.epoch, "since_best": best.since,
+                            "best_epoch": stopping.best_epoch, "early_stopping": stopping.state_dict(),
                             "best_model": best_state, "history": history, "config": asdict(cfg),
                             "classes": classes}, Path(folder) / STATE_FILE)
                 saved = ray.train.Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=saved)
-        if best.since >= cfg.patience:
+        if stopping.should_stop:
             break
 
 
 @dataclass
 class E2EResult:
-    """A finished run: its last reported metrics (the last epoch's, with `best_epoch` and `best_val_uar`), its
-    last checkpoint (which holds the best epoch's weights as `best_model`) and its folder."""
+    """A finished run: its last reported metrics (the last epoch's, with `best_epoch`, `best_val_uar` and the best
+    epoch's `select_by` score `best_val_score`), its last checkpoint (which holds the best epoch's weights as
+    `best_model`) and its folder."""
 
     metrics: dict[str, Any]
     checkpoint: str | None
@@ -298,6 +308,14 @@ def run_e2e(cache: Path, classes: list[str], train_ids: list[str], val_ids: list
         use_gpu = torch.cuda.is_available()
     if resume_from and not (Path(resume_from) / STATE_FILE).exists():
         raise FileNotFoundError(f"{resume_from}: not an end-to-end checkpoint (no {STATE_FILE})")
+    if resume_from:  # a checkpoint the rule cannot continue is refused here, in one line, not inside a worker
+        from methods.neural.early_stopping import EarlyStoppingStateError
+
+        state = torch.load(Path(resume_from) / STATE_FILE, map_location="cpu", weights_only=False)
+        try:
+            stopping_state(state, config)
+        except EarlyStoppingStateError as error:
+            raise EarlyStoppingStateError(f"{resume_from}: {error}") from None
     # Ray Train v2 dropped `resume_from_checkpoint`; the path travels in the loop config and the workers load it.
     loop_config = {"config": asdict(config), "cache": str(cache), "classes": list(classes),
                    "train_ids": list(train_ids), "val_ids": list(val_ids), "polarity": polarity,

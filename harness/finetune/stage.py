@@ -3,7 +3,9 @@ store every clip's features from the fine-tuned encoder; stage 2 (the ordinary s
 
 Why per fold: an encoder tuned on clips that are another fold's test part would leak those labels into that fold's
 features, so each fold trains its own copy from the pretrained weights, on its training part only, stops on its
-validation part (best UAR, weights restored), and then re-encodes all clips (test included) with that copy.
+validation part (the shared rule of `methods.neural.early_stopping`: `select_by`, UAR by default, ties broken by
+validation cross-entropy, `patience` epochs without gain; the best epoch's weights restored), and then re-encodes
+all clips (test included) with that copy.
 
 Store layout: one atomic shard per (modality, fold) in the feature store, under
 `<dataset>/<extractor>+finetuned/<fold>-<hash>`; the hash covers the frozen extractor's cache key (corpus,
@@ -30,9 +32,10 @@ from harness.manifest import Manifest
 from harness.prepare import PreparedDataset, aligned, dataset_extractors
 from harness.protocols import Fold
 from methods import MultimodalData
+from methods.neural.early_stopping import EarlyStopping
 
 SUFFIX = "+finetuned"
-VERSION = 1  # bump when stage 1's computation changes, to invalidate stored shards
+VERSION = 2  # bump when stage 1's computation changes, to invalidate stored shards (2: the shared stopping rule)
 
 
 class FinetuneError(ValueError):
@@ -65,7 +68,8 @@ def fold_entry_key(key: str, fold: Fold) -> str:
 
 @dataclass
 class FoldOutcome:
-    """What stage 1 did for one (modality, fold); `train_loss`/`val_uar` per epoch (empty when reused)."""
+    """What stage 1 did for one (modality, fold); `train_loss`/`val_uar`/`val_loss` per epoch (empty when
+    reused)."""
 
     modality: str
     fold: str
@@ -73,6 +77,7 @@ class FoldOutcome:
     reused: bool
     train_loss: list[float] = field(default_factory=list)
     val_uar: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
     failures: int = 0
@@ -126,7 +131,7 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=options.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     outcome = FoldOutcome(modality, fold.name, entry, reused=False)
-    best, best_uar, waited = None, -1.0, 0
+    best, stopping = None, EarlyStopping(options.patience, options.select_by)
     for epoch in range(1, options.epochs + 1):
         encoder.train(True)
         order = rng.permutation(len(train))
@@ -145,17 +150,18 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
             continue
         encoder.train(False)
         with torch.no_grad():
-            predicted = np.concatenate([
-                encoder.logits([items[c] for c in val[s:s + options.batch_size]], False, rng).argmax(-1).cpu().numpy()
-                for s in range(0, len(val), options.batch_size)])
-        uar = metrics.uar(np.array([label[c] for c in val]), predicted)
+            logits = torch.cat([encoder.logits([items[c] for c in val[s:s + options.batch_size]], False, rng)
+                                .float().cpu() for s in range(0, len(val), options.batch_size)])
+        truth = np.array([label[c] for c in val])
+        predicted = logits.argmax(-1).numpy()
+        uar = metrics.uar(truth, predicted)
+        val_loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(truth)))
         outcome.val_uar.append(uar)
-        if uar > best_uar:
-            best, best_uar, waited, outcome.best_epoch = encoder.state(), uar, 0, epoch
-        else:
-            waited += 1
-            if waited >= options.patience:
-                break
+        outcome.val_loss.append(val_loss)
+        if stopping.update(epoch, uar=uar, accuracy=float(np.mean(predicted == truth)), loss=val_loss):
+            best, outcome.best_epoch = encoder.state(), epoch
+        elif stopping.should_stop:
+            break
     if best is not None:
         encoder.load_state(best)
     encoder.train(False)
@@ -173,7 +179,7 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
                              "manifest": manifest.fingerprint(),
                              "fold": fold.name, "finetune": asdict(options), "seed": seed, "base_key": base_key,
                              "best_epoch": outcome.best_epoch, "train_loss": outcome.train_loss,
-                             "val_uar": outcome.val_uar})
+                             "val_uar": outcome.val_uar, "val_loss": outcome.val_loss})
     store.write_shard(entry, kept_ids, features, failures)  # one shard: the fold's features appear all at once
     outcome.failures, outcome.seconds = len(failures), time.perf_counter() - started
     return outcome

@@ -1,9 +1,9 @@
 """The one training loop shared by every neural method, and the `NeuralMethod` base class around it.
 
 Why one loop: the benchmark compares fusion *architectures*, so everything else (padding and masks, feature
-standardisation, early stopping on validation UAR, optimiser choice, seeding, mixed precision, best-epoch
-checkpoint, class weights) must be identical across them. A method only says how to build its network
-(`build_network`) and, when it differs from weighted cross-entropy, its loss (`loss`).
+standardisation, the early-stopping rule of `methods.neural.early_stopping`, optimiser choice, seeding, mixed
+precision, best-epoch checkpoint, class weights) must be identical across them. A method only says how to build
+its network (`build_network`) and, when it differs from weighted cross-entropy, its loss (`loss`).
 
 A network receives a batch dict  {"x": {mod: [B, T, D]}, "mask": {mod: [B, T] bool, True = real frame},
 "avail": {mod: [B] bool}, "y": [B]}  and returns {"logits": [B, C], optionally "embedding": [B, E]}.
@@ -26,6 +26,7 @@ from torch import nn
 
 from methods.base import FusionMethod
 from methods.data import MultimodalData
+from methods.neural.early_stopping import EarlyStopping
 
 Batch = dict[str, Any]
 
@@ -257,26 +258,11 @@ def modality_dropout(batch: Batch, rate: float, generator: torch.Generator) -> B
     return out
 
 
-SELECT_BY = ("uar", "accuracy", "loss")
-
-
-def selection_score(select_by: str, uar: float, accuracy: float, loss: float) -> float:
-    """Higher is better: validation UAR (the harness's rule), accuracy (Mocanu §4.2 and Babaali §3.2 keep the
-    best epoch by accuracy) or minus the cross-entropy (fairseq, so SSE-FT, keeps the lowest-loss checkpoint)."""
-    if select_by == "uar":
-        return uar
-    if select_by == "accuracy":
-        return accuracy
-    if select_by == "loss":
-        return -loss
-    raise ValueError(f"select_by must be one of {SELECT_BY}, got {select_by!r}")
-
-
 def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
                   loss_fn: Callable[[dict[str, torch.Tensor], Batch], torch.Tensor], s: TrainSettings,
                   on_epoch: EpochCallback | None = None) -> TrainResult:
-    """Mini-batch training with early stopping on validation UAR, or on `select_by` (ties broken by validation
-    cross-entropy).
+    """Mini-batch training stopped by the shared rule (`EarlyStopping`: `select_by` of the validation split,
+    ties broken by validation cross-entropy, `patience` epochs without gain).
 
     The best epoch's weights are restored at the end (and written to `checkpoint_dir` when given). Without a
     validation split the training split is scored instead, so `fit(train)` alone still works. `on_epoch(epoch,
@@ -291,8 +277,8 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     generator = torch.Generator().manual_seed(s.seed)
     scored = val if val is not None and len(val) else train
-    best = (-float("inf"), float("inf"))
-    best_state, best_epoch, epoch, best_uar = copy.deepcopy(network.state_dict()), -1, -1, -1.0
+    stopping = EarlyStopping(s.patience, s.select_by)
+    best_state, epoch = copy.deepcopy(network.state_dict()), -1
     for epoch in range(s.max_epochs):
         network.train()
         order = torch.randperm(len(train), generator=generator)
@@ -318,19 +304,18 @@ def train_network(network: nn.Module, train: Tensors, val: Tensors | None,
         val_loss = float(nn.functional.cross_entropy(logits, scored.y))
         if on_epoch is not None:
             on_epoch(epoch + 1, {"val_uar": uar, "val_loss": val_loss})
-        gain = selection_score(s.select_by, uar, float((logits.argmax(1) == scored.y).float().mean()), val_loss)
-        if gain > best[0] or (gain == best[0] and val_loss < best[1]):
-            best, best_epoch = (gain, val_loss), epoch
-            best_uar = uar
+        accuracy = float((logits.argmax(1) == scored.y).float().mean())
+        if stopping.update(epoch, uar=uar, accuracy=accuracy, loss=val_loss):
             best_state = copy.deepcopy(network.state_dict())
             if s.checkpoint_dir:
                 path = Path(s.checkpoint_dir)
                 path.mkdir(parents=True, exist_ok=True)
                 torch.save({"state_dict": best_state, "epoch": epoch, "val_uar": uar}, path / "best.pt")
-        elif epoch - best_epoch >= s.patience:
+        elif stopping.should_stop:
             break
     network.load_state_dict(best_state)
-    return TrainResult(epoch + 1, best_epoch + 1, best_uar, best[1], time.perf_counter() - began)
+    return TrainResult(epoch + 1, stopping.best_epoch + 1, stopping.best_uar, stopping.best_loss,
+                       time.perf_counter() - began)
 
 
 class NeuralMethod(FusionMethod):
