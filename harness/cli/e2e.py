@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.common import add_ray_flags, add_settings_flags, settings_from_args
+from harness.cli.common import add_ray_flags, add_settings_flags, fail, settings_from_args
 
 LOSSES = ("metric", "ce+metric", "triplet")  # --loss; harness.e2e.commands maps them onto E2EConfig
 
@@ -82,6 +82,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_e2e(args: argparse.Namespace) -> int:
-    from harness.e2e.commands import cmd_e2e as train_end_to_end
+    """Flags -> `E2EOptions`; the engine's report printed as JSON; exit 1 when a fold has no checkpoint, 2 when
+    the run cannot start."""
+    import json
+    from dataclasses import fields
 
-    return train_end_to_end(settings_from_args(args), args)
+    from harness.e2e.commands import E2EError, E2EOptions, run
+
+    options = E2EOptions(**{f.name: getattr(args, f.name) for f in fields(E2EOptions)})
+    try:
+        report = run(settings_from_args(args), options)
+    except E2EError as error:
+        return fail(args, str(error))
+    print(json.dumps(report.record, indent=2, default=str))
+    return 1 if report.failed else 0
