@@ -408,21 +408,50 @@ def make_folds(manifest: Manifest, spec: ProtocolSpec) -> list[Fold]:
     return folds
 
 
-def save_folds(path: Path, spec: ProtocolSpec, manifest_fingerprint: str, folds: list[Fold]) -> None:
-    atomic.write_json(path, {"protocol": spec.name, "params": spec.params,
-                             "manifest": manifest_fingerprint, "folds": [asdict(f) for f in folds]})
+FOLDS_VERSION = 2  # bump when a protocol's code makes other folds from the same inputs (2: the keyed cache)
+
+
+def folds_key(manifest: Manifest, spec: ProtocolSpec) -> str:
+    """What the stored folds of `spec` on `manifest` depend on, hashed: the protocol's name, every parameter as the
+    protocol receives it (the card's values with the function's defaults filled in, so k, seed, the validation
+    share or a changed default each make new folds), the manifest's fingerprint, and, for a file-defined protocol,
+    the fold file's content (an edited file with the same path is another split). A parameter the protocol does
+    not take is a TypeError here, as it would be when the folds are made."""
+    import hashlib
+    import inspect
+
+    from harness.hashing import stable_hash
+
+    bound = inspect.signature(get_protocol(spec.name).make).bind(manifest, **spec.params)
+    bound.apply_defaults()
+    params = {k: v for k, v in bound.arguments.items() if k != "manifest"}
+    record: dict[str, Any] = {"protocol": spec.name, "params": params, "manifest": manifest.fingerprint(),
+                              "version": FOLDS_VERSION}
+    if "file" in params:
+        record["file_sha256"] = hashlib.sha256(_fold_file_path(str(params["file"])).read_bytes()).hexdigest()
+    return stable_hash(record, length=32)
+
+
+def save_folds(path: Path, spec: ProtocolSpec, manifest_fingerprint: str, folds: list[Fold], key: str) -> None:
+    atomic.write_json(path, {"protocol": spec.name, "params": spec.params, "manifest": manifest_fingerprint,
+                             "key": key, "folds": [asdict(f) for f in folds]})
 
 
 def load_or_make_folds(path: Path, manifest: Manifest, spec: ProtocolSpec) -> list[Fold]:
-    """Stored folds when they were made for this manifest and protocol, otherwise new ones (then stored)."""
+    """Stored folds when they were made from the same inputs (`folds_key`: protocol, its resolved parameters, the
+    manifest, a fold file's content), otherwise new ones (then stored); an unreadable store is remade too. The
+    stored folds are checked for leakage again on every load."""
+    key = folds_key(manifest, spec)
     if path.exists():
-        stored = json.loads(path.read_text())
-        if (stored["protocol"], stored["params"], stored["manifest"]) == (
-                spec.name, spec.params, manifest.fingerprint()):
-            folds = [Fold(**f) for f in stored["folds"]]
+        try:
+            stored = json.loads(path.read_text())
+            folds = [Fold(**f) for f in stored["folds"]] if stored.get("key") == key else None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            folds = None  # a truncated or foreign file: make the folds again
+        if folds is not None:
             assert_disjoint(manifest, folds, by_speaker=get_protocol(spec.name).speaker_independent,
                             val_from_train=validates_on_training_speakers(spec))
             return folds
     folds = make_folds(manifest, spec)
-    save_folds(path, spec, manifest.fingerprint(), folds)
+    save_folds(path, spec, manifest.fingerprint(), folds, key)
     return folds

@@ -152,3 +152,63 @@ def test_speaker_leakage_between_train_and_test_is_still_caught_with_val_from_tr
     leaky = [Fold("f", ["spk00_0", "spk01_1"], ["spk00_2"], ["spk01_0"])]
     with pytest.raises(LeakageError, match="speakers in both train and test"):
         assert_disjoint(m, leaky, by_speaker=True, val_from_train=True)
+
+
+# ---- the folds cache is keyed by everything the folds depend on ------------------------------------------------
+@pytest.mark.parametrize("changed", [{"k": 4}, {"seed": 2}, {"val_speakers": 2}])
+def test_stored_folds_are_remade_when_a_protocol_parameter_changes(tmp_path, changed):
+    m = manifest(n_speakers=12)
+    path = tmp_path / "folds.json"
+    base = {"k": 3, "seed": 1}
+    first = load_or_make_folds(path, m, ProtocolSpec("speaker-kfold", base))
+    other = ProtocolSpec("speaker-kfold", {**base, **changed})
+    again = load_or_make_folds(path, m, other)
+    assert again == make_folds(m, other) and again != first  # made anew, not the stored k=3/seed=1 folds
+    assert load_or_make_folds(path, m, ProtocolSpec("speaker-kfold", base)) == first
+
+
+def test_a_parameter_left_at_its_default_is_the_same_folds(tmp_path):
+    """The key holds the parameters as the protocol receives them: `k` unset is k=5, so the stored folds of
+    `{}` are reused for `{"k": 5}` (and the file not rewritten), and `{"k": 4}` is another split."""
+    from harness.protocols import folds_key
+
+    m = manifest(n_speakers=10)
+    path = tmp_path / "folds.json"
+    first = load_or_make_folds(path, m, ProtocolSpec("speaker-kfold"))
+    stamp = path.stat().st_mtime_ns
+    assert load_or_make_folds(path, m, ProtocolSpec("speaker-kfold", {"k": 5, "seed": 0})) == first
+    assert path.stat().st_mtime_ns == stamp
+    assert folds_key(m, ProtocolSpec("speaker-kfold")) != folds_key(m, ProtocolSpec("speaker-kfold", {"k": 4}))
+    with pytest.raises(TypeError):  # as when the folds are made: a parameter the protocol does not take
+        folds_key(m, ProtocolSpec("speaker-kfold", {"folds": 4}))
+
+
+def _fold_file(path: Path, tests: list[list[str]], speakers: list[str]) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"unit": "speaker", "speaker_independent": True, "folds": [
+        {"name": f"fold{i}", "train": [s for s in speakers if s not in test], "test": test}
+        for i, test in enumerate(tests)]}))
+
+
+def test_an_edited_fold_file_with_the_same_path_makes_new_folds(tmp_path):
+    m = manifest(n_speakers=6)
+    names = sorted(m.table["speaker"].unique())
+    file = tmp_path / "published.yaml"
+    _fold_file(file, [names[:2], names[2:4], names[4:]], names)
+    spec = ProtocolSpec("file-folds", {"file": str(file)})
+    path = tmp_path / "folds.json"
+    first = load_or_make_folds(path, m, spec)
+    assert speakers(m, first[0])[2] == set(names[:2])
+    _fold_file(file, [names[4:], names[:2], names[2:4]], names)  # same path, the folds rotated
+    again = load_or_make_folds(path, m, spec)
+    assert speakers(m, again[0])[2] == set(names[4:]) and again == make_folds(m, spec)
+
+
+def test_an_unreadable_folds_file_is_made_again(tmp_path):
+    m = manifest(n_speakers=6)
+    spec = ProtocolSpec("speaker-kfold", {"k": 3})
+    path = tmp_path / "folds.json"
+    path.write_text('{"protocol": "speaker-kfold", "fol')  # a write cut short
+    assert load_or_make_folds(path, m, spec) == make_folds(m, spec)
+    assert json.loads(path.read_text())["protocol"] == "speaker-kfold"
