@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from harness import __version__
 from harness.config import Settings
 from harness.datasets import dataset_names, get_dataset
@@ -43,14 +45,52 @@ FAILURES_SHOWN = 10
 
 @dataclass
 class RunReport:
+    """What one `harness run` did, for the command to print and to turn into its exit status."""
+
     ran: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "<method>@<dataset>: <error>", one per failed result
+    # clips whose features failed, one row per (dataset, clip, modality): dataset, clip_id, modality, stage, error
+    clip_failures: list[pd.DataFrame] = field(default_factory=list)
 
     def skip(self, label: str, reason: str) -> None:
         log(f"[skip] {label}: {reason}")
         self.skipped.append(f"{label}: {reason}")
+
+    def fail(self, label: str, error: str) -> bool:
+        """Record a failed result once (a second report of the same result, e.g. after a retry, is dropped);
+        returns whether it was new."""
+        if any(entry.partition(": ")[0] == label for entry in self.failed):
+            return False
+        self.failed.append(f"{label}: {error}")
+        return True
+
+    def add_clip_failures(self, dataset: str, failures: pd.DataFrame) -> None:
+        if len(failures):
+            self.clip_failures.append(failures.assign(dataset=dataset))
+
+    def failure_summary(self, shown: int = FAILURES_SHOWN) -> list[str]:
+        """The lines that end a run with failures (none without): each failed result once, and per dataset each
+        clip without features once, its failed modalities listed on its line (a clip that failed in audio and
+        video is one clip, and the count of clip-modality failures says so)."""
+        lines = [f"{len(self.failed)} result(s) failed:"] + [f"  {entry}" for entry in self.failed] \
+            if self.failed else []
+        if not self.clip_failures:
+            return lines
+        table = pd.concat(self.clip_failures, ignore_index=True).astype({"clip_id": str, "modality": str})
+        table = table.drop_duplicates(["dataset", "clip_id", "modality"])
+        for dataset, rows in table.groupby("dataset", sort=True):
+            clips = rows.groupby("clip_id", sort=True)
+            several = f"; {len(rows)} clip-modality failures" if len(rows) > clips.ngroups else ""
+            lines.append(f"{dataset}: {clips.ngroups} clip(s) without features for some modality{several}:")
+            for clip_id, failed in list(clips)[:shown]:
+                lines.append(f"  {clip_id}: " + "; ".join(f"{r.modality} ({r.stage}: {r.error})"
+                                                        for r in failed.sort_values("modality").itertuples()))
+            if clips.ngroups > shown:
+                lines.append(f"  ... and {clips.ngroups - shown} more clips (feature_failures.csv with each MLflow "
+                             "result)")
+        return lines
 
 
 def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, Any]:
@@ -236,7 +276,7 @@ class TrackingListener:
 
         track.fail_result(self.parents[job.label], error)
         log(f"[error] {job.label}: {error}")
-        self.report.failed.append(f"{job.label}: {error}")
+        self.report.fail(job.label, error)
 
     def on_retry(self, job: Job, what: str) -> None:
         log(f"[search] {job.label}: {what}; running it again")
@@ -385,6 +425,7 @@ def execute(run_plan: RunPlan) -> RunReport:
         prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list),
                                    extractors=dataset.extractors)
         _log_prepared(prepared)
+        report.add_clip_failures(prepared.name, prepared.failures)
         degenerate = _degenerate(prepared)
         if degenerate:  # before fine-tuning or any unit: one line, not a failed unit per fold and configuration
             report.skip(prepared.name, degenerate)

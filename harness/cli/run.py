@@ -101,4 +101,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         outcome = pipeline.execute(run_plan)
     if not args.no_report:
         render(settings)
+    for line in outcome.failure_summary():  # last, where a reader of the console looks
+        print(f"[failures] {line}", flush=True)
     return 1 if outcome.failed else 0
