@@ -3,24 +3,131 @@
 Every command that needs Ray (run, extract, e2e) calls `init_ray`, so a cluster address, CPU count and quiet
 logging are handled once. `check_shared_storage` stops a multi-host run before any work when a storage setting
 points at one machine's disk, which the other hosts cannot read.
+
+The console (`--verbose` off, the default) shows the harness's own lines and one `Progress` per stage. Ray's own
+output (its loggers, its C++ lines such as `core_worker.cc:...`, the `(raylet)` messages it relays) goes to
+`<workspace>/logs/ray.log` with one pointer line; Python warnings go to `<workspace>/logs/warnings.log` likewise.
+Nothing is dropped: a failed unit or clip is reported by the harness itself (search and extraction record each
+error), and the log files keep Ray's account of it. `--verbose` shows all of it on the console, workers' output too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from harness.config import Settings
+
+VERBOSE_ENV = "HARNESS_VERBOSE"  # "1": Ray's own lines on the console (inherited by workers and subprocesses)
 
 
 class StorageError(RuntimeError):
     """A storage setting other cluster hosts cannot reach; the message names the setting and the fix."""
 
 
+def set_verbose(verbose: bool) -> None:
+    """`--verbose`: show Ray's and the libraries' own lines instead of writing them to the workspace's logs.
+
+    Without it, MLflow's notes on creating a tracking store's tables (before Ray, and so before
+    `divert_ray_output`) are not shown either: the store is made as asked, and the note says nothing more.
+    """
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    else:
+        os.environ.pop(VERBOSE_ENV, None)
+    for name in ("mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
+def is_verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV) == "1"
+
+
+_BARS: list = []  # the terminal progress bars now shown; `log` prints above them instead of through them
+
+
 def log(message: str) -> None:
-    print(message, flush=True)
+    """One line of the harness's own account on stdout (above any progress bar, which stays at the bottom)."""
+    if _BARS:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stdout)
+        sys.stdout.flush()
+    else:
+        print(message, flush=True)
+
+
+class Progress:
+    """One stage's progress on stderr: a tqdm bar with rate and ETA on a terminal; in a log file (stderr not a
+    terminal) a line at most every LINE_INTERVAL seconds and one at the end, not one per block or trial (MELD's
+    text extraction once printed 601 lines).
+
+    `[tag] label: done/total unit (rate unit/s, about Ns left; extra)`: extraction (clips), the search (units),
+    each stage the same shape, so a log file can be read (and grepped) one way.
+    """
+
+    LINE_INTERVAL = 10.0  # seconds between progress lines in a log file
+
+    def __init__(self, tag: str, label: str, total: int, unit: str, enabled: bool = True, initial: int = 0) -> None:
+        """`initial`: done before this run (stored by an earlier one); it counts as done but not in the rate."""
+        self.tag, self.label, self.total, self.unit, self.enabled = tag, label, total, unit, enabled
+        self.done = self.initial = initial
+        self.extra = ""
+        self.printed: tuple[int, str] | None = None  # what the last log-file line said
+        self.started = self.last_line = time.perf_counter()
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=f"[{tag}] {label}", unit=f" {unit}",
+                            file=sys.stderr, dynamic_ncols=True)
+            _BARS.append(self.bar)
+
+    def update(self, n: int) -> None:
+        """`n` more done."""
+        self.set(self.done + n, self.extra)
+
+    def set(self, done: int, extra: str = "") -> None:
+        """`done` of the total are done now; `extra` is shown beside (results finished, failures)."""
+        step, self.done = done - self.done, done
+        changed, self.extra = extra != self.extra, extra
+        if self.bar is not None:
+            if changed:
+                self.bar.set_postfix_str(extra, refresh=False)
+            self.bar.update(step)
+            return
+        if not self.enabled or self.printed == (self.done, self.extra):
+            return
+        now = time.perf_counter()
+        first_at_end = self.done >= self.total and (self.printed is None or self.printed[0] < self.total)
+        if now - self.last_line >= self.LINE_INTERVAL or first_at_end:
+            self._print(now)
+
+    def _print(self, now: float) -> None:
+        self.last_line, self.printed = now, (self.done, self.extra)
+        print(self.line(now), file=sys.stderr, flush=True)
+
+    def line(self, now: float) -> str:
+        rate = (self.done - self.initial) / max(now - self.started, 1e-9)
+        speed = f"{rate:.1f} {self.unit}/s" if rate > 0 else f"{now - self.started:.0f}s, none finished yet"
+        left = f", about {(self.total - self.done) / rate:.0f}s left" if rate > 0 and self.done < self.total else ""
+        extra = f"; {self.extra}" if self.extra else ""
+        return f"[{self.tag}] {self.label}: {self.done}/{self.total} {self.unit} ({speed}{left}{extra})"
+
+    def close(self) -> None:
+        """The end: the bar closes; a log file gets the final state if its last line did not say it."""
+        if self.bar is not None:
+            self.bar.close()
+            _BARS.remove(self.bar)
+            self.bar = None
+        elif self.enabled and self.printed not in (None, (self.done, self.extra)):
+            self._print(time.perf_counter())
 
 
 def route_warnings(log_file: Path) -> None:
@@ -54,6 +161,92 @@ def quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("ray.data", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# Loggers whose console lines are Ray's (or its tools') account, not the harness's: Tune's "callbacks.on_step_end
+# took 1.3 s", Ray Data's "Progress bars disabled", the token and start-up notices, MLflow's store migrations.
+RAY_LOGGERS = ("ray", "ray.data", "ray.tune", "ray.train", "ray.air", "mlflow", "alembic")
+# Lines in Ray's own formats, as its C++ core (`[2026-12-06 17:44:55,196 E 7697 7697] core_worker.cc:2465: ...`)
+# and its Python loggers (`2026-12-06 17:45:41,041\tWARNING util.py:212 -- ...`) write them to the driver's stderr.
+# A fatal C++ line (F) is never hidden: the process is about to abort, and that line says why.
+RAY_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [DIWE] \d+ \d+\] "
+                      r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\t(DEBUG|INFO|WARNING|ERROR)\s"
+                      r"|^\*\*\* SIGTERM received|^\(raylet\)")
+_RAY_LOG_TOLD = "[ray] Ray's own messages are written to {path} (--verbose shows them here)"
+_diverted: dict[str, object] = {}  # what is diverted already (a second init_ray call changes nothing)
+
+
+def divert_ray_output(log_file: Path) -> None:
+    """Unless `--verbose`: Ray's lines go to `log_file`, the console keeps the harness's own, with one pointer.
+
+    Three ways Ray writes to a driver's console, each diverted where it starts:
+    - its Python loggers (`RAY_LOGGERS`): their console handlers are silenced and a file handler takes everything;
+    - the `(raylet)` messages its error listener relays (a worker killed, an actor's restart): `ray._private.worker.
+      print_to_stdstream` is replaced, in this process, by a writer to `log_file`;
+    - its C++ core's lines, written to file descriptor 2 below Python: that descriptor becomes a pipe read by a
+      small filter process, which writes every line to `log_file` and passes to the real stderr each line that is
+      not in Ray's formats (`RAY_LINE`). Python's own `sys.stderr` (progress bars, tracebacks) keeps the real one,
+      so a terminal is still a terminal. Done only when `sys.stderr` is the process's own (not a test's capture).
+    """
+    if is_verbose():
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = _diverted.get("handler")
+    if handler is None:  # the first call: one pointer line, whatever Ray says later (it always says something)
+        print(_RAY_LOG_TOLD.format(path=log_file), file=sys.stderr, flush=True)
+        handler = _diverted["handler"] = logging.FileHandler(log_file, encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in RAY_LOGGERS:
+        logger = logging.getLogger(name)
+        for existing in logger.handlers:
+            if isinstance(existing, logging.StreamHandler) and not isinstance(existing, logging.FileHandler):
+                existing.setLevel(logging.CRITICAL + 1)
+        top = name in ("ray", "mlflow", "alembic") or not logger.propagate  # records reach it by no parent
+        if top and handler not in logger.handlers:
+            logger.addHandler(handler)
+    if "relay" not in _diverted:
+        _diverted["relay"] = _divert_relayed(log_file)
+    if "native" not in _diverted and sys.stderr is not None and sys.stderr is sys.__stderr__:
+        _diverted["native"] = _divert_native_stderr(log_file)
+
+
+def _divert_relayed(log_file: Path):
+    """The `(raylet)` lines Ray's error listener prints (log_to_driver is off, so nothing else uses this path)."""
+    import ray._private.worker as ray_worker
+
+    def relay(data: dict, ignore_prefix: bool) -> None:  # Ray's signature
+        with open(log_file, "a", encoding="utf-8") as out:
+            for line in data.get("lines", []):
+                out.write(f"({data.get('pid', '?')}) {line}\n")
+
+    ray_worker.print_to_stdstream = relay
+    return relay
+
+
+_FILTER = """
+import re, sys
+pattern, path = re.compile(sys.argv[1]), sys.argv[2]
+out = open(path, "a", encoding="utf-8", buffering=1)
+console = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+for line in open(0, encoding="utf-8", errors="replace"):
+    out.write(line)
+    if not pattern.match(line):
+        console.write(line)
+"""
+
+
+def _divert_native_stderr(log_file: Path) -> subprocess.Popen:
+    """File descriptor 2 through the filter process (see `divert_ray_output`); sys.stderr keeps the real one."""
+    sys.stderr.flush()
+    real = os.dup(2)
+    filter_process = subprocess.Popen(
+        [sys.executable, "-c", _FILTER, RAY_LINE.pattern, str(log_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=real, close_fds=True, start_new_session=True)
+    os.dup2(filter_process.stdin.fileno(), 2)
+    filter_process.stdin.close()  # fd 2 holds the pipe now; the filter ends when every holder has closed it
+    sys.stderr = sys.__stderr__ = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding,
+                                            errors=sys.stderr.errors)
+    return filter_process
 
 
 AUTH_DOC = "docs/cluster.md, section Authentication"
@@ -113,10 +306,12 @@ def init_ray(settings: Settings) -> None:
     route_warnings(Path(settings.workspace) / "logs" / "warnings.log")
     if ray.is_initialized():
         return
+    divert_ray_output(Path(settings.workspace) / "logs" / "ray.log")
+    to_driver = is_verbose()  # workers' own output: on the console with --verbose, else in Ray's session logs
     if settings.ray_address and settings.ray_address != "local":  # RAY_ADDRESS=local: a new local instance
         require_cluster_token(settings.ray_address)
         try:
-            ray.init(address=settings.ray_address, log_to_driver=False)
+            ray.init(address=settings.ray_address, log_to_driver=to_driver)
         except (ConnectionError, RuntimeError) as error:
             if not _is_auth_failure(error):
                 raise
@@ -124,13 +319,14 @@ def init_ray(settings: Settings) -> None:
                              f"(from {token_source()}): set RAY_AUTH_TOKEN_PATH to the token file the cluster was "
                              f"started with ({AUTH_DOC})") from None
     else:
-        ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=to_driver)
     from harness.interrupt import sigterm_as_interrupt
 
     sigterm_as_interrupt()  # ray.init replaced the command's handler: SIGTERM stops a run as Ctrl-C does
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
+    divert_ray_output(Path(settings.workspace) / "logs" / "ray.log")  # loggers Ray set up while starting
 
 
 def cluster_gpu_capacity() -> tuple[float, str]:

@@ -725,6 +725,6 @@ class _Events(Callback):
     def on_step_end(self, iteration, trials, **info) -> None:
         self.search.collect_ready()
         now = time.perf_counter()
-        if now - self.last_progress >= 5.0:
+        if now - self.last_progress >= 1.0:  # a terminal bar moves; a log file gets a line per 10 s (Progress)
             self.last_progress = now
             self.search.progress()

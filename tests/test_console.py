@@ -1,24 +1,56 @@
 """The console a researcher reads: progress in a log file is sparse, library warnings go to a log file with one
-pointer line."""
+pointer line, Ray's own lines go to another unless --verbose, and a run's console holds none of them."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
-from harness.features.runner import Progress
-from harness.runtime import route_warnings
+import pytest
+
+from harness.runtime import Progress, route_warnings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fake_clock(monkeypatch) -> None:
+    clock = iter(float(t) for t in range(0, 100_000))  # one second per call
+    monkeypatch.setattr("harness.runtime.time.perf_counter", lambda: next(clock))
 
 
 def test_progress_in_a_log_file_is_sparse(capsys, monkeypatch):
-    clock = iter(float(t) for t in range(0, 1000, 1))  # one second per call
-    monkeypatch.setattr("harness.features.runner.time.perf_counter", lambda: next(clock))
-    progress = Progress("meld/minilm", total=11_098, enabled=True)  # stderr is not a terminal under pytest
+    _fake_clock(monkeypatch)
+    progress = Progress("features", "meld/minilm", total=11_098, unit="clips")  # stderr is not a terminal here
     for _ in range(0, 11_098, 16):
         progress.update(min(16, 11_098 - progress.done))
+    progress.close()
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) < 80  # 694 blocks, one line per ~10 s of (fake) time, not one per block
     assert lines[-1].startswith("[features] meld/minilm: 11098/11098 clips")
-    assert "left" in lines[0]
+    assert "left" in lines[0] and "left" not in lines[-1]
+
+
+def test_search_progress_says_the_end_once_and_counts_only_this_runs_rate(capsys, monkeypatch):
+    _fake_clock(monkeypatch)
+    progress = Progress("search", "synthetic", total=40, unit="units", initial=20)  # 20 stored by an earlier run
+    for done in range(20, 41):
+        progress.set(done, "0/2 results")
+    for _ in range(30):  # waiting for the evaluations: the state does not change, nothing is printed
+        progress.set(40, "0/2 results")
+    progress.set(40, "1/2 results")
+    progress.set(40, "2/2 results")
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert sum("40/40 units" in line for line in lines) == 2  # reaching the end, then the final state at close
+    assert lines[-1].endswith("2/2 results)")
+    assert len(lines) <= 5
+    rate = float(re.search(r"\(([\d.]+) units/s", lines[0]).group(1))
+    assert rate < 2  # 20 stored units do not count as done in the first seconds
 
 
 def test_unhandled_warnings_go_to_the_log_file_with_one_pointer(tmp_path, capsys):
@@ -34,3 +66,62 @@ def test_unhandled_warnings_go_to_the_log_file_with_one_pointer(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("[warnings]") == 1 and "something a library says" not in err
     assert (tmp_path / "logs" / "warnings.log").read_text().count("UserWarning: something a library says") == 3
+
+
+# Ray's three ways to a driver's console: its C++ core on fd 2, its Python loggers, the (raylet) relay.
+_SPEAKER = """
+import logging, os, sys
+from pathlib import Path
+from harness.runtime import divert_ray_output, set_verbose
+set_verbose(sys.argv[1] == "1")
+divert_ray_output(Path(sys.argv[2]))
+import ray._private.worker as w
+os.write(2, b"[2026-12-06 17:44:55,196 E 7697 7697] core_worker.cc:2465: Actor with class name: 'MapWorker'\\n")
+os.write(2, b"a native line of some other library\\n")
+logging.getLogger("ray.tune.utils.util").warning("The `callbacks.on_step_end` operation took 1.3 s")
+w.print_to_stdstream({"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False}, False)
+print("[search] synthetic: 1/4 units", file=sys.stderr, flush=True)
+print("[result] audio-svm@synthetic: test UAR 0.5", flush=True)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_ray_lines_go_to_the_log_file_unless_verbose(tmp_path, verbose):
+    log = tmp_path / "logs" / "ray.log"
+    done = subprocess.run([sys.executable, "-c", _SPEAKER, "1" if verbose else "0", str(log)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    console = done.stdout + done.stderr
+    for own in ("[search] synthetic: 1/4 units", "[result] audio-svm@synthetic", "a native line of some other"):
+        assert own in console  # the harness's lines, and native lines that are not Ray's, always reach it
+    ray_lines = ("core_worker.cc", "on_step_end", "A worker died")
+    if verbose:
+        assert all(line in console for line in ray_lines) and not log.exists()
+    else:
+        assert not any(line in console for line in ray_lines)
+        assert console.count("[ray] Ray's own messages are written to") == 1
+        kept = log.read_text()
+        assert all(line in kept for line in ray_lines)  # hidden, not lost
+
+
+@pytest.mark.slow
+def test_a_run_prints_no_ray_line_and_no_python_warning(tmp_path):
+    """A small `harness run` as a log file sees it (stdout and stderr not terminals): the harness's lines, sparse
+    progress, no Ray line, no Python warning."""
+    flags = ["--workspace", str(tmp_path / "ws"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlruns.db'}"]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--dataset", "synthetic", "--method",
+                           "audio-svm", "--trials", "1", "--seed", "1", "--num-cpus", "2", "--no-report", *flags],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "PYTHONWARNINGS": "default"})
+    seconds = time.perf_counter() - started
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console
+    for noise in ("core_worker", "(raylet)", "took", "Progress bars disabled", "Traceback", "INFO", "WARNING"):
+        assert noise not in console, noise
+    assert not re.search(r"\w+Warning: ", console)  # Python warnings go to logs/warnings.log, with one pointer
+    assert console.count("[ray] Ray's own messages are written to") == 1
+    assert "core_worker" in (tmp_path / "ws" / "logs" / "ray.log").read_text()  # hidden, not lost
+    progress = [line for line in console.splitlines() if re.match(r"\[(features|search)\] \S+: \d+/\d+ ", line)]
+    assert 2 <= len(progress) <= 2 * (seconds / Progress.LINE_INTERVAL + 2)
+    assert "[result] audio-svm@synthetic" in console and "[done] 1 results computed" in console

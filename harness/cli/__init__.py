@@ -43,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from harness.interrupt import EXIT_INTERRUPTED, EXIT_TERMINATED, sigterm_as_interrupt, was_terminated
+    from harness.runtime import set_verbose
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_verbose(getattr(args, "verbose", False))  # read by harness.runtime when Ray starts
     sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)

@@ -110,6 +110,9 @@ def add_settings_flags(parser: argparse.ArgumentParser, repeatable_config: bool 
     group.add_argument("--tracking-uri", help=f"MLflow tracking URI (default: {DEFAULT_TRACKING_URI}; "
                                               "env MLFLOW_TRACKING_URI)")
     group.add_argument("--experiment", help="MLflow experiment name (default: mer-benchmark)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's own lines (its loggers, its C++ core, `(raylet)` messages) and its workers' "
+                             "output here (default: <workspace>/logs/ray.log, with one pointer line)")
 
 
 def add_ray_flags(parser: argparse.ArgumentParser) -> None:
