@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from harness import __version__
 from harness.config import Settings
 from harness.datasets import dataset_names, get_dataset
@@ -24,12 +26,11 @@ from harness.prepare import (
     applicable,
     contamination_label,
     dataset_extractors,
-    extractor_refs,
     locate_dataset,
     needed_modalities,
     plan_dataset,
     prepare_dataset,
-    usable_modalities,
+    usable_refs,
 )
 from harness.protocols import get_protocol
 from harness.results import MethodOutcome, ResultTags, TrialRecord, evaluation_setting
@@ -44,14 +45,52 @@ FAILURES_SHOWN = 10
 
 @dataclass
 class RunReport:
+    """What one `harness run` did, for the command to print and to turn into its exit status."""
+
     ran: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "<method>@<dataset>: <error>", one per failed result
+    # clips whose features failed, one row per (dataset, clip, modality): dataset, clip_id, modality, stage, error
+    clip_failures: list[pd.DataFrame] = field(default_factory=list)
 
     def skip(self, label: str, reason: str) -> None:
         log(f"[skip] {label}: {reason}")
         self.skipped.append(f"{label}: {reason}")
+
+    def fail(self, label: str, error: str) -> bool:
+        """Record a failed result once (a second report of the same result, e.g. after a retry, is dropped);
+        returns whether it was new."""
+        if any(entry.partition(": ")[0] == label for entry in self.failed):
+            return False
+        self.failed.append(f"{label}: {error}")
+        return True
+
+    def add_clip_failures(self, dataset: str, failures: pd.DataFrame) -> None:
+        if len(failures):
+            self.clip_failures.append(failures.assign(dataset=dataset))
+
+    def failure_summary(self, shown: int = FAILURES_SHOWN) -> list[str]:
+        """The lines that end a run with failures (none without): each failed result once, and per dataset each
+        clip without features once, its failed modalities listed on its line (a clip that failed in audio and
+        video is one clip, and the count of clip-modality failures says so)."""
+        lines = [f"{len(self.failed)} result(s) failed:"] + [f"  {entry}" for entry in self.failed] \
+            if self.failed else []
+        if not self.clip_failures:
+            return lines
+        table = pd.concat(self.clip_failures, ignore_index=True).astype({"clip_id": str, "modality": str})
+        table = table.drop_duplicates(["dataset", "clip_id", "modality"])
+        for dataset, rows in table.groupby("dataset", sort=True):
+            clips = rows.groupby("clip_id", sort=True)
+            several = f"; {len(rows)} clip-modality failures" if len(rows) > clips.ngroups else ""
+            lines.append(f"{dataset}: {clips.ngroups} clip(s) without features for some modality{several}:")
+            for clip_id, failed in list(clips)[:shown]:
+                lines.append(f"  {clip_id}: " + "; ".join(f"{r.modality} ({r.stage}: {r.error})"
+                                                        for r in failed.sort_values("modality").itertuples()))
+            if clips.ngroups > shown:
+                lines.append(f"  ... and {clips.ngroups - shown} more clips (feature_failures.csv with each MLflow "
+                             "result)")
+        return lines
 
 
 def method_fixed_params(method: MethodSpec, prepared: PreparedDataset, settings: Settings) -> dict[str, Any]:
@@ -78,15 +117,15 @@ def snippet_layout(method: MethodSpec, prepared: PreparedDataset, settings: Sett
     Derived, not configured twice: the method reads the sequence exactly as the extractor wrote it, whatever the
     preset says (a preset's N = 6 and an extractor run with `snippets=4` would otherwise silently disagree).
     """
-    from harness.features.base import build_extractor, extractor_names
+    from harness.features.base import extractor_names
 
     wanted = ("n_snippets", "positions_per_snippet")
     if not all(method.accepts(k) for k in wanted) or "video" not in prepared.feature_keys:
         return {}
-    name = dataset_extractors(prepared.spec, settings).get("video")
-    if name not in extractor_names():
+    ref = prepared.extractors.get("video")  # the plan's (DatasetPlan.extractors)
+    if ref is None or ref.name not in extractor_names():
         return {}
-    layout = getattr(build_extractor(name, settings.extractor_config.get(name)), "snippet_layout", None)
+    layout = getattr(ref.build(), "snippet_layout", None)
     return {k: v for k, v in layout().items() if k in wanted} if layout else {}
 
 
@@ -96,18 +135,17 @@ def planned_feature_keys(settings: Settings, prepared: PreparedDataset) -> dict[
     The evaluation setting of a result names all of them, so `harness run --method audio-svm` and `--all` put
     their audio-svm results in one comparable table although the first extracts audio only.
     """
-    from harness.features.base import build_extractor, extractor_names
+    from harness.features.base import extractor_names
     from harness.features.store import FeatureStore
 
     keys = dict(prepared.feature_keys)
-    extractors = dataset_extractors(prepared.spec, settings)
+    extractors = prepared.extractors  # the plan's (DatasetPlan.extractors)
     store = FeatureStore(settings.feature_store_uri())
-    for modality in usable_modalities(prepared.manifest, extractors, settings.extractor_config, store):
-        name = extractors.get(modality)
-        if modality in keys or name is None or name not in extractor_names():
+    for modality in usable_refs(prepared.manifest, extractors, store):
+        ref = extractors.get(modality)
+        if modality in keys or ref is None or ref.name not in extractor_names():
             continue
-        extractor = build_extractor(name, settings.extractor_config.get(name))
-        keys[modality] = f"{name}:{extractor.cache_key(prepared.manifest.fingerprint())}"
+        keys[modality] = f"{ref.name}:{ref.build().cache_key(prepared.manifest.fingerprint())}"
     return keys
 
 
@@ -159,7 +197,7 @@ def plan_job(method: MethodSpec, prepared: PreparedDataset, settings: Settings) 
         dataset=prepared.name, method=method.name, family=method.cls.family,
         modalities=",".join(sorted(method.required_modalities() or modalities)),
         protocol=prepared.spec.protocol.label(),
-        contamination=contamination_label(prepared.name, extractor_refs(prepared.spec, settings),
+        contamination=contamination_label(prepared.name, prepared.extractors,
                                           list(method.required_modalities() or modalities)),
         speaker_independent=str(get_protocol(prepared.spec.protocol.name).speaker_independent),
         features=",".join(f"{m}={k}" for m, k in sorted(prepared.feature_keys.items())),
@@ -238,7 +276,7 @@ class TrackingListener:
 
         track.fail_result(self.parents[job.label], error)
         log(f"[error] {job.label}: {error}")
-        self.report.failed.append(f"{job.label}: {error}")
+        self.report.fail(job.label, error)
 
     def on_retry(self, job: Job, what: str) -> None:
         log(f"[search] {job.label}: {what}; running it again")
@@ -384,8 +422,10 @@ def execute(run_plan: RunPlan) -> RunReport:
         if not present:
             report.skip(dataset.name, reason)
             continue
-        prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list))
+        prepared = prepare_dataset(settings, dataset.spec, need_sequences, needed_modalities(method_list),
+                                   extractors=dataset.extractors)
         _log_prepared(prepared)
+        report.add_clip_failures(prepared.name, prepared.failures)
         degenerate = _degenerate(prepared)
         if degenerate:  # before fine-tuning or any unit: one line, not a failed unit per fold and configuration
             report.skip(prepared.name, degenerate)
