@@ -520,3 +520,13 @@ def runs_table_url(server: str, experiment_id: str, share_key: str | None = None
     """The address of the experiment's training-runs table (never the GenAI overview), with a shared view."""
     query = "workflowType=machine_learning" + (f"&viewStateShareKey={share_key}" if share_key else "")
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def parent_runs(experiment_id: str) -> pd.DataFrame:
+    """Every FINISHED parent run, newest first, as MLflow's frame (the robustness runner's old reader; it goes
+    with that caller's move to `finished_results`)."""
+    import mlflow
+
+    return mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas",
+                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
