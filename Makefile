@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(BIN)/pip install --quiet --no-deps facial-emotion-recognition==0.3.4
 	# MediaPipe 0.10.14 is the last release that bundles the face-mesh models; its metadata pins protobuf<5, which
 	# the stack cannot have (opentelemetry needs >=5), so it is installed without dependencies and
-	# harness/features/mesh.py bridges the protobuf API difference. Its real runtime needs are listed here.
+	# harness/features/extractors/mesh.py bridges the protobuf API difference. Its real runtime needs are listed here.
 	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14 opencv-python-headless==5.0.0.93 absl-py==2.5.1 \
 		flatbuffers==25.12.19
 	# Debian's Chromium for the browser tests (HTML report, MLflow UI), driven by Playwright; needs root (CI is root)

@@ -167,7 +167,7 @@ def main() -> None:
 
     import ray
 
-    from harness.features.random_init import speech_checkpoint
+    from harness.features.weights.random_init import speech_checkpoint
 
     workdir = Path(tempfile.mkdtemp(prefix="extraction-bench-"))
     wav2vec2 = speech_checkpoint("wav2vec2", workdir / "wav2vec2-small", size="small")

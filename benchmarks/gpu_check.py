@@ -117,9 +117,9 @@ def step_decode(manifest, gpu: bool) -> dict:
 
 def step_extract(manifest, model: str, size: str, workdir: Path, gpu: bool) -> dict:
     """Harness extraction on Ray: encode actors take one GPU each (one actor here), decode runs in CPU tasks."""
-    from harness.features.random_init import speech_checkpoint
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
+    from harness.features.weights.random_init import speech_checkpoint
 
     checkpoint = speech_checkpoint(model, workdir / f"{model}-{size}", size=size)
     with PeakGpuMemory(gpu) as memory:

@@ -42,7 +42,7 @@ def cost(executor: str, repeats: int) -> list[str]:
     from harness.config import Settings
     from harness.corpus import open_corpus
     from harness.datasets import get_dataset
-    from harness.features.corrupted import CORRUPTIONS
+    from harness.features.extractors.corrupted import CORRUPTIONS
     from harness.features.runner import extract
     from harness.features.store import FeatureStore
     from harness.robustness.corrupt import extract_corrupted

@@ -28,7 +28,7 @@ MELD = REPO.parent / "shared" / "data" / "meld"
 def per_sentence_hook() -> None:
     """Runs in every Ray worker of the "before" session: MiniLM encodes one sentence per model call again."""
     from harness.features.base import Extractor
-    from harness.features.text import MiniLMExtractor
+    from harness.features.extractors.text import MiniLMExtractor
 
     MiniLMExtractor.extract_batch = Extractor.extract_batch  # type: ignore[method-assign]
 

@@ -6,6 +6,6 @@ keeps ordering (sorted), duplicate handling (an error) and lookup errors the sam
 
 from __future__ import annotations
 
-from methods.registry import DuplicateNameError, Registry
+from methods.registry import DuplicateNameError, Registry, package_modules
 
-__all__ = ["DuplicateNameError", "Registry"]
+__all__ = ["DuplicateNameError", "Registry", "package_modules"]

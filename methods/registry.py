@@ -4,8 +4,9 @@ It lives here, in a module that imports nothing but the standard library, becaus
 the harness (a method has to work in a notebook by itself) while the harness imports `methods/`. Every registry
 behaves the same way:
 
-- filled lazily by importing the modules that register into it, so `harness --help` and a single lookup do
-  not import every heavy module up front;
+- filled lazily by importing the modules that register into it (named one by one, or every module of a
+  package, found with `pkgutil.iter_modules`, so a new file registers itself with no list to edit), so
+  `harness --help` and a single lookup do not import every heavy module up front;
 - listings are sorted by name, so they do not depend on which module happened to be imported first;
 - a name registered twice for two different items is an error (`replace=True` is the one, explicit way to
   override, e.g. a user's dataset card that shadows a shipped one);
@@ -15,6 +16,7 @@ behaves the same way:
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
@@ -26,11 +28,13 @@ class DuplicateNameError(ValueError):
 
 
 class Registry(Generic[T]):
-    """Named items of one kind ("method", "dataset", ...), loaded on first use from `modules`."""
+    """Named items of one kind ("method", "dataset", ...), loaded on first use from `modules` and from every
+    module of `packages` (except those whose name starts with "_", which are helpers)."""
 
-    def __init__(self, kind: str, modules: Iterable[str] = ()) -> None:
+    def __init__(self, kind: str, modules: Iterable[str] = (), packages: Iterable[str] = ()) -> None:
         self.kind = kind
         self.modules = tuple(modules)
+        self.packages = tuple(packages)
         self.items: dict[str, T] = {}
         self._loaded = False
 
@@ -44,11 +48,14 @@ class Registry(Generic[T]):
         return item
 
     def load(self) -> None:
-        """Import the registering modules (once)."""
+        """Import the registering modules (once): the named ones, then each package's, in name order."""
         if not self._loaded:
             self._loaded = True
             for module in self.modules:
                 importlib.import_module(module)
+            for package in self.packages:
+                for module in package_modules(package):
+                    importlib.import_module(module)
 
     def names(self) -> list[str]:
         self.load()
@@ -64,3 +71,10 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self.load()
         return name in self.items
+
+
+def package_modules(package: str) -> list[str]:
+    """The full names of the modules (and subpackages) directly inside `package`, sorted, "_"-prefixed ones left
+    out. Read from the package's `__path__` at call time, so a file dropped into the folder is found."""
+    path = importlib.import_module(package).__path__
+    return sorted(f"{package}.{info.name}" for info in pkgutil.iter_modules(path) if not info.name.startswith("_"))

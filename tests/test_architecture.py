@@ -134,3 +134,15 @@ def test_the_import_graph_has_no_cycle():
 def test_the_cycle_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_the_feature_engine_imports_no_extractor():
+    """Inside `harness.features` (one layer), the engine and the weight helpers sit below the extractors: they reach
+    an extractor only through the registry (by name), so a new extractor is a file in `harness/features/extractors/`
+    and nothing else changes."""
+    below = [m for m, _ in _modules() if m.startswith("harness.features")
+             and not m.startswith("harness.features.extractors")]
+    assert "harness.features.base" in below and "harness.features.weights.hf" in below
+    graph = _import_graph()
+    upward = sorted(f"{m} imports {t}" for m in below for t in graph[m] if t.startswith("harness.features.extractors"))
+    assert upward == []

@@ -9,7 +9,7 @@ from fixtures.corpora import COUNTER_FPS, frame_counts, iemocap_tree
 
 from harness.datasets import get_dataset
 from harness.features.base import ClipInput, build_extractor
-from harness.features.face import FaceCropper
+from harness.features.extractors.face import FaceCropper
 from harness.features.runner import decode_clip, extract, load_features
 from harness.features.store import FeatureStore
 from harness.manifest import Manifest

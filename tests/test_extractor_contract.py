@@ -4,6 +4,8 @@ Each extractor must: build from a tiny, download-free configuration; refuse an u
 cache key for the same options and another for another corpus; declare its output and the corpora its weights
 saw (`trained_on`); and turn one tiny clip into `Features` ([T, D] and [D], finite) on the CPU. A new extractor
 fails `test_every_registered_extractor_has_a_tiny_configuration` until it gets a line in `TINY` below.
+Registration is by file: every module of `harness.features.extractors` is imported on the first lookup
+(`test_a_module_dropped_into_the_package_is_registered`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ def weights(tmp_path_factory) -> dict[str, str]:
     import torch
     from transformers import ViTConfig, ViTModel
 
-    from harness.features import random_init
-    from harness.features.wav2vec1 import Wav2Vec1Settings, build_network
+    from harness.features.extractors.wav2vec1 import Wav2Vec1Settings, build_network
+    from harness.features.weights import random_init
 
     root = tmp_path_factory.mktemp("weights")
     paths = {m: str(random_init.speech_checkpoint(m, root / m)) for m in random_init.SPEECH_MODELS}
@@ -91,6 +93,50 @@ def tiny_clip(extractor) -> ClipInput:
 
 def test_every_registered_extractor_has_a_tiny_configuration() -> None:
     assert sorted(TINY) == extractor_names()
+
+
+DROPPED = '''
+from harness.features.base import ClipInput, Extractor, Features, register_extractor
+
+
+@register_extractor
+class Dropped(Extractor):
+    name = "dropped-in"
+    modality = "audio"
+    description = "a test extractor that no list names"
+    output = "sequence [T, 1], pooled [1]"
+    trained_on = ()
+
+    def extract(self, clip: ClipInput) -> Features:
+        return Features(sequence=clip.audio[:, None], pooled=clip.audio[:1])
+'''
+
+
+def test_a_module_dropped_into_the_package_is_registered(tmp_path, monkeypatch) -> None:
+    """A new file in the extractors package is found on the registry's first lookup, with no list edited: the
+    package's search path gets a second folder holding one new module (and a "_" helper, which is skipped), and
+    the registry is made to load again."""
+    import sys
+
+    from harness.features import base, extractors
+    from harness.registry import package_modules
+
+    module = "harness.features.extractors.dropped_in"
+    (tmp_path / "dropped_in.py").write_text(DROPPED)
+    (tmp_path / "_helper.py").write_text("raise AssertionError('a module starting with _ is not imported')\n")
+    shipped = package_modules("harness.features.extractors")
+    assert "harness.features.extractors.audio" in shipped and module not in shipped
+    monkeypatch.setattr(extractors, "__path__", [*extractors.__path__, str(tmp_path)])
+    monkeypatch.setattr(base._EXTRACTORS, "items", dict(base._EXTRACTORS.items))
+    monkeypatch.setattr(base._EXTRACTORS, "_loaded", False)
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    try:
+        assert "dropped-in" in extractor_names()
+        assert package_modules("harness.features.extractors") == sorted([*shipped, module])
+        features = build_extractor("dropped-in").extract(ClipInput("c", audio=np.ones(4, np.float32)))
+        assert features.sequence.shape == (4, 1)
+    finally:
+        sys.modules.pop(module, None)
 
 
 @pytest.mark.parametrize("name", extractor_names())

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from harness.datasets.synthetic import SyntheticConfig, generate, scan
-from harness.features import random_init
 from harness.features.asr import SAMPLE_RATE, WhisperTranscriber
 from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor
 from harness.features.runner import _media_rows, decode_clip, extract
 from harness.features.store import FeatureStore
+from harness.features.weights import random_init
 from harness.manifest import Manifest
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from harness.datasets.synthetic import SyntheticConfig, generate, scan
-from harness.features import random_init
 from harness.features.base import (
     ExtractorConfigError,
     MissingWeightsError,
@@ -18,8 +17,9 @@ from harness.features.base import (
 )
 from harness.features.decode import decode_clip
 from harness.features.decode import media_rows as _media_rows
-from harness.features.face import NoFaceError, align_crop
+from harness.features.extractors.face import NoFaceError, align_crop
 from harness.features.store import FeatureStore
+from harness.features.weights import random_init
 
 SPEECH = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
@@ -190,7 +190,7 @@ def test_the_tiny_text_checkpoints_tokenizer_knows_its_words(tmp_path) -> None:
     """Not every word [UNK] (as a vocab-file tokenizer is under transformers 5): sentences must differ as input."""
     from transformers import AutoTokenizer
 
-    from harness.features import random_init
+    from harness.features.weights import random_init
 
     tokenizer = AutoTokenizer.from_pretrained(random_init.text_checkpoint(tmp_path))
     ids = tokenizer("this is wonderful news")["input_ids"]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness.features.base import ClipInput, ExtractorConfigError, build_extractor, extractor_names, get_extractor
-from harness.features.face import NoFaceError
-from harness.features.mesh import LEFT_EYE, N_LANDMARKS, RIGHT_EYE, FaceLandmarksExtractor
+from harness.features.extractors.face import NoFaceError
+from harness.features.extractors.mesh import LEFT_EYE, N_LANDMARKS, RIGHT_EYE, FaceLandmarksExtractor
 
 HEIGHT, WIDTH = 600, 512  # the portrait's size
 

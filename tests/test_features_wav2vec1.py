@@ -27,7 +27,7 @@ from harness.features.base import (
     extractor_names,
     get_extractor,
 )
-from harness.features.wav2vec1 import (
+from harness.features.extractors.wav2vec1 import (
     LARGE,
     URL,
     Wav2Vec1CheckpointError,
@@ -77,7 +77,7 @@ def fairseq_args(settings: Wav2Vec1Settings = LARGE, **extra) -> argparse.Namesp
 
 
 def tiny_state_dict(settings: Wav2Vec1Settings = TINY, seed: int = 0) -> dict[str, torch.Tensor]:
-    from harness.features.wav2vec1 import build_network
+    from harness.features.extractors.wav2vec1 import build_network
 
     torch.manual_seed(seed)
     return {k: v + 0.1 * torch.randn_like(v) for k, v in build_network(settings).state_dict().items()}

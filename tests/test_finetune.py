@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_bert(directory: Path) -> Path:
     """A tiny random BERT whose tokenizer knows its word list."""
-    from harness.features import random_init
+    from harness.features.weights import random_init
 
     return random_init.text_checkpoint(directory)
 
@@ -27,7 +27,7 @@ def tiny_bert(directory: Path) -> Path:
 def checkpoints(tmp_path_factory) -> dict[str, Path]:
     from transformers import ViTConfig, ViTModel
 
-    from harness.features import random_init
+    from harness.features.weights import random_init
 
     root = tmp_path_factory.mktemp("checkpoints")
     # a wide initialisation: at the default 0.02 a one-layer ViT maps every face to nearly the same vector, and

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # about 3 minutes on 2 CPUs: frozen extraction, 8
 
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory, small_synthetic) -> dict[str, Path]:
-    from harness.features import random_init
+    from harness.features.weights import random_init
 
     root = tmp_path_factory.mktemp("finetune-run")
     shutil.copytree(small_synthetic, root / "synthetic")

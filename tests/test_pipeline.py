@@ -148,7 +148,7 @@ def test_absent_modality_runs_what_is_present(first_run, settings, corpus):
 def test_text_from_asr_for_a_corpus_without_transcripts(first_run, settings, corpus, tmp_path):
     """No transcripts: text methods are skipped, unless the text extractor is configured to transcribe (ASR)."""
     from harness import pipeline
-    from harness.features import random_init
+    from harness.features.weights import random_init
 
     notext = register_without(settings, corpus, "synthetic-notext", "text")
     plain = pipeline.run(notext, methods=["text-svm"], datasets=["synthetic-notext"])

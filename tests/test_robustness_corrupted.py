@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.features.base import ClipInput, ExtractorConfigError, build_extractor
-from harness.features.corrupted import CORRUPTIONS, snr_db
+from harness.features.extractors.corrupted import CORRUPTIONS, snr_db
 
 
 def tone(seconds: float = 1.0, rate: int = 16_000) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.features.base import ClipInput, build_extractor
-from harness.features.corrupted import CORRUPTIONS, decay_rt60, room_impulse_response
+from harness.features.extractors.corrupted import CORRUPTIONS, decay_rt60, room_impulse_response
 
 RATE = 16_000
 

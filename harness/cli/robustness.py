@@ -34,7 +34,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
         raise UsageError("robustness: cross-corpus needs both --train-on and --test-on")
     if not (args.missing or args.corrupt or args.train_on):
         raise UsageError("robustness: give --missing, --corrupt NAME and/or --train-on A --test-on B")
-    from harness.features.corrupted import CORRUPTIONS
+    from harness.features.extractors.corrupted import CORRUPTIONS
 
     unknown = [name for name in args.corrupt or [] if name not in CORRUPTIONS]
     if unknown:

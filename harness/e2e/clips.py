@@ -85,7 +85,7 @@ def _face_frames(frames: np.ndarray, s: ClipSettings, clip_id: str) -> np.ndarra
     """The aligned face crop (frame_size x frame_size) of every frame where the detector finds a face; a clip
     with none raises NoFaceError naming the clip."""
     from harness.features.base import ClipInput
-    from harness.features.face import FACE_DEFAULTS, FaceCropper
+    from harness.features.extractors.face import FACE_DEFAULTS, FaceCropper
 
     cropper = FaceCropper({**FACE_DEFAULTS, "detector": s.face_detector, "crop_size": s.frame_size})
     return cropper.track(ClipInput(clip_id, frames=frames)).crops

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.features.base import ExtractorConfigError, MissingWeightsError, option_hint
-from harness.features.hf import checkpoint_identity, resolve_checkpoint
+from harness.features.weights.hf import checkpoint_identity, resolve_checkpoint
 
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30

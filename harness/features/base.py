@@ -252,18 +252,9 @@ def _check_option_range(extractor: str, key: str, value: float, default: float) 
                                    f"{'> 0' if duration and default > 0 else '>= 0'}, got {value!r}")
 
 
-_EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", (
-    "harness.features.audio",
-    "harness.features.spectral",
-    "harness.features.pretrained_audio",
-    "harness.features.wav2vec1",
-    "harness.features.video",
-    "harness.features.face",
-    "harness.features.mesh",
-    "harness.features.snippets",
-    "harness.features.text",
-    "harness.features.corrupted",
-))
+EXTRACTOR_PACKAGE = "harness.features.extractors"
+# Every module of the package registers on the first lookup: a new extractor is a new file there, no list to edit.
+_EXTRACTORS: Registry[type[Extractor]] = Registry("extractor", packages=(EXTRACTOR_PACKAGE,))
 
 
 def register_extractor(cls: type[Extractor]) -> type[Extractor]:

@@ -44,8 +44,8 @@ class TextItem:
 
 def trainable_reason(extractor: Extractor) -> str:
     """Why `extractor` cannot be fine-tuned ("" when it can)."""
-    from harness.features.face import FaceEmbedExtractor
-    from harness.features.pretrained_audio import SpeechEncoderExtractor, WhisperEncoderExtractor
+    from harness.features.extractors.face import FaceEmbedExtractor
+    from harness.features.extractors.pretrained_audio import SpeechEncoderExtractor, WhisperEncoderExtractor
 
     if not isinstance(extractor, TrainableInPlace):
         return (f"extractor {extractor.name!r} ({extractor.modality}) has no trainable network; choose a "
@@ -145,7 +145,7 @@ class TextEncoder(Encoder):
         """Sequence = the extractor's chosen layer over the pair's real tokens; pooled = its pooling of it."""
         import torch
 
-        from harness.features.hf import select_layer
+        from harness.features.weights.hf import select_layer
 
         out: list[Features | Exception] = []
         with torch.no_grad():

@@ -239,7 +239,7 @@ def figures(view: RobustnessView, figure_dir: Path) -> None:
             ax.set_xticks(ticks["rate"], ["clean" if r == 0 else f"{lv:g}" for r, lv in
                                           zip(ticks["rate"], ticks["level"], strict=True)])
             name = str(condition).removeprefix("corrupt:")
-            from harness.features.corrupted import CORRUPTIONS
+            from harness.features.extractors.corrupted import CORRUPTIONS
 
             unit = CORRUPTIONS[name].unit if name in CORRUPTIONS else "level"
             ax.set_xlabel(f"severity ({unit})")

@@ -3,7 +3,7 @@
 Three evaluations of the *validated fold models* of a finished (method, dataset) result, none of which retrains:
   missing      modalities removed at test time through the availability masks (`harness.robustness.missing`);
   corrupted    test media degraded before extraction, each corruption level a cached extractor configuration
-               (`harness.features.corrupted`, evaluated by `harness.robustness.corrupt`);
+               (`harness.features.extractors.corrupted`, evaluated by `harness.robustness.corrupt`);
 and one that trains, because its question is a different training set:
   cross-corpus train on corpus A (hyperparameters chosen on A's validation parts), test once on corpus B over the
                shared classes of a label map (`harness.robustness.cross_corpus`).

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.features.corrupted import get_corruption
+from harness.features.extractors.corrupted import get_corruption
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import Manifest
 from harness.protocols import Fold

@@ -186,7 +186,8 @@ def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_
                    levels: dict[str, Sequence[float]] | None = None, corruption_seed: int = 0,
                    label_map: str | Path | None = None, rerun: bool = False) -> RobustnessReport:
     """Evaluate finished results with modalities missing (`missing`), with corrupted test media (`corrupt`: names
-    from `harness.features.corrupted.CORRUPTIONS`) and across corpora (`cross_corpus`: (train_on, test_on) pairs).
+    from `harness.features.extractors.corrupted.CORRUPTIONS`) and across corpora (`cross_corpus`: (train_on, test_on)
+    pairs).
 
     methods / datasets: limit to these names (default: every finished parent run; for cross-corpus, every
     default-suite method that can run on both corpora). levels: corruption -> severities (default: its levels).
@@ -252,7 +253,7 @@ def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing
                    report: RobustnessReport) -> list[_Task]:
     import ray
 
-    from harness.features.corrupted import get_corruption
+    from harness.features.extractors.corrupted import get_corruption
     from harness.features.store import FeatureStore
     from harness.prepare import dataset_extractors, locate_dataset, prepare_dataset
     from harness.robustness.corrupt import extract_corrupted

@@ -183,7 +183,7 @@ class _RestrictedPickle:
 
     Unpickler = _CheckpointUnpickler
     load = staticmethod(pickle.load)
-    __name__ = "harness.features.wav2vec1._RestrictedPickle"
+    __name__ = "harness.features.extractors.wav2vec1._RestrictedPickle"
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -14,8 +14,8 @@ Why this shape:
 * Every frame is processed independently (`use_prev_landmarks=False`): in tracking mode the landmarks of one
   clip would seed the next clip's first frame on the same actor, making features depend on scheduling.
 
-Conventions are those of the face-crop extractors (`harness.features.face`): frames without a face add no row,
-a clip without any face raises `NoFaceError` (a failure row, never zeros).
+Conventions are those of the face-crop extractors (`harness.features.extractors.face`): frames without a face add
+no row, a clip without any face raises `NoFaceError` (a failure row, never zeros).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from harness.features.base import (
     package_identity,
     register_extractor,
 )
-from harness.features.face import NoFaceError
+from harness.features.extractors.face import NoFaceError
 
 N_LANDMARKS = 468
 # eye corners in the canonical 468-point mesh: subject's right eye (outer, inner), left eye (inner, outer)

@@ -10,7 +10,7 @@ Crops are cached in the feature store (`_cache/face-crops`), keyed by the video 
 extractors on one corpus detect once.
 
 `mtcnn-landmarks` returns MTCNN's five landmarks; MediaPipe's 468-point mesh is the `face-landmarks` extractor
-(harness/features/mesh.py).
+(harness/features/extractors/mesh.py).
 """
 
 from __future__ import annotations
@@ -306,21 +306,21 @@ class FaceEmbedExtractor(FaceExtractor, TrainableInPlace):
 
     def weights_identity(self) -> str:
         if self.config["backbone"] == "timm":
-            from harness.features.timm_weights import timm_identity
+            from harness.features.weights.timm_weights import timm_identity
 
             return f"{super().weights_identity()};{timm_identity(self.config['checkpoint'])}"
-        from harness.features.hf import checkpoint_identity
+        from harness.features.weights.hf import checkpoint_identity
 
         return f"{super().weights_identity()};{checkpoint_identity(self.config['checkpoint'])}"
 
     def check_weights(self) -> None:
         super().check_weights()
         if self.config["backbone"] == "timm":
-            from harness.features.timm_weights import timm_checkpoint
+            from harness.features.weights.timm_weights import timm_checkpoint
 
             timm_checkpoint(self.config["checkpoint"], self.config["model"])
             return
-        from harness.features.hf import resolve_checkpoint
+        from harness.features.weights.hf import resolve_checkpoint
 
         resolve_checkpoint(self.config["checkpoint"])
 
@@ -330,14 +330,14 @@ class FaceEmbedExtractor(FaceExtractor, TrainableInPlace):
         self._mean, self._std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
         self._processor = None
         if self.config["backbone"] == "timm":
-            from harness.features.timm_weights import load_timm
+            from harness.features.weights.timm_weights import load_timm
 
             model, self._mean, self._std = load_timm(self.config["checkpoint"], self.config["model"])
             self._model = model.eval().to(self._device)
             return
         from transformers import AutoModel
 
-        from harness.features.hf import resolve_checkpoint
+        from harness.features.weights.hf import resolve_checkpoint
 
         path = resolve_checkpoint(self.config["checkpoint"])
         self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().to(self._device)

@@ -22,7 +22,7 @@ from harness.features.base import (
     TrainableInPlace,
     register_extractor,
 )
-from harness.features.hf import (
+from harness.features.weights.hf import (
     checkpoint_identity,
     pool,
     resolve_checkpoint,

@@ -178,26 +178,26 @@ class TransformerTextExtractor(TextExtractor, TrainableInPlace):
     output = "sequence [T tokens, hidden]; pooled [hidden] (CLS or mean)"
 
     def __init__(self, **config: Any) -> None:
-        from harness.features.hf import validate_layer, validate_pooling
+        from harness.features.weights.hf import validate_layer, validate_pooling
 
         super().__init__(**config)
         validate_layer(self.name, self.config["layer"])
         validate_pooling(self.name, self.config["pooling"], ("cls", "mean"))
 
     def model_identity(self) -> str:
-        from harness.features.hf import checkpoint_identity
+        from harness.features.weights.hf import checkpoint_identity
 
         return checkpoint_identity(self.config["checkpoint"])
 
     def check_model_weights(self) -> None:
-        from harness.features.hf import resolve_checkpoint
+        from harness.features.weights.hf import resolve_checkpoint
 
         resolve_checkpoint(self.config["checkpoint"])
 
     def setup_model(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
-        from harness.features.hf import resolve_checkpoint
+        from harness.features.weights.hf import resolve_checkpoint
 
         path = resolve_checkpoint(self.config["checkpoint"])
         self._device = self.device()
@@ -220,7 +220,7 @@ class TransformerTextExtractor(TextExtractor, TrainableInPlace):
     def encode(self, text: str) -> Features:
         import torch
 
-        from harness.features.hf import select_layer
+        from harness.features.weights.hf import select_layer
 
         inputs = self._tokenizer(text, return_tensors="pt", truncation=True,
                                  max_length=int(self.config["max_tokens"])).to(self._device)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from harness.features.base import ClipInput, Extractor, ExtractorConfigError, Features, register_extractor
-from harness.features.torchvision_weights import load_torchvision_model, torchvision_weights_identity
+from harness.features.weights.torchvision_weights import load_torchvision_model, torchvision_weights_identity
 
 
 @register_extractor

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from harness.features.base import ClipInput, ExtractorConfigError, Features, register_extractor
-from harness.features.face import FACE_DEFAULTS, FaceExtractor
-from harness.features.torchvision_weights import load_torchvision_model, torchvision_weights_identity
+from harness.features.extractors.face import FACE_DEFAULTS, FaceExtractor
+from harness.features.weights.torchvision_weights import load_torchvision_model, torchvision_weights_identity
 
 BACKBONES = ("r3d_18", "r2plus1d_18", "videomae")
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -67,7 +67,7 @@ class VideoSnippetsExtractor(FaceExtractor):
                 "positions_per_snippet": int(self.config["spatial_grid"]) ** 2}
 
     def weights_identity(self) -> str:
-        from harness.features.hf import checkpoint_identity
+        from harness.features.weights.hf import checkpoint_identity
 
         backbone = self.config["backbone"]
         model = (checkpoint_identity(self.config["checkpoint"]) if backbone == "videomae"
@@ -75,7 +75,7 @@ class VideoSnippetsExtractor(FaceExtractor):
         return f"{super().weights_identity()};{model}"
 
     def check_weights(self) -> None:
-        from harness.features.hf import resolve_checkpoint
+        from harness.features.weights.hf import resolve_checkpoint
 
         super().check_weights()
         if self.config["backbone"] == "videomae":
@@ -91,7 +91,7 @@ class VideoSnippetsExtractor(FaceExtractor):
         if backbone == "videomae":
             from transformers import VideoMAEModel
 
-            from harness.features.hf import resolve_checkpoint
+            from harness.features.weights.hf import resolve_checkpoint
 
             self._model = VideoMAEModel.from_pretrained(resolve_checkpoint(self.config["checkpoint"]),
                                                         local_files_only=True)
