@@ -145,9 +145,10 @@ SOFT_METRICS: tuple[str, ...] = ("jsd", "plurality_accuracy")
 SOFT_LOWER_IS_BETTER: frozenset[str] = frozenset({"jsd"})
 
 
-def soft_label_scores(probabilities: np.ndarray, counts: np.ndarray) -> dict[str, float]:
-    """`probabilities` [clips, classes] against rating `counts` [clips, classes] (same class order): the mean
-    JSD, the tie-aware plurality accuracy, and how many clips were scored, unrated, and tied."""
+def soft_label_clip_scores(probabilities: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each clip's soft scores, [clips] per metric of SOFT_METRICS (NaN for a clip without any rating), plus
+    `tied` (1.0 where the top vote count is shared): the per-clip values whose mean `soft_label_scores` reports and
+    whose grouped resampling gives the report's intervals and verdicts (`harness.stats.GroupedClipScores`)."""
     from scipy.spatial.distance import jensenshannon
 
     probabilities = np.asarray(probabilities, dtype=float)
@@ -155,15 +156,26 @@ def soft_label_scores(probabilities: np.ndarray, counts: np.ndarray) -> dict[str
     if probabilities.shape != counts.shape or probabilities.ndim != 2:
         raise ValueError(f"probabilities {probabilities.shape} and counts {counts.shape} must be [clips, classes]")
     rated = counts.sum(axis=1) > 0
+    out = {name: np.full(len(counts), np.nan) for name in (*SOFT_METRICS, "tied")}
     p, c = probabilities[rated], counts[rated]
-    if not len(p):
+    if len(p):
+        top = c == c.max(axis=1, keepdims=True)
+        out["jsd"][rated] = jensenshannon(p, c, axis=1, base=2) ** 2  # normalises both rows to sum 1
+        out["plurality_accuracy"][rated] = top[np.arange(len(p)), p.argmax(axis=1)] / top.sum(axis=1)
+        out["tied"][rated] = (top.sum(axis=1) > 1).astype(float)
+    return out
+
+
+def soft_label_scores(probabilities: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """`probabilities` [clips, classes] against rating `counts` [clips, classes] (same class order): the mean
+    JSD, the tie-aware plurality accuracy, and how many clips were scored, unrated, and tied."""
+    clips = soft_label_clip_scores(probabilities, counts)
+    rated = ~np.isnan(clips["jsd"])
+    if not rated.any():
         raise ValueError("no rated clip to score")
-    divergence = jensenshannon(p, c, axis=1, base=2) ** 2  # normalises both rows to sum 1
-    top = c == c.max(axis=1, keepdims=True)
-    predicted = p.argmax(axis=1)
-    credit = top[np.arange(len(p)), predicted] / top.sum(axis=1)
-    return {"jsd": float(np.mean(divergence)), "plurality_accuracy": float(np.mean(credit)),
-            "n_rated": float(len(p)), "n_unrated": float((~rated).sum()), "n_tied": float((top.sum(axis=1) > 1).sum())}
+    return {"jsd": float(np.mean(clips["jsd"][rated])), "plurality_accuracy": float(np.mean(
+        clips["plurality_accuracy"][rated])), "n_rated": float(rated.sum()), "n_unrated": float((~rated).sum()),
+        "n_tied": float(np.sum(clips["tied"][rated]))}
 
 
 def summarise_soft_folds(fold_scores: list[dict[str, float]], prefix: str) -> dict[str, float]:

@@ -256,11 +256,16 @@ class TrackingListener:
         track.log_trial(self.experiment_id, self.parents[job.label], self.tags[job.label], record)
 
     def on_outcome(self, job: Job, outcome: MethodOutcome, models: dict[str, Any]) -> None:
+        from dataclasses import replace
+
         from harness import track
-        from harness.ratings import soft_label_metrics
+        from harness.ratings import soft_label_metrics, with_votes
 
         prepared = self.prepared[job.label]
-        soft, not_scored = soft_label_metrics(outcome.predictions, prepared.data.classes, self.ratings[prepared.name])
+        classes, ratings = prepared.data.classes, self.ratings[prepared.name]
+        soft, not_scored = soft_label_metrics(outcome.predictions, classes, ratings)
+        # the test clips' votes are stored with the predictions, so the report can test the soft scores
+        outcome = replace(outcome, predictions=with_votes(outcome.predictions, classes, ratings))
         track.finish_result(self.parents[job.label], outcome, prepared.data.classes, models, prepared.failures,
                             test_metrics=soft)
         for rating_set, why in not_scored.items():

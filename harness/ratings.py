@@ -5,7 +5,9 @@ A card's rating set names a side table under the corpus root, a template giving 
 filters (regexes on columns), and the count columns per class. The scores themselves are defined in
 `harness.metrics` (`soft_label_scores`); here they are computed per test fold from the stored predictions
 (`p_<class>` columns) and summarised over folds like the hard metrics, as MLflow metrics
-`test_soft_<set>_<metric>_mean/_std`.
+`test_soft_<set>_<metric>_mean/_std`. The vote counts of each scored test clip travel with the result's
+predictions (`votes:<set>:<class>` columns of predictions.csv, `with_votes`), so the report computes every clip's
+soft scores again (`clip_soft_scores`) and gives them the intervals and verdicts of the headline metric.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from harness.metrics import soft_label_scores, summarise_soft_folds
+from harness.metrics import soft_label_clip_scores, soft_label_scores, summarise_soft_folds
 
 if TYPE_CHECKING:
     from harness.datasets import DatasetSpec
+
+
+VOTES_PREFIX = "votes:"  # predictions.csv columns `votes:<set>:<class>`: a test clip's vote counts (0: unrated)
 
 
 class RatingsError(ValueError):
@@ -95,3 +100,38 @@ def soft_label_metrics(predictions: pd.DataFrame, classes: list[str],
         for count in ("n_rated", "n_tied"):
             metrics[f"{prefix}_{count}"] = float(np.sum([s[count] for s in fold_scores]))
     return metrics, notes
+
+
+def comparable_sets(classes: list[str], ratings: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The rating sets over exactly the result's classes (the others cannot be compared; `soft_label_metrics`
+    says why in its notes)."""
+    return {name: table for name, table in ratings.items() if set(table.columns) == set(classes)}
+
+
+def with_votes(predictions: pd.DataFrame, classes: list[str], ratings: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """`predictions` with each comparable rating set's vote counts per clip as `votes:<set>:<class>` columns (0 for
+    a clip the set does not rate), so the stored predictions alone let the report score and test the soft labels.
+    Unchanged when no set compares."""
+    out = predictions
+    for name, table in comparable_sets(classes, ratings).items():
+        votes = table[list(classes)].rename(columns={c: f"{VOTES_PREFIX}{name}:{c}" for c in classes})
+        out = out.join(votes, on="clip_id")
+        columns = list(votes.columns)
+        out[columns] = out[columns].fillna(0.0)
+    return out
+
+
+def vote_sets(predictions: pd.DataFrame) -> list[str]:
+    """The rating sets whose vote counts a stored predictions table carries (`with_votes`), sorted."""
+    return sorted({str(c)[len(VOTES_PREFIX):].split(":", 1)[0] for c in predictions.columns
+                   if str(c).startswith(VOTES_PREFIX)})
+
+
+def clip_soft_scores(predictions: pd.DataFrame, classes: list[str], rating_set: str) -> pd.DataFrame:
+    """Every rated test clip's soft scores against `rating_set` from a stored predictions table: fold, clip_id,
+    group (when stored), y_true, and one column per metric of `harness.metrics.SOFT_METRICS`."""
+    votes = predictions[[f"{VOTES_PREFIX}{rating_set}:{c}" for c in classes]].to_numpy(dtype=float)
+    scores = soft_label_clip_scores(predictions[[f"p_{c}" for c in classes]].to_numpy(dtype=float), votes)
+    keep = [c for c in ("fold", "clip_id", "group", "y_true") if c in predictions.columns]
+    table = predictions[keep].assign(**{k: v for k, v in scores.items() if k != "tied"})
+    return table[votes.sum(axis=1) > 0].reset_index(drop=True)

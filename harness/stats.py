@@ -15,6 +15,10 @@ leaderboard ranks are usually closer than one standard deviation. So:
   data, so "vs the best" is a selected pair), Holm-correct them (statsmodels) and give each row one of three
   verdicts against the best: worse, practically equivalent, or not separable with this design (`verdict`);
   `resolution` says what the design can settle. benchmarks/verdicts.py calibrates all of it on planted truths.
+- The same intervals, tests and verdicts serve metrics that are a mean over clips (the perceived-emotion soft-label
+  scores): `GroupedClipScores` sums each clip's score per (group, fold) where `GroupedConfusions` counts confusions,
+  so `group_bootstrap_ci` / `compare_confusions` take either (`clip_score_interval`, `compare_clip_scores`); a
+  lower-is-better score (JSD) is negated inside and given back in its own direction.
 - `cross_dataset_ranking` ranks methods over datasets: mean ranks always; Friedman + Nemenyi (autorank,
   nonparametric) with at least five datasets; with two to four, baycomp's Bayesian signed-rank test of each
   method against the one of best mean rank (`bayesian_signed_rank`).
@@ -96,6 +100,58 @@ def grouped_confusions(predictions: pd.DataFrame, classes: list[str], group_colu
 
 
 @dataclass(frozen=True)
+class GroupedClipScores:
+    """One method's per-clip scores summed per (group, fold), `sums[metric][g, f]`, with the clips counted,
+    `counts[metric][g, f]`: for metrics that are a mean over clips (the soft-label scores), what `GroupedConfusions`
+    is for the confusion-based ones, with the same `fold_mean` / `leave_one_out`, so the same bootstrap, jackknife
+    and Holm apply. Scores are stored higher-is-better (`sign` -1 for a lower-is-better metric such as JSD)."""
+
+    groups: list[str]
+    folds: list[str]
+    sums: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    sign: dict[str, float]
+
+    def fold_mean(self, weights: np.ndarray, metric: str) -> np.ndarray:
+        """Mean over folds of the per-fold clip mean, group g counted `weights[..., g]` times (an empty fold is
+        skipped)."""
+        total = np.einsum("...g,gf->...f", weights, self.sums[metric])
+        n = np.einsum("...g,gf->...f", weights, self.counts[metric])
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(np.where(n > 0, total / np.where(n > 0, n, 1), np.nan), axis=-1)
+
+    def leave_one_out(self, metric: str) -> np.ndarray:
+        """`fold_mean` without group g, for every g at once: `[g]`."""
+        groups = len(self.groups)
+        return self.fold_mean(np.ones((groups, groups)) - np.eye(groups), metric)
+
+
+def grouped_clip_scores(scores: pd.DataFrame, metrics: dict[str, bool], group_column: str = "group",
+                        groups: list[str] | None = None, folds: list[str] | None = None) -> GroupedClipScores:
+    """Sum per-clip scores per (group, fold). `scores` has columns fold, `group_column` and one per metric (NaN:
+    the clip has no score for it); `metrics` maps each metric to whether lower is better; `groups`/`folds` fix the
+    order (so methods pair group by group)."""
+    missing = {"fold", group_column, *metrics} - set(scores.columns)
+    if missing:
+        raise ValueError(f"clip scores lack columns {sorted(missing)}")
+    group_names = groups if groups is not None else sorted(scores[group_column].astype(str).unique())
+    fold_names = folds if folds is not None else sorted(scores["fold"].astype(str).unique())
+    g = scores[group_column].astype(str).map({name: i for i, name in enumerate(group_names)}).to_numpy()
+    f = scores["fold"].astype(str).map({name: i for i, name in enumerate(fold_names)}).to_numpy()
+    sums, counts, sign = {}, {}, {}
+    for metric, lower_is_better in metrics.items():
+        sign[metric] = -1.0 if lower_is_better else 1.0
+        values = scores[metric].to_numpy(dtype=float)
+        present = ~np.isnan(values)
+        sums[metric] = np.zeros((len(group_names), len(fold_names)))
+        counts[metric] = np.zeros((len(group_names), len(fold_names)))
+        np.add.at(sums[metric], (g[present], f[present]), sign[metric] * values[present])
+        np.add.at(counts[metric], (g[present], f[present]), 1.0)
+    return GroupedClipScores(list(group_names), list(fold_names), sums, counts, sign)
+
+
+@dataclass(frozen=True)
 class Interval:
     """A point estimate with its bootstrap confidence interval, and how it was obtained."""
 
@@ -117,9 +173,16 @@ def group_bootstrap_ci(predictions: pd.DataFrame, metric: str, classes: list[str
     (a group drawn twice counts twice) in its own fold. One group gives a zero-width interval: there is nothing to
     resample, and the report shows the group count beside the interval.
     """
+    return bootstrap_interval(grouped_confusions(predictions, classes, group_column), metric,
+                              n_resamples=n_resamples, confidence=confidence, seed=seed)
+
+
+def bootstrap_interval(grouped: GroupedConfusions | GroupedClipScores, metric: str, *,
+                       n_resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE,
+                       seed: int = 0) -> Interval:
+    """`group_bootstrap_ci`'s percentile bootstrap over groups, on confusion counts or per-clip scores."""
     from scipy.stats import bootstrap
 
-    grouped = grouped_confusions(predictions, classes, group_column)
     n_groups = len(grouped.groups)
     estimate = float(grouped.fold_mean(np.ones(n_groups), metric))
     if n_groups < 2:
@@ -250,8 +313,8 @@ def verdict(p_difference_holm: float, p_equivalence_holm: float, difference: flo
     return UNRESOLVED
 
 
-def compare_confusions(confusions: dict[str, GroupedConfusions], metric: str, *, alpha: float = ALPHA,
-                       rope: float = ROPE) -> pd.DataFrame:
+def compare_confusions(confusions: dict[str, GroupedConfusions] | dict[str, GroupedClipScores], metric: str, *,
+                       alpha: float = ALPHA, rope: float = ROPE) -> pd.DataFrame:
     """Every method against the best one (highest fold-mean `metric`), all counted over the same groups and folds.
 
     Why all pairs are tested and corrected, though the table shows only "vs best": the best is chosen from the same
@@ -313,6 +376,44 @@ def compare_with_best(predictions: dict[str, pd.DataFrame], metric: str, classes
     groups = sorted(set().union(*[set(p[group_column].astype(str)) for p in aligned.values()]))
     return compare_confusions({m: grouped_confusions(p, classes, group_column, groups) for m, p in aligned.items()},
                               metric, alpha=alpha, rope=rope)
+
+
+def clip_score_interval(scores: pd.DataFrame, metric: str, lower_is_better: bool, *, group_column: str = "group",
+                        seed: int = 0) -> Interval:
+    """`group_bootstrap_ci` of a per-clip score's fold mean (columns fold, `group_column`, `metric`), in the
+    metric's own direction."""
+    grouped = grouped_clip_scores(scores, {metric: lower_is_better}, group_column)
+    interval = bootstrap_interval(grouped, metric, seed=seed)
+    if not lower_is_better:
+        return interval
+    return Interval(-interval.estimate, -interval.high, -interval.low, interval.n_groups, interval.n_resamples,
+                    interval.confidence, interval.method)
+
+
+def compare_clip_scores(scores: dict[str, pd.DataFrame], metric: str, lower_is_better: bool, *,
+                        group_column: str = "group", alpha: float = ALPHA, rope: float = ROPE) -> pd.DataFrame:
+    """`compare_confusions` of a per-clip score (one table per method: fold, clip_id, `group_column`, `metric`), on
+    the clips every method scored: the best is the lowest for a lower-is-better metric, and `score` and
+    `difference` (method - best) are given in the metric's own direction (a worse JSD has a positive difference).
+    The tests are those of the headline metric: jackknife t-test, TOST against ±rope, Holm over every pair."""
+    if not scores:
+        raise ValueError("no clip scores to compare")
+    keys = ["fold", "clip_id"]
+    shared = None
+    for table in scores.values():
+        found = table[keys].astype(str).drop_duplicates()
+        shared = found if shared is None else shared.merge(found, on=keys)
+    if shared is None or shared.empty:
+        raise ValueError("the methods share no scored clip (fold, clip_id); they cannot be compared")
+    aligned = {m: t.astype({"fold": str, "clip_id": str}).merge(shared, on=keys) for m, t in scores.items()}
+    groups = sorted(set().union(*[set(t[group_column].astype(str)) for t in aligned.values()]))
+    folds = sorted(set(shared["fold"]))
+    table = compare_confusions({m: grouped_clip_scores(t, {metric: lower_is_better}, group_column, groups, folds)
+                                for m, t in aligned.items()}, metric, alpha=alpha, rope=rope)
+    if lower_is_better:
+        table[["score", "difference"]] = -table[["score", "difference"]]
+        table["difference"] = table["difference"] + 0.0  # no -0.0 for the best row
+    return table
 
 
 def verdict_ranks(verdicts: list[str]) -> list[str]:

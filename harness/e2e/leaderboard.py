@@ -99,6 +99,7 @@ class E2ERun:
     validation: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: dict[str, float] = field(default_factory=dict)
     frames: list[pd.DataFrame] = field(default_factory=list)
+    ratings: dict[str, pd.DataFrame] = field(default_factory=dict)  # the corpus's rating sets (harness.ratings)
 
     def add_fold(self, fold: str, test_scores: Any, scored: dict[str, Any], val_scores: Any,
                  notes: dict[str, float]) -> None:
@@ -127,12 +128,18 @@ class E2ERun:
 
     def finish(self, seconds: float, report: dict[str, Any]) -> MethodOutcome:
         """Log the trial and the outcome and mark the parent FINISHED (`harness.track`, as `harness run` does)."""
+        from dataclasses import replace
+
         from harness import track
+        from harness.ratings import soft_label_metrics, with_votes
 
         outcome = self.outcome(seconds)
+        # perceived-emotion scores from the best epochs' probabilities, as `harness run` logs them
+        soft, _ = soft_label_metrics(outcome.predictions, self.classes, self.ratings)
+        outcome = replace(outcome, predictions=with_votes(outcome.predictions, self.classes, self.ratings))
         track.log_trial(self.experiment_id, self.parent_id, self.tags, outcome.trials[0])
         track.finish_result(self.parent_id, outcome, self.classes, {},
-                            artifacts={REPORT_ARTIFACT: report})
+                            artifacts={REPORT_ARTIFACT: report}, test_metrics=soft)
         return outcome
 
     def fail(self, error: str) -> None:
@@ -160,6 +167,7 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
     """Tag the result and create its RUNNING parent run in the experiment `harness run` uses."""
     from harness import __version__, track
     from harness.protocols import get_protocol
+    from harness.ratings import read_ratings
     from methods import get_method
 
     digest = evaluation_digest(manifest, folds)
@@ -177,7 +185,9 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
         speaker_independent=str(get_protocol(spec.protocol.name).speaker_independent),
         features=f"audio=e2e-{clips.front_end}:{cache.stem},video=e2e-{clips.crop}:{cache.stem}",
         feature_failures="0", headline_metric=spec.headline_metric,
-        selection_metric="uar",  # the training loop keeps the epoch with the best validation UAR
+        # one configuration, so no trial is chosen by it (`best_trial` reads it from the validation scores); the
+        # best epoch is chosen by `config.select_by`, which the setting records
+        selection_metric="uar",
         setting=stable_hash(setting), setting_label=words, fingerprint=fingerprint, git_commit=track.git_commit(),
         inputs=e2e_inputs(config))
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment, (spec.headline_metric,))
@@ -186,7 +196,8 @@ def start_run(settings: Any, spec: Any, manifest: Any, folds: list[Any], chosen:
     corpus = {"digest": manifest.fingerprint(), "n_clips": len(manifest), "source": str(settings.data_dir(spec.name))}
     parent_id = track.start_result(experiment_id, tags, record, corpus)
     groups = dict(zip(manifest.table["clip_id"].astype(str), manifest.table["speaker"].astype(str), strict=True))
-    return E2ERun(tags, experiment_id, parent_id, _flat_config(run_config), list(manifest.classes), groups)
+    return E2ERun(tags, experiment_id, parent_id, _flat_config(run_config), list(manifest.classes), groups,
+                  ratings=read_ratings(spec, manifest.root))
 
 
 def _flat_config(config: dict[str, Any]) -> dict[str, Any]:

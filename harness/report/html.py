@@ -18,7 +18,6 @@ from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, VERDICT_CLASSES, VERDICT_WORDS, Section
 from harness.report.model import escape as _e
 from harness.report.text import (
-    SOFT_NOTE,
     bayes_cells,
     ci_text,
     claim_cell,
@@ -29,6 +28,7 @@ from harness.report.text import (
     method_text,
     resolution_text,
     soft_label_table,
+    soft_note,
     timestamp_line,
     verdict_cell,
 )
@@ -182,7 +182,8 @@ def _section_html(section: Section, tracking_uri: str, out_dir: Path) -> list[st
     parts.append("</tbody></table>")
     soft_titles, soft_rows = soft_label_table(section)
     if soft_titles:
-        parts.append(f"<p class='note'>{_e(SOFT_NOTE)}</p><table class='soft'><thead><tr><th class='l'>method</th>"
+        parts.append(f"<p class='note'>{_e(soft_note(section))}</p><table class='soft'><thead><tr>"
+                     "<th class='l'>method</th>"
                      + "".join(f"<th>{_e(t)}</th>" for t in soft_titles) + "</tr></thead><tbody>")
         parts += [f"<tr><td class='l'>{_e(m)}</td>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "</tr>"
                   for m, cells in soft_rows]

@@ -26,6 +26,7 @@ from harness import atomic, stats
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
 from harness.report.model import FAILURE_COLUMNS, Leaderboard, RunData, Section
+from harness.report.soft_labels import analyse_soft
 from harness.results import FAILURES_ARTIFACT, PREDICTIONS_ARTIFACT
 from harness.sota import best_published_line
 
@@ -178,6 +179,7 @@ def _section(dataset: str, setting: str, label: str, title: str, slug: str, grou
     section = Section(dataset, setting, label, title, slug, metric, group, classes, grouped_by, n_groups, failures,
                       resolution=resolution, per_class_f1=per_class)
     section.gain = fusion_gain(section, predictions)
+    section.soft = analyse_soft(predictions, classes, grouped_by, seed)
     section.best_published = best_published_line(dataset, str(group["protocol"].iloc[0]), metric)
     return section
 

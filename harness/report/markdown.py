@@ -11,7 +11,6 @@ from harness import stats
 from harness.metrics import HEADLINE_METRICS
 from harness.report.model import METRIC_TITLES, Section
 from harness.report.text import (
-    SOFT_NOTE,
     bayes_cells,
     ci_text,
     claim_cell,
@@ -22,6 +21,7 @@ from harness.report.text import (
     method_text,
     resolution_text,
     soft_label_table,
+    soft_note,
     timestamp_line,
     verdict_cell,
 )
@@ -79,7 +79,8 @@ def _section_lines(section: Section, out_dir: Path) -> list[str]:
     lines.append("")
     soft_titles, soft_rows = soft_label_table(section)
     if soft_titles:
-        lines += [SOFT_NOTE, "", "| method | " + " | ".join(soft_titles) + " |", "|---" * (1 + len(soft_titles)) + "|"]
+        lines += [soft_note(section), "", "| method | " + " | ".join(soft_titles) + " |",
+                  "|---" * (1 + len(soft_titles)) + "|"]
         lines += [f"| `{method}` | " + " | ".join(cells) + " |" for method, cells in soft_rows]
         lines.append("")
     for key, caption in (("scores", "headline metric with 95 % CI"), ("per_class", "per-class F1")):

@@ -70,3 +70,6 @@ class Section:
     per_class_f1: pd.DataFrame = field(default_factory=pd.DataFrame)  # methods x classes
     figures: dict[str, Path] = field(default_factory=dict)  # "scores", "per_class", "confusion:<method>"
     best_published: str = ""  # where the field stands under this protocol (harness.sota), or why none compares
+    # perceived-emotion scores with intervals and verdicts, one row per (method, rating set, metric)
+    # (`harness.report.soft_labels.analyse_soft`); empty when no stored prediction carries vote counts
+    soft: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -192,23 +192,39 @@ def inputs_word(inputs: str) -> str:
     return f"inputs substituted: {', '.join(swapped)}" if swapped else "the paper's inputs"
 
 
-SOFT_NOTE = ("Perceived emotion, scored against the annotators' rating distributions (docs/report.md): fold mean "
-             "± std; JSD lower is better, plurality accuracy gives 1/k credit on a k-way tie. No intervals or "
-             "verdicts here: the report's tests resample confusion matrices, which soft labels do not have.")
+SOFT_NOTE = ("Perceived emotion, scored against the annotators' rating distributions (docs/report.md): mean over "
+             "folds [95 % CI] and rank label, each column with the headline's statistics (group bootstrap; "
+             "jackknife t-test and TOST, Holm over every pair: 1= practically equivalent to the column's best, ? not "
+             "separable, a plain rank worse). JSD lower is better (its best is the lowest); plurality accuracy gives "
+             "1/k credit on a k-way tie. A result stored without vote counts shows its fold mean ± std only.")
+
+
+def soft_note(section: Section) -> str:
+    """The sentence above a soft-label table: what its cells mean and, when verdicts were reached, what they rest
+    on."""
+    from harness.report.soft_labels import soft_resolution
+
+    return " ".join(part for part in (SOFT_NOTE, soft_resolution(section.soft)) if part)
 
 
 def soft_label_table(section: Section) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """(column titles, [(method, cells)]) of the table's soft-label scores; empty when no result has them."""
-    rows = section.rows
-    keys = sorted({c.removesuffix("_mean") for c in rows.columns if c.startswith("soft_") and c.endswith("_mean")})
+    """(column titles, [(method, cells)]) of the table's soft-label scores; empty when no result has them. Cells
+    come from `section.soft` (intervals and verdicts) where the result's predictions carry votes, else from the
+    logged fold mean ± std."""
+    from harness.report.soft_labels import soft_cell
+
+    rows, soft = section.rows, section.soft
+    keys = {c.removesuffix("_mean") for c in rows.columns if c.startswith("soft_") and c.endswith("_mean")}
+    keys = sorted(keys | (set(soft["key"]) if len(soft) else set()))
     if not keys:
         return [], []
     titles = [k.removeprefix("soft_").replace("_plurality_accuracy", " plurality acc. ↑").replace("_jsd", " JSD ↓")
               for k in keys]
+    tested = soft.set_index(["method", "key"]) if len(soft) else None
     body = []
     for _, row in rows.iterrows():
-        cells = ["–" if pd.isna(row.get(f"{k}_mean")) else f"{row[f'{k}_mean']:.3f} ± {row.get(f'{k}_std', 0.0):.3f}"
-                 for k in keys]
-        body.append((str(row["method"]), cells))
+        method = str(row["method"])
+        cells = [soft_cell(tested.loc[(method, k)] if tested is not None and (method, k) in tested.index else None,
+                           row.get(f"{k}_mean"), row.get(f"{k}_std")) for k in keys]
+        body.append((method, cells))
     return titles, body
-
