@@ -521,12 +521,3 @@ def runs_table_url(server: str, experiment_id: str, share_key: str | None = None
     query = "workflowType=machine_learning" + (f"&viewStateShareKey={share_key}" if share_key else "")
     return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
 
-
-def parent_runs(experiment_id: str) -> pd.DataFrame:
-    """Every FINISHED parent run, newest first, as MLflow's frame (the robustness runner's old reader; it goes
-    with that caller's move to `finished_results`)."""
-    import mlflow
-
-    return mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas",
-                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])

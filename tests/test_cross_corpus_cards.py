@@ -122,7 +122,7 @@ def test_a_new_two_speaker_card_runs_cross_corpus_against_a_built_in_corpus(smal
     classes carry the shared names, two speakers (its own protocol cannot be built), no package data edited."""
     import shutil
 
-    from harness.robustness.run import run_robustness
+    from harness.robustness.run import RobustnessOptions, run
 
     root = tmp_path / "data" / "duo"
     for speaker in ("spk00", "spk01"):
@@ -149,8 +149,7 @@ label: "{emotion}"
     settings = Settings(workspace=tmp_path / "ws", data_root=tmp_path / "data",
                         data_dirs={"synthetic": small_synthetic},
                         tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}", num_cpus=2)
-    report = run_robustness(settings, missing=False, corrupt=[], cross_corpus=[("synthetic", "duo")],
-                            methods=["audio-svm"])
+    report = run(settings, RobustnessOptions(cross_corpus=(("synthetic", "duo"),), methods=("audio-svm",)))
     assert not report.failed and report.ran == ["cross:audio-svm@synthetic->duo"], report
     table = report.frame("cross")
     assert set(table["test_on"]) == {"duo", "synthetic"} and table["value"].between(0, 1).all()

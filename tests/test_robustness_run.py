@@ -1,4 +1,4 @@
-"""run_robustness end to end on the built-in corpus: a finished parent run (the results contract: tags and a
+"""robustness.run end to end on the built-in corpus: a finished parent run (the results contract: tags and a
 models.pkl of validated fold models) gets missing-modality and corrupted-audio children, reused on a rerun."""
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path,
     from harness.config import Settings
     from harness.datasets import get_dataset
     from harness.prepare import prepare_dataset
-    from harness.results import MODELS_ARTIFACT, ROLE_TAG
-    from harness.robustness.run import CONDITION_TAG, robustness_results, run_robustness
+    from harness.results import CONDITION_TAG, MODELS_ARTIFACT, ROLE_TAG
+    from harness.robustness.run import RobustnessOptions, robustness_results, run
 
     settings = Settings(workspace=tmp_path / "ws", data_dirs={"synthetic": small_synthetic},
                         tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}", num_cpus=2)
@@ -54,8 +54,9 @@ def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path,
         mlflow.set_tags({ROLE_TAG: "parent", "dataset": "synthetic", "method": "av-xattn-e2e-tiny",
                          "harness.fingerprint": "fp-e2e", "features": features})
 
-    report = run_robustness(settings, missing=True, corrupt=["white-noise"], cross_corpus=None,
-                            rates=(0.0, 0.5), seeds=(0,), levels={"white-noise": [10.0, 0.0]})
+    options = RobustnessOptions(missing=True, corrupt=("white-noise",), rates=(0.0, 0.5), seeds=(0,),
+                                levels={"white-noise": [10.0, 0.0]})
+    report = run(settings, options)
     assert not report.failed and len(report.ran) == 2, report
     assert any(s.startswith("av-xattn-e2e-tiny@synthetic: not a registered method") for s in report.skipped)
     missing = report.frame("missing")
@@ -67,7 +68,6 @@ def test_run_robustness_logs_children_and_reuses_them(small_synthetic, tmp_path,
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.data.tags[CONDITION_TAG] for c in children} == {"missing", "corrupt:white-noise"}
 
-    again = run_robustness(settings, missing=True, corrupt=["white-noise"], cross_corpus=None,
-                           rates=(0.0, 0.5), seeds=(0,), levels={"white-noise": [10.0, 0.0]})
+    again = run(settings, options)
     assert again.ran == [] and len(again.reused) == 2
     assert len(robustness_results(experiment_id, "corrupt:")) == len(corrupt)

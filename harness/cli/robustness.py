@@ -42,15 +42,19 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     from harness.corpus import CorpusNotFound, ProtocolUnbuildable
     from harness.robustness.cross_corpus import LabelMapError
-    from harness.robustness.run import run_robustness
+    from harness.robustness.run import RobustnessOptions, run
 
-    pairs = [(a, b) for a in args.train_on or [] for b in args.test_on or [] if a != b]
+    pairs = tuple((a, b) for a in args.train_on or [] for b in args.test_on or [] if a != b)
+    options = RobustnessOptions(missing=args.missing, corrupt=tuple(args.corrupt or ()), cross_corpus=pairs,
+                                methods=tuple(args.method) if args.method else None,
+                                datasets=tuple(args.dataset) if args.dataset else None, label_map=args.label_map,
+                                rerun=args.rerun)
     try:
-        report = run_robustness(settings, missing=args.missing, corrupt=args.corrupt or [],
-                                cross_corpus=pairs or None, methods=args.method, datasets=args.dataset,
-                                label_map=args.label_map, rerun=args.rerun)
+        report = run(settings, options)
     except (LabelMapError, ProtocolUnbuildable, CorpusNotFound) as error:  # planning: before Ray, one line
         raise UsageError(str(error)) from None
     except KeyError as error:  # an unknown corpus name
         raise UsageError(f"robustness: {error.args[0]}") from None
+    for line in report.failure_summary():  # last, where a reader of the console looks
+        print(f"[failures] {line}", flush=True)
     return 1 if report.failed else 0

@@ -187,13 +187,12 @@ def analyse(frame: pd.DataFrame, records: list[dict[str, Any]], table: pd.DataFr
 
 
 def read(tracking_uri: str, experiment: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Every newest robustness child's tidy rows, and the cross-corpus records, from MLflow."""
-    import mlflow
-
+    """Every newest robustness child's tidy rows, and the cross-corpus records, from MLflow (through
+    `harness.track`)."""
+    from harness import track
     from harness.robustness.run import robustness_records, robustness_results
 
-    mlflow.set_tracking_uri(tracking_uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    found = track.find_experiment(tracking_uri, experiment)
     if found is None:
         return pd.DataFrame(), []
     return robustness_results(found.experiment_id), robustness_records(found.experiment_id, "cross-corpus:")

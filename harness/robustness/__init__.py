@@ -7,7 +7,7 @@ Three evaluations of the *validated fold models* of a finished (method, dataset)
 and one that trains, because its question is a different training set:
   cross-corpus train on corpus A (hyperparameters chosen on A's validation parts), test once on corpus B over the
                shared classes of a label map (`harness.robustness.cross_corpus`).
-`harness.robustness.run.run_robustness` schedules them on Ray and logs each as MLflow child runs; the summary
+`harness.robustness.run.run` schedules them on Ray and logs each as an MLflow child run (`harness.track`); the summary
 statistics (relative and effective robustness, MultiBench's definitions) are in `harness.robustness.summary`.
 The package imports neither Ray nor MLflow at import time.
 """

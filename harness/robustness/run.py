@@ -1,24 +1,23 @@
-"""`run_robustness`: the robustness and cross-corpus evaluations of finished results, scheduled on Ray.
+"""`run(settings, RobustnessOptions) -> RobustnessReport`: the robustness and cross-corpus evaluations of finished
+results, scheduled on Ray.
 
 Inputs are the finished parent runs of the experiment (tag `harness.role` = "parent", with a `models.pkl` of the
 chosen configuration's validated fold models). Each (method, dataset, condition) is one Ray task; corrupted
 features are extracted before, on Ray Data, by the feature runner (cached per corruption, level and seed).
 Each task's tidy scores become one MLflow child run of the parent (tag `harness.role` = "robustness",
-`robustness.condition`, artifact `robustness.csv`), keyed by a fingerprint of the parent result and the
-condition's parameters: a second call reuses finished children and computes only what is new (`rerun` forces).
+`robustness.condition`, artifact `robustness.csv`; the names in `harness.results`, written and read by
+`harness.track`), keyed by a fingerprint of the parent result and the condition's parameters: a second call reuses
+finished children and computes only what is new (`rerun` forces).
 Cross-corpus pairs train anew (on A), so they are children of A's parent for the method when one exists, and
 top-level runs otherwise.
 """
 
 from __future__ import annotations
 
-import json
-import pickle
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -26,16 +25,38 @@ from harness.config import Settings
 from harness.hashing import stable_hash
 from harness.robustness.missing import DEFAULT_RATES, DEFAULT_SEEDS
 
-ROBUSTNESS_ROLE = "robustness"
-CONDITION_TAG = "robustness.condition"
-ROBUSTNESS_FINGERPRINT_TAG = "harness.robustness_fingerprint"
-TABLE_ARTIFACT = "robustness.csv"
-RECORD_ARTIFACT = "robustness.json"
+if TYPE_CHECKING:
+    from harness.track import StoredResult
+
 VERSION = 1  # bump when an evaluation's computation changes, to invalidate reused children
+
+
+@dataclass(frozen=True)
+class RobustnessOptions:
+    """What one `harness robustness` run evaluates, beside the settings.
+
+    missing: each modality (and pair) absent, and random missing rates; corrupt: names from
+    `harness.features.extractors.corrupted.CORRUPTIONS`; cross_corpus: (train_on, test_on) pairs. methods /
+    datasets: limit to these names (default: every finished parent run; for cross-corpus, every default-suite
+    method that can run on both corpora). levels: corruption -> severities (default: its levels)."""
+
+    missing: bool = False
+    corrupt: tuple[str, ...] = ()
+    cross_corpus: tuple[tuple[str, str], ...] = ()
+    methods: tuple[str, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+    rates: tuple[float, ...] = tuple(DEFAULT_RATES)
+    seeds: tuple[int, ...] = tuple(DEFAULT_SEEDS)
+    levels: dict[str, Sequence[float]] = field(default_factory=dict)
+    corruption_seed: int = 0
+    label_map: str | Path | None = None  # the user's class map (--label-map), for cross-corpus pairs
+    rerun: bool = False
 
 
 @dataclass
 class RobustnessReport:
+    """What one `harness robustness` run did, for the command to print and to turn into its exit status."""
+
     ran: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -46,6 +67,11 @@ class RobustnessReport:
         """All tidy rows of one kind ("missing", "corrupt", "cross"), with dataset and method columns."""
         parts = self.tables[kind]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    def failure_summary(self) -> list[str]:
+        """The lines that end a run with failures (none without): each failed evaluation once."""
+        failed = list(dict.fromkeys(self.failed))
+        return [f"{len(failed)} evaluation(s) failed:"] + [f"  {entry}" for entry in failed] if failed else []
 
 
 @dataclass
@@ -76,18 +102,16 @@ def _spec(settings: Settings, name: str):
 
 
 def finished_parents(experiment_id: str, methods: Sequence[str] | None, datasets: Sequence[str] | None
-                     ) -> pd.DataFrame:
-    """The newest finished parent run per (dataset, method), filtered by the names given."""
+                     ) -> list[StoredResult]:
+    """The newest finished result per (dataset, method), filtered by the names given."""
     from harness import track
 
-    runs = track.parent_runs(experiment_id)
-    if runs.empty:
-        return runs
-    if methods:
-        runs = runs[runs["tags.method"].isin(methods)]
-    if datasets:
-        runs = runs[runs["tags.dataset"].isin(datasets)]
-    return runs.drop_duplicates(["tags.dataset", "tags.method"], keep="first")
+    newest: dict[tuple[str, str], StoredResult] = {}
+    for result in track.finished_results(experiment_id):  # newest first
+        if (methods and result.tags.method not in methods) or (datasets and result.tags.dataset not in datasets):
+            continue
+        newest.setdefault((result.tags.dataset, result.tags.method), result)
+    return list(newest.values())
 
 
 def _registered(method: str) -> bool:
@@ -100,37 +124,12 @@ def _registered(method: str) -> bool:
     return True
 
 
-def load_models(run_id: str) -> dict[str, Any]:
-    """The parent's `models.pkl` (fold -> fitted method), written by the harness's own tracking code."""
-    import mlflow
-
-    from harness.results import MODELS_ARTIFACT
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODELS_ARTIFACT, dst_path=tmp)
-        return pickle.loads(Path(path).read_bytes())  # the harness wrote it into its own tracking store
-
-
 def feature_mismatch(tag: str, feature_keys: dict[str, str]) -> str:
     """Why a parent's models do not fit today's features ("" when they do): its `features` tag lists
     modality=extractor:key pairs, which must equal the prepared dataset's."""
     recorded = dict(item.split("=", 1) for item in tag.split(",") if "=" in item)
     changed = [m for m, key in recorded.items() if feature_keys.get(m) != key]
     return f"features changed since the result ({', '.join(changed)}); rerun `harness run`" if changed else ""
-
-
-def _reusable(experiment_id: str, fingerprint: str) -> pd.DataFrame | None:
-    import mlflow
-
-    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list", max_results=1,
-                              filter_string=f"tags.`{ROBUSTNESS_FINGERPRINT_TAG}` = '{fingerprint}' and "
-                                            "attributes.status = 'FINISHED'")
-    if not runs:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=runs[0].info.run_id, artifact_path=TABLE_ARTIFACT,
-                                                   dst_path=tmp)
-        return pd.read_csv(path)
 
 
 def _missing_task(models, data, folds, rates, seeds) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -152,71 +151,50 @@ def _cross_task(method, fixed, train, folds, test, train_on, test_on, label_map,
 
 
 def _log_child(experiment_id: str, task: _Task, frame: pd.DataFrame, record: dict[str, Any]) -> str:
-    """One child run: condition tags, per-condition mean metrics, the tidy table and the record as artifacts."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
+    """One evaluation run (`track.log_evaluation`): the condition's mean metric per (condition, modality, rate,
+    test corpus), the tidy table and the record."""
+    from harness import track
 
-    from harness.results import ROLE_TAG
-
-    client = MlflowClient()
-    tags = {ROLE_TAG: ROBUSTNESS_ROLE, CONDITION_TAG: task.condition, "dataset": task.dataset, "method": task.method,
-            ROBUSTNESS_FINGERPRINT_TAG: task.fingerprint}
-    if task.parent_id:
-        tags["mlflow.parentRunId"] = task.parent_id
-    run = client.create_run(experiment_id, run_name=f"{task.condition}:{task.method}@{task.dataset}", tags=tags)
     keys = [c for c in ("condition", "modality", "rate", "test_on") if c in frame.columns]
     means = frame.groupby([*keys, "metric"], dropna=False)["value"].mean()
-    metrics = []
+    metrics = {}
     for key, value in means.items():
         name = ".".join(str(k) for k in key if str(k) not in ("", "nan")).replace(":", "_").replace("+", "_")
-        metrics.append(Metric(name[:250], float(value), 0, 0))
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
-    with tempfile.TemporaryDirectory() as tmp:
-        frame.to_csv(Path(tmp) / TABLE_ARTIFACT, index=False)
-        (Path(tmp) / RECORD_ARTIFACT).write_text(json.dumps(record, indent=2, default=str))
-        client.log_artifacts(run.info.run_id, tmp)
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+        metrics[name[:250]] = float(value)
+    return track.log_evaluation(experiment_id, task.parent_id, task.dataset, task.method, task.condition,
+                                task.fingerprint, metrics, frame, record)
 
 
-def run_robustness(settings: Settings, missing: bool, corrupt: list[str], cross_corpus: list[tuple[str, str]] | None,
-                   methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None,
-                   rates: Sequence[float] = DEFAULT_RATES, seeds: Sequence[int] = DEFAULT_SEEDS,
-                   levels: dict[str, Sequence[float]] | None = None, corruption_seed: int = 0,
-                   label_map: str | Path | None = None, rerun: bool = False) -> RobustnessReport:
-    """Evaluate finished results with modalities missing (`missing`), with corrupted test media (`corrupt`: names
-    from `harness.features.extractors.corrupted.CORRUPTIONS`) and across corpora (`cross_corpus`: (train_on, test_on)
-    pairs).
-
-    methods / datasets: limit to these names (default: every finished parent run; for cross-corpus, every
-    default-suite method that can run on both corpora). levels: corruption -> severities (default: its levels).
-    """
+def run(settings: Settings, options: RobustnessOptions) -> RobustnessReport:
+    """Evaluate finished results with modalities missing, with corrupted test media and across corpora (see
+    `RobustnessOptions`). Planning errors (LabelMapError, ProtocolUnbuildable, CorpusNotFound, KeyError) are raised
+    before Ray starts; a failed evaluation is reported, not raised."""
     import ray
 
     from harness import track
     from harness.runtime import init_ray
 
     report = RobustnessReport()
-    maps = {pair: plan_cross_corpus(settings, *pair, label_map) for pair in cross_corpus or []}  # before Ray
+    methods, datasets, rerun = options.methods, options.datasets, options.rerun
+    maps = {pair: plan_cross_corpus(settings, *pair, options.label_map) for pair in options.cross_corpus}  # before Ray
     init_ray(settings)
     experiment_id = track.use_experiment(settings.tracking_uri, settings.experiment)
     tasks: list[_Task] = []
-    if missing or corrupt:
-        parents = finished_parents(experiment_id, methods, datasets)
-        if not parents.empty:  # `harness e2e` results: their fold models are Ray Train checkpoints, not methods
-            registered = parents["tags.method"].map(_registered)
-            for _, run in parents[~registered].iterrows():
-                report.skipped.append(f"{run['tags.method']}@{run['tags.dataset']}: not a registered method (an "
+    if options.missing or options.corrupt:
+        parents = []
+        for result in finished_parents(experiment_id, methods, datasets):
+            if _registered(result.tags.method):
+                parents.append(result)
+            else:  # `harness e2e` results: their fold models are Ray Train checkpoints, not methods
+                report.skipped.append(f"{result.tags.method}@{result.tags.dataset}: not a registered method (an "
                                       "end-to-end result); it has no fold models to re-score")
                 _log(f"[skip] {report.skipped[-1]}")
-            parents = parents[registered]
-        if parents.empty:
+        if not parents:
             report.skipped.append("missing/corrupt: no finished results in MLflow; run `harness run` first")
             _log(f"[skip] robustness: {report.skipped[-1]}")
-        for dataset, runs in parents.groupby("tags.dataset", sort=True):
-            tasks += _dataset_tasks(settings, str(dataset), runs, missing, corrupt, rates, seeds, levels or {},
-                                    corruption_seed, experiment_id, rerun, report)
+        for dataset in sorted({result.tags.dataset for result in parents}):
+            runs = [result for result in parents if result.tags.dataset == dataset]
+            tasks += _dataset_tasks(settings, dataset, runs, options, experiment_id, report)
     for (train_on, test_on), resolved in maps.items():
         tasks += _cross_tasks(settings, train_on, test_on, methods, resolved, experiment_id, rerun, report)
     for task in tasks:
@@ -242,20 +220,22 @@ def _submit(kind: str, label: str, dataset: str, method: str, parent_id: str | N
             condition: str, experiment_id: str, rerun: bool, function, *args) -> _Task:
     import ray
 
+    from harness import track
+
     task = _Task(kind, label, dataset, method, parent_id, fingerprint, condition)
-    reused = None if rerun else _reusable(experiment_id, fingerprint)
+    reused = None if rerun else track.stored_evaluation(experiment_id, fingerprint)
     task.ref = reused if reused is not None else ray.remote(num_cpus=1)(function).remote(*args)
     return task
 
 
-def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing: bool, corrupt: list[str],
-                   rates, seeds, levels, corruption_seed: int, experiment_id: str, rerun: bool,
-                   report: RobustnessReport) -> list[_Task]:
+def _dataset_tasks(settings: Settings, dataset: str, runs: list[StoredResult], options: RobustnessOptions,
+                   experiment_id: str, report: RobustnessReport) -> list[_Task]:
     import ray
 
+    from harness import track
     from harness.features.extractors.corrupted import get_corruption
     from harness.features.store import FeatureStore
-    from harness.prepare import dataset_extractors, locate_dataset, prepare_dataset
+    from harness.prepare import locate_dataset, prepare_dataset
     from harness.robustness.corrupt import extract_corrupted
     from methods import get_method
 
@@ -264,44 +244,45 @@ def _dataset_tasks(settings: Settings, dataset: str, runs: pd.DataFrame, missing
     if not present:
         report.skipped.append(f"{dataset}: {why}")
         return []
-    need_sequences = any(get_method(m).cls.input_kind == "sequence" for m in runs["tags.method"])
+    rates, seeds, levels, corruption_seed = options.rates, options.seeds, options.levels, options.corruption_seed
+    need_sequences = any(get_method(run.tags.method).cls.input_kind == "sequence" for run in runs)
     prepared = prepare_dataset(settings, spec, need_sequences)
     data_ref = ray.put(prepared.data)
     corrupted: dict[str, tuple[str, dict[float, Any], list[str]]] = {}
-    for name in corrupt:
+    for name in options.corrupt:
         corruption = get_corruption(name)
         if corruption.modality not in prepared.data.modalities:
             report.skipped.append(f"corrupt:{name}@{dataset}: the dataset has no {corruption.modality} features")
             continue
-        base = dataset_extractors(spec, settings)[corruption.modality]
+        base = prepared.extractors[corruption.modality]  # the one the result's features came from
         extracted = extract_corrupted(prepared.manifest, prepared.folds, FeatureStore(settings.feature_store_uri()),
-                                      base, settings.extractor_config.get(base), name,
+                                      base.name, base.options, name,
                                       levels.get(name, corruption.levels), corruption_seed)
         corrupted[name] = (corruption.modality, {lv: s for lv, (s, _) in extracted.items()},
                            [key for _, key in extracted.values()])
     tasks = []
-    for _, run in runs.iterrows():
-        method, parent_id, parent_fp = run["tags.method"], run["run_id"], run.get("tags.harness.fingerprint", "")
+    for run in runs:
+        method, parent_id, parent_fp = run.tags.method, run.run_id, run.tags.fingerprint
         label = f"{method}@{dataset}"
-        mismatch = feature_mismatch(str(run.get("tags.features", "") or ""), prepared.feature_keys)
+        mismatch = feature_mismatch(run.tags.features, prepared.feature_keys)
         if mismatch:
             report.skipped.append(f"{label}: {mismatch}")
             continue
         try:
-            models_ref = ray.put(load_models(parent_id))
+            models_ref = ray.put(track.fold_models(parent_id))
         except Exception as error:  # an older result without models.pkl
             report.skipped.append(f"{label}: no fold models stored with the result ({type(error).__name__}); "
                                   "rerun `harness run --rerun` for it")
             continue
-        if missing:
+        if options.missing:
             fp = stable_hash({"v": VERSION, "parent": parent_fp, "missing": [list(rates), list(seeds)]})
             tasks.append(_submit("missing", f"missing:{label}", dataset, method, parent_id, fp, "missing",
-                                 experiment_id, rerun, _missing_task, models_ref, data_ref, prepared.folds,
+                                 experiment_id, options.rerun, _missing_task, models_ref, data_ref, prepared.folds,
                                  list(rates), list(seeds)))
         for name, (modality, features, keys) in corrupted.items():
             fp = stable_hash({"v": VERSION, "parent": parent_fp, "corrupt": name, "keys": keys})
             tasks.append(_submit("corrupt", f"corrupt:{name}:{label}", dataset, method, parent_id, fp,
-                                 f"corrupt:{name}", experiment_id, rerun, _corrupt_task, models_ref, data_ref,
+                                 f"corrupt:{name}", experiment_id, options.rerun, _corrupt_task, models_ref, data_ref,
                                  prepared.folds, modality, name, features, corruption_seed))
     return tasks
 
@@ -341,8 +322,7 @@ def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Seque
     train, test = (prepare_dataset(settings, specs[n], need_sequences, with_folds=n == train_on)
                    for n in (train_on, test_on))  # the test corpus is scored whole: no protocol of its own
     common = set(train.data.modalities) & set(test.data.modalities)
-    parents = finished_parents(experiment_id, None, [train_on])
-    parent_of = dict(zip(parents.get("tags.method", []), parents.get("run_id", []), strict=True))
+    parent_of = {result.tags.method: result.run_id for result in finished_parents(experiment_id, None, [train_on])}
     refs = (ray.put(train.data), ray.put(test.data))
     tasks = []
     for method in chosen:
@@ -362,56 +342,21 @@ def _cross_tasks(settings: Settings, train_on: str, test_on: str, methods: Seque
     return tasks
 
 
-def _newest_children(experiment_id: str, condition_prefix: str) -> list[tuple[Any, tuple[str, str, str]]]:
-    """The newest finished robustness child per (dataset, method, condition) whose condition starts with the prefix."""
-    import mlflow
-
-    from harness.results import ROLE_TAG
-
-    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
-                              filter_string=f"tags.`{ROLE_TAG}` = '{ROBUSTNESS_ROLE}' and attributes.status = "
-                                            "'FINISHED'", order_by=["attributes.start_time DESC"])
-    out, seen = [], set()
-    for run in runs:
-        tags = run.data.tags
-        key = (str(tags.get("dataset")), str(tags.get("method")), str(tags.get(CONDITION_TAG)))
-        if key in seen or not key[2].startswith(condition_prefix):
-            continue
-        seen.add(key)
-        out.append((run, key))
-    return out
-
-
 def robustness_results(experiment_id: str, condition_prefix: str = "") -> pd.DataFrame:
-    """Every finished robustness child's tidy table (with dataset, method, condition_tag columns), for the
+    """Every newest finished evaluation's tidy table (with dataset, method, condition_tag columns), for the
     report: `condition_prefix` "missing", "corrupt:" or "cross-corpus:" selects one kind."""
-    import mlflow
+    from harness import track
 
-    frames = []
-    for run, key in _newest_children(experiment_id, condition_prefix):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=TABLE_ARTIFACT,
-                                                       dst_path=tmp)
-            frame = pd.read_csv(path)
-            if "modality" in frame.columns:  # the clean condition's "" comes back from CSV as NaN
-                frame["modality"] = frame["modality"].fillna("").astype(str)
-            frames.append(frame.assign(dataset=key[0], method=key[1], condition_tag=key[2]))
+    frames = [run.table.assign(dataset=run.dataset, method=run.method, condition_tag=run.condition)
+              for run in track.finished_evaluations(experiment_id, condition_prefix)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def robustness_records(experiment_id: str, condition_prefix: str = "cross-corpus:") -> list[dict[str, Any]]:
-    """The `robustness.json` record of every newest finished child (e.g. a cross-corpus pair's mapped and dropped
-    classes), with dataset, method and condition_tag keys added; children without a record are left out."""
-    import mlflow
+    """The `robustness.json` record of every newest finished evaluation (e.g. a cross-corpus pair's mapped and
+    dropped classes), with dataset, method and condition_tag keys added; evaluations without a record are left
+    out."""
+    from harness import track
 
-    records = []
-    for run, key in _newest_children(experiment_id, condition_prefix):
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=RECORD_ARTIFACT,
-                                                           dst_path=tmp)
-            except Exception:  # an empty record is not logged by every store; nothing to report for it
-                continue
-            record = json.loads(Path(path).read_text())
-        records.append({**record, "dataset": key[0], "method": key[1], "condition_tag": key[2]})
-    return records
+    return [{**run.record, "dataset": run.dataset, "method": run.method, "condition_tag": run.condition}
+            for run in track.finished_evaluations(experiment_id, condition_prefix, table=False, record=True)]
