@@ -7,8 +7,10 @@ MLflow layout of one result (one parent run per (method, dataset, evaluation set
 param and metric as a column, so only what a user sorts or filters on is one; the rest is in JSON artifacts:
   tags       `ResultTags` (dataset, method, protocol, features, setting...), `harness.role` = "parent"
   params     the chosen configuration, n_trials, n_folds, refit, settings.{seed,trials,speaker_norm,preset,refit}
-  metrics    test_<metric>_mean / _std, val_<metric>_mean (best trial), seconds
-  artifacts  predictions.csv (fold, clip_id, group, y_true, y_pred, p_<class>...), folds.json (per-fold test and
+  metrics    test_<metric>_mean / _std, val_<metric>_mean (best trial), seconds; test_soft_<set>_<metric>_mean / _std
+             where the corpus has annotator ratings (harness.ratings)
+  artifacts  predictions.csv (fold, clip_id, group, y_true, y_pred, p_<class>..., and votes:<set>:<class>, the test
+             clips' rating counts, where the corpus has ratings), folds.json (per-fold test and
              validation scores, fit notes), settings.json (every resolved setting), confusion.json, per_class.csv,
              config.json, confusion.png, models.pkl (fold -> fitted method), feature_failures.csv when any
   inputs     the corpus as an MLflow dataset (name, manifest fingerprint, protocol)

@@ -37,7 +37,7 @@ def test_classical_methods_alone_take_the_fourth_papers_inputs_and_fine_tuning()
     assert changed.features == {"text": "bert", "audio": "wav2vec2", "video": "video-snippets"}
     assert inputs.papers == ("babaali2024",) and "stand-in for VideoMAE" in inputs.words["video"]
     text = changed.finetune_options.for_modality("text")
-    assert (text.lr, text.epochs, text.batch_size) == (2e-5, 20, 32)
+    assert (text.lr, text.epochs, text.batch_size, text.select_by) == (2e-5, 20, 32, "accuracy")  # §3.2
     assert changed.finetune_options.for_modality("audio").epochs == 2  # the user's per-modality choice wins
     assert paper_inputs([get_method("early-concat-svm"), get_method("xmt-embracenet")],
                         Settings.from_env()).features == {}  # a neural method without its preset: no inputs
