@@ -56,4 +56,8 @@ def test_a_crema_d_run_logs_and_reports_soft_label_scores(ray_session, crema_roo
     board = render(settings.tracking_uri, settings.experiment, tmp_path / "reports", figures=False)
     markdown = board.paths["md"].read_text()
     assert "voice JSD ↓" in markdown and "voice plurality acc. ↑" in markdown
+    # the stored predictions carry the votes, so the soft columns get the headline's interval and rank label
+    (row,) = [line for line in markdown.splitlines() if line.startswith("| `audio-svm` |") and "[" in line
+              and line.count("|") == 2 + 4]
+    assert all(cell.strip().endswith(" 1") and " [" in cell for cell in row.split("|")[2:-1])
     assert "Best published" in markdown
