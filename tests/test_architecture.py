@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     # 0: leaves (and methods/, which knows nothing of the harness)
     "harness": 0, "harness.hashing": 0, "harness.atomic": 0, "harness.media": 0, "harness.metrics": 0,
     "harness.config": 0, "harness.registry": 0, "harness.results": 0, "harness.stats": 0, "harness.normalize": 0,
-    "harness.mlflow_ui": 0, "harness.runtime": 0, "harness.claims": 0, "harness.perfold": 0, "methods": 0,
+    "harness.runtime": 0, "harness.claims": 0, "harness.perfold": 0, "methods": 0,
     "harness.paper_inputs": 0, "harness.names": 0, "harness.interrupt": 0,
     # 1: corpora as data
     "harness.manifest": 1, "harness.protocols": 1, "harness.datasets": 1, "harness.corpus": 1,

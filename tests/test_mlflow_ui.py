@@ -17,7 +17,7 @@ import pytest
 from fixtures.browser import headless_page
 from fixtures.mlflow_runs import EXPERIMENT, FakeResult, log_result
 
-from harness.mlflow_ui import (
+from harness.track import (
     EXPERIMENT_KIND_TAG,
     TRAINING_KIND,
     VIEW_STATE_TAG_PREFIX,

@@ -86,9 +86,9 @@ def open_experiment(settings: Settings) -> str:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a dead server: seconds, not minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
-    import mlflow  # noqa: F401 - imported before any clock starts: on a loaded machine the import takes seconds
-
     from harness import track
+
+    track.load_mlflow()  # before any clock starts: on a loaded machine the import takes seconds
 
     def find() -> Any:
         return track.find_experiment(settings.tracking_uri, settings.experiment)
