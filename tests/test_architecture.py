@@ -146,3 +146,11 @@ def test_the_feature_engine_imports_no_extractor():
     graph = _import_graph()
     upward = sorted(f"{m} imports {t}" for m in below for t in graph[m] if t.startswith("harness.features.extractors"))
     assert upward == []
+
+
+def test_only_track_reads_or_writes_mlflow():
+    """Every MLflow read and write is in `harness/track.py` (the results contract both ways): no other module of
+    the harness or of methods/ imports MLflow, even inside a function."""
+    outside = [f"{path.relative_to(REPO)}:{line} imports {name}" for module, path in _modules()
+               if module != "harness.track" for name, line in _imports(path) if name.split(".")[0] == "mlflow"]
+    assert outside == []
