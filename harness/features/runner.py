@@ -18,7 +18,6 @@ baseline of the benchmark, and a debugging aid.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from harness.features.base import ClipInput, ExtractorRef, extractor_names
 from harness.features.decode import decode_batch, decode_clip, decode_or_error, error_text, longest_first, media_rows
 from harness.features.store import FeatureStore, StoredFeatures
 from harness.manifest import Manifest
+from harness.runtime import Progress
 
 # Moved to harness.features.decode; kept importable from here for callers outside harness/features/.
 _media_rows = media_rows
@@ -108,41 +108,6 @@ class EncodeBlock:
         return pd.DataFrame({"n_ok": [len(ids)], "n_failed": [len(failures)]})
 
 
-class Progress:
-    """`clips done / total (clips/s)` on stderr: a tqdm bar (rate and ETA) on a terminal; otherwise (a log file)
-    a line at most every LINE_INTERVAL seconds and at the end, not one per block (MELD's text: 601 lines)."""
-
-    LINE_INTERVAL = 10.0  # seconds between progress lines in a log file
-
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
-        self.done = 0
-        self.started = self.last_line = time.perf_counter()
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="clip", file=sys.stderr)
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        elif self.enabled:
-            now = time.perf_counter()
-            if now - self.last_line < self.LINE_INTERVAL and self.done < self.total:
-                return
-            self.last_line = now
-            rate = self.done / max(now - self.started, 1e-9)
-            left = f", about {(self.total - self.done) / rate:.0f}s left" if 0 < self.done < self.total else ""
-            print(f"[features] {self.label}: {self.done}/{self.total} clips ({rate:.1f} clips/s{left})",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def extract(manifest: Manifest, extractor: str | ExtractorRef, store: FeatureStore,
             config: dict[str, Any] | None = None,
             batch_size: int = 16, concurrency: int | None = None, num_gpus: float | None = None,
@@ -178,7 +143,7 @@ def extract(manifest: Manifest, extractor: str | ExtractorRef, store: FeatureSto
     if todo:
         extractor.check_weights()
         rows = media_rows(manifest, todo)
-        progress = Progress(f"{manifest.dataset}/{extractor_name}", len(rows), verbose)
+        progress = Progress("features", f"{manifest.dataset}/{extractor_name}", len(rows), "clips", verbose)
         try:
             run = _run_local if executor == "local" else _run_ray
             n_now = run(rows, ExtractorRef(extractor_name, extractor.config), store, entry, batch_size,
