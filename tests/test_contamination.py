@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +11,7 @@ from harness.config import Settings
 from harness.features.base import (
     _EXTRACTORS,
     Extractor,
+    ExtractorOptions,
     ExtractorRef,
     Features,
     contamination,
@@ -29,8 +28,10 @@ class ToyTunedExtractor(Extractor):
 
     name = TUNED
     modality = "audio"
-    defaults: ClassVar[dict] = {"checkpoint": "toy/tuned"}
     trained_on = ("ravdess", "LibriSpeech")
+
+    class Options(ExtractorOptions):
+        checkpoint: str = "toy/tuned"
 
     def extract(self, clip) -> Features:
         return Features(np.zeros((1, 2)), np.zeros(2))

@@ -5,7 +5,9 @@ cache key for the same options and another for another corpus; declare its outpu
 saw (`trained_on`); and turn one tiny clip into `Features` ([T, D] and [D], finite) on the CPU. A new extractor
 fails `test_every_registered_extractor_has_a_tiny_configuration` until it gets a line in `TINY` below.
 Registration is by file: every module of `harness.features.extractors` is imported on the first lookup
-(`test_a_module_dropped_into_the_package_is_registered`).
+(`test_a_module_dropped_into_the_package_is_registered`). Options are typed data (an `ExtractorOptions` model per
+extractor): every ill-typed or out-of-range value is a one-line error derived from the declared type, and the
+declared output (`output_dims()`) is what one clip's features measure.
 """
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.features.base import ClipInput, ExtractorConfigError, Features, build_extractor, extractor_names
+from harness.features.base import (
+    ClipInput,
+    ExtractorConfigError,
+    ExtractorOptions,
+    Features,
+    build_extractor,
+    extractor_names,
+    get_extractor,
+    option_type,
+)
 
+REPO = Path(__file__).resolve().parents[1]
 PORTRAIT = "sample_data/grace_hopper.jpg"  # a real face that ships with matplotlib (MediaPipe needs one)
 
 
@@ -95,21 +107,14 @@ def test_every_registered_extractor_has_a_tiny_configuration() -> None:
     assert sorted(TINY) == extractor_names()
 
 
-DROPPED = '''
-from harness.features.base import ClipInput, Extractor, Features, register_extractor
+def docs_example() -> str:
+    """The example extractor of docs/features.md ("Write an extractor"), as a module's source."""
+    import textwrap
 
-
-@register_extractor
-class Dropped(Extractor):
-    name = "dropped-in"
-    modality = "audio"
-    description = "a test extractor that no list names"
-    output = "sequence [T, 1], pooled [1]"
-    trained_on = ()
-
-    def extract(self, clip: ClipInput) -> Features:
-        return Features(sequence=clip.audio[:, None], pooled=clip.audio[:1])
-'''
+    text = (REPO / "docs" / "features.md").read_text()
+    section = text[text.index("## Write an extractor"):]
+    block = section[section.index("```python\n") + len("```python\n"):]
+    return textwrap.dedent(block[:block.index("```")])
 
 
 def test_a_module_dropped_into_the_package_is_registered(tmp_path, monkeypatch) -> None:
@@ -122,7 +127,7 @@ def test_a_module_dropped_into_the_package_is_registered(tmp_path, monkeypatch) 
     from harness.registry import package_modules
 
     module = "harness.features.extractors.dropped_in"
-    (tmp_path / "dropped_in.py").write_text(DROPPED)
+    (tmp_path / "dropped_in.py").write_text(docs_example())
     (tmp_path / "_helper.py").write_text("raise AssertionError('a module starting with _ is not imported')\n")
     shipped = package_modules("harness.features.extractors")
     assert "harness.features.extractors.audio" in shipped and module not in shipped
@@ -131,10 +136,13 @@ def test_a_module_dropped_into_the_package_is_registered(tmp_path, monkeypatch) 
     monkeypatch.setattr(base._EXTRACTORS, "_loaded", False)
     monkeypatch.delitem(sys.modules, module, raising=False)
     try:
-        assert "dropped-in" in extractor_names()
+        assert "band-energy" in extractor_names()
         assert package_modules("harness.features.extractors") == sorted([*shipped, module])
-        features = build_extractor("dropped-in").extract(ClipInput("c", audio=np.ones(4, np.float32)))
-        assert features.sequence.shape == (4, 1)
+        extractor = build_extractor("band-energy", {"n_bands": 5})
+        features = extractor.extract(tiny_clip(extractor))
+        assert (features.sequence.shape[1], features.pooled.shape[0]) == extractor.output_dims()[:2] == (5, 5)
+        with pytest.raises(ExtractorConfigError, match="option scale must be one of 'log', 'linear', got 'db'"):
+            build_extractor("band-energy", {"scale": "db"})
     finally:
         sys.modules.pop(module, None)
 
@@ -151,10 +159,72 @@ def test_builds_declares_and_refuses_unknown_options(name, weights) -> None:
 
 
 @pytest.mark.parametrize("name", extractor_names())
+def test_options_are_typed_data(name) -> None:
+    """Each option has a declared type (never Any) and a default; `defaults` is read off the model, not kept twice."""
+    from typing import Any
+
+    cls = get_extractor(name)
+    assert issubclass(cls.Options, ExtractorOptions) and cls.Options.model_fields, f"{name}: declare Options"
+    assert cls.defaults == cls.Options().model_dump()
+    untyped = [key for key, info in cls.Options.model_fields.items() if info.annotation in (Any, object, None)]
+    assert untyped == [], f"{name}: give these options a type: {untyped}"
+
+
+@pytest.mark.parametrize("name", extractor_names())
+def test_ill_typed_and_out_of_range_options_are_one_line_errors(name, weights) -> None:
+    """For every option, a value of the wrong kind (an int for a string, a string for anything else: a number, a
+    choice, a flag, a list) and, for a size or count, 0, is refused in one line that names the extractor, the
+    option and what it takes, as the declared type says it (so the message cannot drift from the check)."""
+    cls, tiny = get_extractor(name), TINY[name](weights)
+    for key, info in cls.Options.model_fields.items():
+        expected = option_type(cls.Options, key)
+        bad_values = [3 if info.annotation is str else "no-such-value"]
+        if expected.startswith("an integer >= 1"):
+            bad_values.append(0)
+        for bad in bad_values:
+            with pytest.raises(ExtractorConfigError) as caught:
+                build_extractor(name, {**tiny, key: bad})
+            message = str(caught.value)
+            assert "\n" not in message
+            assert message.startswith(f"extractor {name!r}: option {key} must be {expected}, got {bad!r}"), message
+
+
+@pytest.mark.parametrize("name", extractor_names())
 def test_cache_key_is_stable_and_names_the_corpus(name, weights) -> None:
     first, again = (build_extractor(name, TINY[name](weights)) for _ in range(2))
     assert first.cache_key("corpus-a") == again.cache_key("corpus-a")
     assert first.cache_key("corpus-a") != first.cache_key("corpus-b")
+
+
+@pytest.mark.parametrize("name", extractor_names())
+def test_equivalent_spellings_are_one_cache_key(name, weights) -> None:
+    """Options left out, the same values spelled out, and a whole number written as an int for a number option
+    (`win_ms=25` for 25.0) are the same options, so the same stored features."""
+    tiny = TINY[name](weights)
+    spelled = {**get_extractor(name).defaults, **tiny}
+    as_ints = {k: int(v) if type(v) is float and v.is_integer() else v for k, v in spelled.items()}
+    keys = {build_extractor(name, options).cache_key("corpus") for options in (tiny, spelled, as_ints)}
+    assert len(keys) == 1
+
+
+# Keys computed by the code before options were typed (at commit 837a607), for extractors whose key depends on
+# options only (no weight files): stored features stay valid across the change. Change a value only to invalidate
+# stored features on purpose (then bump the extractor's `version` instead).
+RECORDED_KEYS = [
+    ("logmel", {}, "ff94fe685182700c"),
+    ("logmel", {"n_mels": 16}, "9386210a17013575"),
+    ("frame-grid", {}, "ed193637b9849800"),
+    ("frame-grid", {"grid": 4}, "9af073ca6648d329"),
+    ("mtcnn-landmarks", {"detector": "full-frame"}, "c26608969efb64eb"),
+    ("spectrogram-snippets", {"encoder": "none"}, "8b6d3fd629636277"),
+    ("video-snippets", {"detector": "full-frame", "weights": "random"}, "2186b74354adaff7"),
+    ("corrupted", {"base": "logmel", "corruption": "white-noise", "level": 10.0}, "6d652683b344a32d"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "key"), RECORDED_KEYS, ids=lambda v: v if isinstance(v, str) else "")
+def test_cache_keys_did_not_change_with_typed_options(name, options, key) -> None:
+    assert build_extractor(name, options).cache_key("fp") == key
 
 
 @pytest.mark.parametrize("name", extractor_names())
@@ -173,4 +243,19 @@ def test_one_tiny_clip_on_the_cpu(name, weights, tmp_path, monkeypatch) -> None:
     extractor.setup()
     features = extractor.extract(tiny_clip(extractor))
     assert isinstance(features, Features)  # validated there: [T, D] and [D], finite
+    declared = extractor.output_dims()  # after setup(), widths that come from the weights are known too
+    assert (declared.sequence, declared.pooled) == (features.sequence.shape[1], features.pooled.shape[0]), name
+    assert declared.rows in (None, len(features.sequence)), name
     assert len(features.sequence) >= 1 and features.pooled.size >= 1
+
+
+def test_the_opensmile_choices_are_the_installed_packages() -> None:
+    """`feature_set` is a Literal written out in the code (building an extractor must not import openSMILE); it
+    must list exactly the feature sets the installed openSMILE has."""
+    from typing import get_args
+
+    import opensmile
+
+    from harness.features.extractors.audio import FeatureSet
+
+    assert list(get_args(FeatureSet)) == list(opensmile.FeatureSet.__members__)

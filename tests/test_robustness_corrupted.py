@@ -81,7 +81,7 @@ def test_word_dropout_removes_the_stated_share_and_keeps_order():
 def test_corruption_must_match_an_input_of_the_base_extractor():
     with pytest.raises(ExtractorConfigError, match="degrades video"):
         corrupted("blur", 1.0, base="egemaps")
-    with pytest.raises(ExtractorConfigError, match="unknown corruption"):
+    with pytest.raises(ExtractorConfigError, match="option corruption must be one of 'white-noise', .*got 'rain'"):
         corrupted("rain", 1.0)
     with pytest.raises(ExtractorConfigError, match="base=EXTRACTOR"):
         build_extractor("corrupted", {"corruption": "blur"})

@@ -55,7 +55,7 @@ def test_av_cross_attention_reads_the_grid_as_its_spatial_positions(row) -> None
 
 
 def test_bad_grids_are_errors_that_name_the_fix(row) -> None:
-    with pytest.raises(ExtractorConfigError, match="spatial_grid is a size or count and must be >= 1, got 0"):
+    with pytest.raises(ExtractorConfigError, match="option spatial_grid must be an integer >= 1, got 0"):
         build_extractor("video-snippets", {**SMALL, "spatial_grid": 0})
     with pytest.raises(ExtractorConfigError, match="larger image_size"):
         run({**SMALL, "spatial_grid": 3}, row)

@@ -25,7 +25,7 @@ def _section(title: str, names: list[str], line: Callable[[str], str]) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.datasets import dataset_names, get_dataset
-    from harness.features.base import describe_training, extractor_names, get_extractor
+    from harness.features.base import describe_options, describe_training, extractor_names, get_extractor
     from harness.protocols import get_protocol, protocol_names
     from methods import get_method, method_names
 
@@ -39,8 +39,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     def extractor(name: str) -> str:
         cls = get_extractor(name)
+        options = "".join(f"\n    {'':22s}   {line}" for line in describe_options(cls))
         return (f"    {name:22s} {cls.modality:6s} {cls.output or '-':18s} {cls.description}\n"
-                f"    {'':22s} trained on: {describe_training(cls.trained_on)}")
+                f"    {'':22s} trained on: {describe_training(cls.trained_on)}\n"
+                f"    {'':22s} options (name: type = default):{options or ' none'}")
 
     def protocol(name: str) -> str:
         return f"    {name:24s} {get_protocol(name).description}"

@@ -27,23 +27,15 @@ from harness.features.weights.hf import checkpoint_identity, resolve_checkpoint
 
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30
-TRANSCRIPT_SOURCES = ("manifest", "asr", "auto")
-ASR_DEFAULTS: dict[str, Any] = {"transcript": "manifest", "asr_checkpoint": "openai/whisper-small",
-                                "asr_language": ""}
 # A decode request (in `Extractor.inputs()`): the clip's audio, but only where the manifest has no transcript.
 AUDIO_IF_NO_TEXT = "audio-if-no-text"
 
 
 def validate_options(name: str, config: dict[str, Any]) -> None:
-    if config["transcript"] not in TRANSCRIPT_SOURCES:
-        raise ExtractorConfigError(f"{name}: transcript must be one of {TRANSCRIPT_SOURCES}, "
-                                   f"got {config['transcript']!r}")
+    """What the option types (`extractors.text.TranscriptOptions`) cannot say: ASR needs a checkpoint."""
     if config["transcript"] != "manifest" and not config["asr_checkpoint"]:
         raise ExtractorConfigError(f"{name}: transcript={config['transcript']!r} needs "
                                    "asr_checkpoint=<local Whisper directory or cached hub name>")
-    if not isinstance(config["asr_language"], str):
-        raise ExtractorConfigError(f"{name}: asr_language must be a language name or code such as 'en' or "
-                                   f"'german' ('' = detect), got {config['asr_language']!r}")
 
 
 def decode_inputs(transcript: str) -> tuple[str, ...]:

@@ -8,11 +8,13 @@ building an extractor to compute its cache key is cheap.
 from __future__ import annotations
 
 import io
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union, get_args, get_origin
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.hashing import stable_hash
 from harness.registry import Registry
@@ -83,39 +85,80 @@ class ClipInput:
                    video_end=float(get["video_end"]) if "video_end" in get else None)
 
 
-class Extractor:
-    """Subclasses set `name`, `modality`, `defaults` and implement `extract`.
+# Option types with their bounds, so each option says what it takes (and `harness list extractors` shows it).
+Count = Annotated[int, Field(ge=1)]  # sizes and counts (n_mels, crop_size, max_frames, ...)
+Positive = Annotated[float, Field(gt=0)]  # durations and rates (win_ms, fps, chunk_seconds, ...)
+NonNegative = Annotated[float, Field(ge=0)]  # shares, margins, severities
+Layer = Literal["last", "mean"] | int | Annotated[list[float], Field(min_length=1)]  # see weights.hf.select_layer
 
-    defaults:   the complete option set; user options must be a subset (typos are errors, not ignored).
+
+class ExtractorOptions(BaseModel):
+    """An extractor's options as typed data: one field per option, annotated with its type (a `Literal` for a
+    choice, `Count` / `Positive` / `NonNegative` or `Field(...)` bounds for a number) and given its default.
+
+    Strict on purpose: an integer option takes an int (not a bool, a float or a string), a number takes an int or
+    a float (stored as a float, so `win_ms=25` and `win_ms=25.0` are one cache key), NaN and infinity are refused,
+    and an option the model does not declare is an error, never ignored. Validation happens when the extractor
+    is built, i.e. before Ray starts, so a bad value is one line instead of a traceback from every worker.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class OutputDims(NamedTuple):
+    """The declared output: `sequence` is D of the `[T, D]` sequence, `pooled` is D of the `[D]` vector, `rows` is
+    T where the options fix it (snippet extractors), else None. A width that comes from the weights (a checkpoint's
+    hidden size) is None until `setup()` has loaded them."""
+
+    sequence: int | None
+    pooled: int | None
+    rows: int | None = None
+
+
+class Extractor:
+    """Subclasses set `name`, `modality`, `Options` and implement `extract` (and `output_dims`).
+
+    Options:    an `ExtractorOptions` model, the complete option set with types and defaults; user options must
+                be a subset (typos are errors, not ignored). `defaults` is derived from it, `config` (a plain
+                dict) and `options` (the validated model) hold an instance's values.
     version:    bump when the computation changes, to invalidate cached features.
     sample_rate / fps / max_frames: decoding requests served by `harness.media`.
     """
 
     name: ClassVar[str]
     modality: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
+    Options: ClassVar[type[ExtractorOptions]] = ExtractorOptions
+    defaults: ClassVar[dict[str, Any]] = {}  # derived from Options for each subclass: never set it by hand
     version: ClassVar[int] = 1
     description: ClassVar[str] = ""
-    output: ClassVar[str] = ""  # the declared output shape, e.g. "sequence [T, 25], pooled [88]"
+    output: ClassVar[str] = ""  # the declared output in words, e.g. "sequence [T, 25], pooled [88]"; see output_dims
     # The corpora the default weights were trained or fine-tuned on (a corpus the harness has a card for by the
     # card's name, e.g. "iemocap"), () for no learned weights, None for unknown. A result whose extractor saw its
     # evaluation corpus is flagged as contaminated (`contamination`).
     trained_on: ClassVar[tuple[str, ...] | None] = None
     cache: Any = None  # a FeatureStore for intermediate results, set by the runner before setup()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "defaults" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: declare the options as `class Options(ExtractorOptions)` with typed "
+                            "fields; `defaults` is derived from it")
+        cls.defaults = cls.Options().model_dump()
+
     def __init__(self, **config: Any) -> None:
-        unknown = sorted(set(config) - set(self.defaults))
-        if unknown:
-            raise ExtractorConfigError(f"extractor {self.name!r}: unknown options {unknown}; "
-                                       f"valid options: {sorted(self.defaults)}")
-        for key, value in config.items():
-            _check_option_type(self.name, key, value, self.defaults[key])
-        self.config = {**self.defaults, **config}
+        self.options = parse_options(self.name, self.Options, config)
+        self.config = self.options.model_dump()
         self.validate_options()
 
     def validate_options(self) -> None:
-        """Check option VALUES (e.g. an enumeration) cheaply, so a bad one is a one-line error before Ray starts
-        instead of a traceback from every worker. Raise ExtractorConfigError naming the option and the choices."""
+        """Check what the option types cannot say (one option depending on another, a name looked up in a
+        library) cheaply, so a bad value is a one-line error before Ray starts instead of a traceback from every
+        worker. Raise ExtractorConfigError naming the option and the choices."""
+
+    def output_dims(self) -> OutputDims:
+        """The declared output for these options (see `OutputDims`); the contract test checks every extractor's
+        features against it. Subclasses override it: the base class declares nothing."""
+        return OutputDims(None, None)
 
     # decoding requests
     @property
@@ -215,41 +258,65 @@ class TrainableInPlace:
         raise NotImplementedError(f"{type(self).__name__} has no tokenizer")
 
 
-def _check_option_type(extractor: str, key: str, value: Any, default: Any) -> None:
-    """An option whose default is a number or a boolean must be given as one (`sample_rate=abc` is an error);
-    options whose default is a string or None may take several types (e.g. `layer` is "last" or an int)."""
-    if isinstance(default, bool):
-        ok, expected = isinstance(value, bool), "true or false"
-    elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
-    elif isinstance(default, float):
-        ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
-    else:
-        return
-    if not ok:
-        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be {expected}, got {value!r} "
-                                   f"(default {default!r})")
-    _check_option_range(extractor, key, value, default)
+def parse_options(extractor: str, model: type[ExtractorOptions], config: dict[str, Any]) -> ExtractorOptions:
+    """The validated options, or ExtractorConfigError in one line naming the extractor, the option, what it takes
+    (type, bounds, choices) and the default."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as error:
+        problems = error.errors()
+        unknown = sorted(str(p["loc"][0]) for p in problems if p["type"] == "extra_forbidden")
+        if unknown:
+            raise ExtractorConfigError(f"extractor {extractor!r}: unknown options {unknown}; "
+                                       f"valid options: {sorted(model.model_fields)}") from None
+        key = str(problems[0]["loc"][0]) if problems[0]["loc"] else ""
+        if key not in model.model_fields:  # a check of the whole model: its own message
+            raise ExtractorConfigError(f"extractor {extractor!r}: {problems[0]['msg']}") from None
+        expected = "a finite number" if problems[0]["type"] == "finite_number" else option_type(model, key)
+        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be {expected}, got "
+                                   f"{config.get(key)!r} (default {model.model_fields[key].default!r})") from None
 
 
-POSITIVE_FLOATS = ("fps",)  # and every *_ms / *_seconds option: a duration or rate of 0 leaves nothing to extract
+def option_type(model: type[ExtractorOptions], key: str) -> str:
+    """What option `key` takes, in words: "an integer >= 1", "one of 'mtcnn', 'full-frame'", ..."""
+    info = model.model_fields[key]
+    return _describe(info.annotation, info.metadata)
 
 
-def _check_option_range(extractor: str, key: str, value: float, default: float) -> None:
-    """Sizes and counts (integer options whose default is positive: n_mels, n_fft, max_frames, crop_size,
-    max_tokens, sample_rate...) must be >= 1, durations and rates > 0, and no number may be NaN or infinite: such
-    a value fails every clip's extraction (n_mels=0 once failed 192), so it is refused when the option is read."""
-    import math
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
 
-    if isinstance(default, int) and default > 0 and value < 1:
-        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} is a size or count and must be >= 1, "
-                                   f"got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be a finite number, got {value!r}")
-    duration = key in POSITIVE_FLOATS or key.endswith(("_ms", "_seconds"))
-    if isinstance(default, float) and (value <= 0 if duration and default > 0 else value < 0):
-        raise ExtractorConfigError(f"extractor {extractor!r}: option {key} must be "
-                                   f"{'> 0' if duration and default > 0 else '>= 0'}, got {value!r}")
+
+def _describe(annotation: Any, metadata: tuple[Any, ...] | list[Any] = (), bare: bool = False) -> str:
+    """A type in words; `bare` renders a Literal as its values only (inside a union: "'last', 'mean', an ...")."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _describe(args[0], [*metadata, *args[1:]], bare)
+    metadata = [inner for m in metadata for inner in (getattr(m, "metadata", None) or [m])]  # FieldInfo: its bounds
+    if origin is Literal:
+        return ("" if bare else "one of ") + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        words = [_describe(a, bare=True) for a in args if a is not type(None)]
+        text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+        if len(words) == 1 and get_origin(args[0]) is Literal:
+            text = _describe(args[0])
+        return text + (" or null" if type(None) in args else "")
+    if origin is list:
+        item = _describe(args[0]).removeprefix("a ").removeprefix("an ") if args else "item"
+        non_empty = "non-empty " if any(getattr(m, "min_length", None) for m in metadata) else ""
+        return f"a {non_empty}list of {item}s"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    base = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation)))
+    bounds = [f"{sign} {getattr(m, attr)}" for m in metadata for attr, sign in _BOUNDS
+              if getattr(m, attr, None) is not None]
+    return " and ".join([f"{base} {bounds[0]}", *bounds[1:]]) if bounds else base
+
+
+def describe_options(cls: type[Extractor]) -> list[str]:
+    """One line per option, "name: type = default", for `harness list extractors`."""
+    return [f"{key}: {option_type(cls.Options, key)} = {info.default!r}"
+            for key, info in cls.Options.model_fields.items()]
 
 
 EXTRACTOR_PACKAGE = "harness.features.extractors"

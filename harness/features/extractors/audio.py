@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from harness.features.base import (
     ClipInput,
+    Count,
     Extractor,
-    ExtractorConfigError,
+    ExtractorOptions,
     Features,
+    OutputDims,
     package_identity,
     register_extractor,
 )
+
+# openSMILE's configurations (`opensmile.FeatureSet`; a test keeps this list equal to the installed package's)
+FeatureSet = Literal["ComParE_2016", "GeMAPS", "GeMAPSv01a", "GeMAPSv01b", "eGeMAPS", "eGeMAPSv01a", "eGeMAPSv01b",
+                     "eGeMAPSv02", "emobase", "IS09", "IS10", "IS11", "IS12", "IS13"]
+# (LLDs, functionals) of the sets whose sizes the docs state; another set's are known after setup()
+KNOWN_DIMS = {"eGeMAPSv02": (25, 88), "ComParE_2016": (65, 6373)}
 
 
 @register_extractor
@@ -23,20 +33,19 @@ class OpenSmileExtractor(Extractor):
     output = "sequence [T, 25] (10 ms LLDs), pooled [88]"
     trained_on = ()
     modality = "audio"
-    defaults = {"sample_rate": 16_000, "feature_set": "eGeMAPSv02"}
     description = "openSMILE eGeMAPS v02: 88 functionals (pooled), 25 LLDs per 10 ms frame (sequence)"
+
+    class Options(ExtractorOptions):
+        sample_rate: Count = 16_000
+        feature_set: FeatureSet = "eGeMAPSv02"
 
     def weights_identity(self) -> str:
         return package_identity("opensmile")
 
-    def validate_options(self) -> None:
-        """`feature_set` must name one of openSMILE's configurations (checked here, not in every worker)."""
-        import opensmile
-
-        names = list(opensmile.FeatureSet.__members__)
-        if self.config["feature_set"] not in names:
-            raise ExtractorConfigError(f"extractor {self.name!r}: feature_set {self.config['feature_set']!r} is "
-                                       f"not an openSMILE feature set; choose from: {', '.join(names)}")
+    def output_dims(self) -> OutputDims:
+        if hasattr(self, "_lld"):
+            return OutputDims(len(self._lld.feature_names), len(self._functionals.feature_names))
+        return OutputDims(*KNOWN_DIMS.get(self.config["feature_set"], (None, None)))
 
     def setup(self) -> None:
         import opensmile
@@ -59,6 +68,7 @@ class CompareExtractor(OpenSmileExtractor):
     name = "compare"
     output = "sequence [T, 65], pooled [6373]"
     trained_on = ()
-    defaults = {"sample_rate": 16_000, "feature_set": "ComParE_2016"}
     description = "openSMILE ComParE 2016: 6373 functionals (pooled), 65 LLDs (sequence)"
 
+    class Options(OpenSmileExtractor.Options):
+        feature_set: FeatureSet = "ComParE_2016"

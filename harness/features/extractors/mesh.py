@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from harness.features.base import (
     ClipInput,
+    Count,
     Extractor,
-    ExtractorConfigError,
+    ExtractorOptions,
     Features,
     MissingWeightsError,
+    OutputDims,
+    Positive,
     package_identity,
     register_extractor,
 )
@@ -41,7 +44,6 @@ N_LANDMARKS = 468
 # eye corners in the canonical 468-point mesh: subject's right eye (outer, inner), left eye (inner, outer)
 RIGHT_EYE = (33, 133)
 LEFT_EYE = (362, 263)
-NORMALISATIONS = ("interocular", "box")
 INSTALL_HINT = ("pip install --no-deps mediapipe==0.10.14 opencv-python-headless==5.0.0.93 absl-py==2.5.1 "
                 "flatbuffers==25.12.19 (mediapipe's own pins, protobuf<5 and opencv-contrib, must be skipped)")
 
@@ -85,15 +87,16 @@ class FaceLandmarksExtractor(Extractor):
     name = "face-landmarks"
     trained_on = None  # MediaPipe face mesh: its training images are not published
     modality = "video"
-    defaults = {"fps": 6.0, "max_frames": 48, "normalise": "interocular"}
     description = "MediaPipe 468-point face mesh per face frame (x, y, z), normalised; pooled mean+std"
     output = f"sequence [K face frames, {N_LANDMARKS * 3}]; pooled [{N_LANDMARKS * 6}]"
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        if self.config["normalise"] not in NORMALISATIONS:
-            raise ExtractorConfigError(f"face-landmarks: normalise must be one of {NORMALISATIONS}, "
-                                       f"got {self.config['normalise']!r}")
+    class Options(ExtractorOptions):
+        fps: Positive = 6.0
+        max_frames: Count = 48
+        normalise: Literal["interocular", "box"] = "interocular"  # see normalise_landmarks
+
+    def output_dims(self) -> OutputDims:
+        return OutputDims(N_LANDMARKS * 3, N_LANDMARKS * 6)
 
     @staticmethod
     def _package_dir() -> Path:

@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
 from harness.features.base import (
     ClipInput,
     Extractor,
-    ExtractorConfigError,
+    ExtractorOptions,
     Features,
+    Layer,
+    OutputDims,
+    Positive,
     TrainableInPlace,
     register_extractor,
 )
-from harness.features.weights.hf import (
-    checkpoint_identity,
-    pool,
-    resolve_checkpoint,
-    select_layer,
-    validate_layer,
-    validate_pooling,
-)
+from harness.features.weights.hf import checkpoint_identity, pool, resolve_checkpoint, select_layer
 
 SAMPLE_RATE = 16_000
 
@@ -46,18 +43,22 @@ class SpeechEncoderExtractor(Extractor, TrainableInPlace):
     """wav2vec2-style encoders (raw waveform in, one frame per 20 ms out)."""
 
     modality = "audio"
-    defaults: dict[str, Any] = {"checkpoint": "", "layer": "last", "pooling": "mean", "chunk_seconds": 20.0,
-                                "normalize": "auto"}
     output = "sequence [T, hidden] (20 ms frames); pooled [hidden] ([2*hidden] for mean+std)"
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        validate_layer(self.name, self.config["layer"])
-        validate_pooling(self.name, self.config["pooling"])
-        if self.config["normalize"] not in ("auto", True, False):
-            raise ExtractorConfigError(f"{self.name}: normalize must be 'auto', true or false")
-        if float(self.config["chunk_seconds"]) <= 0:
-            raise ExtractorConfigError(f"{self.name}: chunk_seconds must be positive")
+    class Options(ExtractorOptions):
+        checkpoint: str = ""  # a hub name already in the local cache, or a local directory
+        layer: Layer = "last"  # "last", "mean" (of all hidden states), an index (0 = embeddings) or weights
+        pooling: Literal["mean", "max", "mean+std", "first"] = "mean"
+        chunk_seconds: Positive = 20.0
+        normalize: Literal["auto"] | bool = "auto"  # auto: as the checkpoint's preprocessor config says
+
+    def output_dims(self) -> OutputDims:
+        """The checkpoint's hidden size, known once `setup()` has loaded it."""
+        if getattr(self, "_model", None) is None:
+            return OutputDims(None, None)
+        config = self._model.config
+        width = int(getattr(config, "hidden_size", None) or config.d_model)
+        return OutputDims(width, 2 * width if self.config["pooling"] == "mean+std" else width)
 
     @property
     def sample_rate(self) -> int:
@@ -121,32 +122,40 @@ class SpeechEncoderExtractor(Extractor, TrainableInPlace):
 class Wav2Vec2Extractor(SpeechEncoderExtractor):
     name = "wav2vec2"
     trained_on = ("LibriSpeech",)  # facebook/wav2vec2-base: LibriSpeech 960 h, self-supervised
-    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/wav2vec2-base"}
     description = "wav2vec 2.0 (any checkpoint by name or local path), selectable layer and pooling"
+
+    class Options(SpeechEncoderExtractor.Options):
+        checkpoint: str = "facebook/wav2vec2-base"
 
 
 @register_extractor
 class HubertExtractor(SpeechEncoderExtractor):
     name = "hubert"
     trained_on = ("LibriSpeech",)  # facebook/hubert-base-ls960
-    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/hubert-base-ls960"}
     description = "HuBERT (any checkpoint by name or local path), selectable layer and pooling"
+
+    class Options(SpeechEncoderExtractor.Options):
+        checkpoint: str = "facebook/hubert-base-ls960"
 
 
 @register_extractor
 class WavLMExtractor(SpeechEncoderExtractor):
     name = "wavlm"
     trained_on = ("Libri-Light", "GigaSpeech", "VoxPopuli")  # microsoft/wavlm-base-plus, self-supervised
-    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "microsoft/wavlm-base-plus"}
     description = "WavLM (any checkpoint by name or local path), selectable layer and pooling"
+
+    class Options(SpeechEncoderExtractor.Options):
+        checkpoint: str = "microsoft/wavlm-base-plus"
 
 
 @register_extractor
 class Data2VecAudioExtractor(SpeechEncoderExtractor):
     name = "data2vec-audio"
     trained_on = ("LibriSpeech",)  # facebook/data2vec-audio-base
-    defaults = {**SpeechEncoderExtractor.defaults, "checkpoint": "facebook/data2vec-audio-base"}
     description = "data2vec-audio (any checkpoint by name or local path), selectable layer and pooling"
+
+    class Options(SpeechEncoderExtractor.Options):
+        checkpoint: str = "facebook/data2vec-audio-base"
 
 
 @register_extractor
@@ -155,15 +164,13 @@ class WhisperEncoderExtractor(SpeechEncoderExtractor):
 
     name = "whisper-encoder"
     trained_on = None  # 680k hours of web audio that OpenAI has not listed: unknown
-    defaults = {"checkpoint": "openai/whisper-base", "layer": "last", "pooling": "mean", "chunk_seconds": 30.0}
     description = "Whisper encoder (any checkpoint by name or local path), selectable layer and pooling"
 
-    def __init__(self, **config: Any) -> None:
-        Extractor.__init__(self, **config)  # no `normalize`: Whisper's own log-mel front end is used
-        validate_layer(self.name, self.config["layer"])
-        validate_pooling(self.name, self.config["pooling"])
-        if not 0 < float(self.config["chunk_seconds"]) <= 30:
-            raise ExtractorConfigError("whisper-encoder: chunk_seconds must be in (0, 30]: Whisper sees 30 s")
+    class Options(ExtractorOptions):  # no `normalize`: Whisper's own log-mel front end is used
+        checkpoint: str = "openai/whisper-base"
+        layer: Layer = "last"
+        pooling: Literal["mean", "max", "mean+std", "first"] = "mean"
+        chunk_seconds: Annotated[float, Field(gt=0, le=30)] = 30.0  # Whisper sees 30 s windows
 
     def setup(self) -> None:
         from transformers import AutoConfig, WhisperFeatureExtractor, WhisperModel

@@ -18,15 +18,22 @@ always did. The option is part of the extractor config, so it is part of the fea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from harness.features.base import ClipInput, ExtractorConfigError, Features, register_extractor
-from harness.features.extractors.face import FACE_DEFAULTS, FaceExtractor
+from harness.features.base import (
+    ClipInput,
+    Count,
+    ExtractorConfigError,
+    Features,
+    OutputDims,
+    Positive,
+    register_extractor,
+)
+from harness.features.extractors.face import FaceExtractor, FaceOptions
 from harness.features.weights.torchvision_weights import load_torchvision_model, torchvision_weights_identity
 
-BACKBONES = ("r3d_18", "r2plus1d_18", "videomae")
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
@@ -41,23 +48,35 @@ def snippet_indices(n_frames: int, snippets: int, length: int) -> np.ndarray:
 class VideoSnippetsExtractor(FaceExtractor):
     name = "video-snippets"
     trained_on = ("Kinetics-400",)  # torchvision r3d_18 / r2plus1d_18
-    defaults: dict[str, Any] = {**FACE_DEFAULTS, "fps": None, "max_frames": 300, "snippets": 6,
-                                "snippet_frames": 16, "image_size": 224, "backbone": "r3d_18",
-                                "weights": "kinetics", "checkpoint": "", "seed": 0, "spatial_grid": 1}
     description = "N=6 snippets x 16 face-crop frames encoded by r3d_18 / r2plus1d_18 / a local VideoMAE"
     output = ("sequence [snippets * g*g, 512] (torchvision) or [snippets * g*g, hidden] (VideoMAE), g = spatial_grid "
               "(1: one vector per snippet); pooled = mean of all rows")
 
+    class Options(FaceOptions):
+        fps: Positive | None = None  # None: every decoded frame (the snippets need consecutive frames)
+        max_frames: Count = 300
+        snippets: Count = 6
+        snippet_frames: Count = 16
+        image_size: Count = 224
+        backbone: Literal["r3d_18", "r2plus1d_18", "videomae"] = "r3d_18"
+        weights: str = "kinetics"  # torchvision backbones: "kinetics" (torch hub cache), "random" or a path
+        checkpoint: str = ""  # backbone=videomae: a local VideoMAE directory
+        seed: int = 0
+        spatial_grid: Count = 1  # g: g x g regions per snippet (1: one vector per snippet)
+
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
-        if self.config["backbone"] not in BACKBONES:
-            raise ExtractorConfigError(f"video-snippets: backbone must be one of {BACKBONES}")
         if self.config["backbone"] == "videomae" and not self.config["checkpoint"]:
             raise ExtractorConfigError("video-snippets: backbone=videomae needs checkpoint=/path/to/videomae")
-        grid = self.config["spatial_grid"]
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 1:
-            raise ExtractorConfigError(f"video-snippets: spatial_grid must be a positive integer (1 = one vector "
-                                       f"per snippet, 2 = a 2x2 grid of regions), got {grid!r}")
+
+    def output_dims(self) -> OutputDims:
+        """512 for the torchvision backbones, VideoMAE's hidden size once `setup()` has loaded it."""
+        width = None
+        if self.config["backbone"] != "videomae":
+            width = 512
+        elif getattr(self, "_model", None) is not None:
+            width = int(self._model.config.hidden_size)
+        return OutputDims(width, width, rows=self.options.snippets * self.options.spatial_grid ** 2)
 
     def snippet_layout(self) -> dict[str, int]:
         """How the sequence is laid out, in the A-V cross-attention method's terms: N snippets of g*g positions.

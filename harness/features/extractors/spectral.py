@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
-from harness.features.base import ClipInput, Extractor, ExtractorConfigError, Features, register_extractor
+from harness.features.base import (
+    ClipInput,
+    Count,
+    Extractor,
+    ExtractorOptions,
+    Features,
+    OutputDims,
+    Positive,
+    register_extractor,
+)
 from harness.features.weights.torchvision_weights import load_torchvision_model, torchvision_weights_identity
 
 
@@ -17,9 +26,18 @@ class LogMelExtractor(Extractor):
     name = "logmel"
     trained_on = ()
     modality = "audio"
-    defaults = {"sample_rate": 16_000, "n_mels": 64, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
     description = "torchaudio log-mel spectrogram (dB); sequence = frames, pooled = mean+std"
     output = "sequence [T, n_mels] (10 ms frames); pooled [2*n_mels]"
+
+    class Options(ExtractorOptions):
+        sample_rate: Count = 16_000
+        n_mels: Count = 64
+        win_ms: Positive = 25.0
+        hop_ms: Positive = 10.0
+        n_fft: Count = 512
+
+    def output_dims(self) -> OutputDims:
+        return OutputDims(self.options.n_mels, 2 * self.options.n_mels)
 
     def setup(self) -> None:
         import torchaudio
@@ -58,17 +76,24 @@ class SpectrogramSnippetsExtractor(Extractor):
     name = "spectrogram-snippets"
     trained_on = ("ImageNet",)  # the ResNet-18 image encoder
     modality = "audio"
-    defaults: dict[str, Any] = {"sample_rate": 16_000, "segments": 6, "segment_seconds": 1.0, "win_ms": 32.0,
-                                "hop_ms": 10.0, "freq_bins": 256, "image_size": 224, "encoder": "resnet18",
-                                "weights": "imagenet", "seed": 0}
     description = "A-V cross-attention input: 6 x 1 s Hamming STFT images (256 bins), ResNet-18 -> 512-d each"
     output = "sequence [segments, 512] (resnet18) or [segments, image_size^2] (none); pooled = segment mean"
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        if self.config["encoder"] not in ("resnet18", "none"):
-            raise ExtractorConfigError(f"spectrogram-snippets: encoder must be 'resnet18' or 'none', "
-                                       f"got {self.config['encoder']!r}")
+    class Options(ExtractorOptions):
+        sample_rate: Count = 16_000
+        segments: Count = 6
+        segment_seconds: Positive = 1.0
+        win_ms: Positive = 32.0
+        hop_ms: Positive = 10.0
+        freq_bins: Count = 256
+        image_size: Count = 224
+        encoder: Literal["resnet18", "none"] = "resnet18"
+        weights: str = "imagenet"  # "imagenet" (torch hub cache), "random" (seeded) or a state_dict path
+        seed: int = 0
+
+    def output_dims(self) -> OutputDims:
+        width = 512 if self.options.encoder == "resnet18" else self.options.image_size ** 2
+        return OutputDims(width, width, rows=self.options.segments)
 
     def weights_identity(self) -> str:
         if self.config["encoder"] == "none":

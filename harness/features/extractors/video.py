@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.features.base import ClipInput, Extractor, Features, register_extractor
+from harness.features.base import (
+    ClipInput,
+    Count,
+    Extractor,
+    ExtractorOptions,
+    Features,
+    OutputDims,
+    Positive,
+    register_extractor,
+)
 
 
 @register_extractor
@@ -19,8 +28,15 @@ class FrameGridExtractor(Extractor):
     output = "sequence [T, grid*grid], pooled [2*grid*grid] (mean+std)"
     trained_on = ()
     modality = "video"
-    defaults = {"grid": 16, "fps": 12.0, "max_frames": 64}
     description = "grey-level frame averaged to a grid x grid layout per frame; pooled mean+std"
+
+    class Options(ExtractorOptions):
+        grid: Count = 16
+        fps: Positive = 12.0
+        max_frames: Count = 64
+
+    def output_dims(self) -> OutputDims:
+        return OutputDims(self.options.grid ** 2, 2 * self.options.grid ** 2)
 
     def extract(self, clip: ClipInput) -> Features:
         assert clip.frames is not None

@@ -32,7 +32,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -40,8 +40,10 @@ from harness.features.base import (
     ClipInput,
     Extractor,
     ExtractorConfigError,
+    ExtractorOptions,
     Features,
     MissingWeightsError,
+    OutputDims,
     option_hint,
     register_extractor,
 )
@@ -49,7 +51,6 @@ from harness.hashing import stable_hash
 
 SAMPLE_RATE = 16_000
 URL = "https://dl.fbaipublicfiles.com/fairseq/wav2vec/wav2vec_large.pt"
-LAYERS = ("c", "z")
 Layer = tuple[int, int, int]  # (channels, kernel, stride)
 
 
@@ -379,15 +380,24 @@ class Wav2Vec1Extractor(Extractor):
     name = "wav2vec1"
     trained_on = None  # the user's fairseq checkpoint
     modality = "audio"
-    defaults: dict[str, Any] = {"checkpoint": "", "layer": "c", "device": "auto"}
     description = ("wav2vec 1.0 from fairseq's wav2vec_large.pt (local file, loaded without fairseq): context "
                    "vectors c or latents z, 10 ms frames")
     output = "sequence [T, 512] (10 ms frames); pooled [512] (mean)"  # 512: wav2vec_large's width
 
+    class Options(ExtractorOptions):
+        checkpoint: str = ""  # fairseq's wav2vec_large.pt, a local file
+        layer: Literal["c", "z"] = "c"  # c: context network output, z: feature extractor output
+        device: str = "auto"  # "auto" (the GPU Ray gave the actor, else CPU), "cpu" or "cuda[:N]"
+
+    def output_dims(self) -> OutputDims:
+        """The checkpoint's width (512 for wav2vec_large), known once `setup()` has read its settings."""
+        settings = getattr(self, "_settings", None)
+        if settings is None:
+            return OutputDims(None, None)
+        width = settings.context_dim if self.config["layer"] == "c" else settings.embed
+        return OutputDims(width, width)
+
     def validate_options(self) -> None:
-        if self.config["layer"] not in LAYERS:
-            raise ExtractorConfigError(f"wav2vec1: layer must be one of {LAYERS} (c: context network output, "
-                                       f"z: feature extractor output), got {self.config['layer']!r}")
         device = self.config["device"]
         if not (isinstance(device, str) and (device in ("auto", "cpu") or device.startswith("cuda"))):
             raise ExtractorConfigError(f"wav2vec1: device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
