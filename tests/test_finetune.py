@@ -141,6 +141,7 @@ def test_one_fold_changes_the_encoder_lowers_training_loss_and_is_reused(modalit
     from harness.features.base import ExtractorRef
     from harness.features.store import FeatureStore
     from harness.finetune.stage import finetune_fold
+    from methods.neural.early_stopping import EarlyStopping
 
     manifest = request.getfixturevalue(corpus)
     config = {"checkpoint": str(checkpoints[name]), **OPTIONS.get(name, {})}
@@ -153,7 +154,10 @@ def test_one_fold_changes_the_encoder_lowers_training_loss_and_is_reused(modalit
     assert not first.reused and len(first.train_loss) == epochs
     assert first.train_loss[-1] < first.train_loss[0]  # the encoder + head fit the training part ...
     assert first.train_loss[-1] < 0.9 * np.log(4)  # ... below chance (4 balanced classes): it learned, not only
-    assert first.best_epoch == 1 + int(np.argmax(first.val_uar))  # the best validation epoch's weights were kept
+    rule = EarlyStopping(options.patience, options.select_by)  # the shared rule: ties go to the lower loss
+    for epoch, (uar, loss) in enumerate(zip(first.val_uar, first.val_loss, strict=True), start=1):
+        rule.update(epoch, uar=uar, accuracy=0.0, loss=loss)
+    assert first.best_epoch == rule.best_epoch  # the best validation epoch's weights were kept
     store = FeatureStore(str(tmp_path / "store"))
     tuned = store.load(first.entry)
     assert sorted(tuned.ids) == sorted(manifest.ids)  # every clip re-encoded, the test part included
