@@ -319,7 +319,12 @@ def init_ray(settings: Settings) -> None:
                              f"(from {token_source()}): set RAY_AUTH_TOKEN_PATH to the token file the cluster was "
                              f"started with ({AUTH_DOC})") from None
     else:
-        ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=to_driver)
+        # Ray starts its workers at niceness 15 (worker_niceness), below every ordinary process: on a machine
+        # shared with other jobs the extraction actors and units then get the CPU last (one block of 16 clips per
+        # minute where a plain loop beside them did 7 clips/s; benchmarks/resample.md). A local instance's workers
+        # run at the driver's priority instead, as any process the user starts would.
+        ray.init(address="local", num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=to_driver,
+                 _system_config={"worker_niceness": 0})
     from harness.interrupt import sigterm_as_interrupt
 
     sigterm_as_interrupt()  # ray.init replaced the command's handler: SIGTERM stops a run as Ctrl-C does

@@ -125,3 +125,13 @@ def test_a_run_prints_no_ray_line_and_no_python_warning(tmp_path):
     progress = [line for line in console.splitlines() if re.match(r"\[(features|search)\] \S+: \d+/\d+ ", line)]
     assert 2 <= len(progress) <= 2 * (seconds / Progress.LINE_INTERVAL + 2)
     assert "[result] audio-svm@synthetic" in console and "[done] 1 results computed" in console
+
+
+@pytest.mark.slow
+def test_a_local_instance_runs_its_workers_at_the_drivers_priority(tmp_path):
+    """Ray's default worker niceness (15) starved the harness's workers on a shared machine (benchmarks/resample.md)."""
+    code = ("import os, ray\nfrom harness.config import Settings\nfrom harness.runtime import init_ray\n"
+            f"init_ray(Settings.from_env(workspace={str(tmp_path / 'ws')!r}, num_cpus=1))\n"
+            "print('niceness', ray.get(ray.remote(lambda: os.nice(0)).remote()) - os.nice(0))\nray.shutdown()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "niceness 0" in done.stdout, done.stdout + done.stderr
