@@ -1,1 +1,3 @@
-"""Feature extraction: extractors (registered by name), the sharded feature store and the Ray Data runner."""
+"""Feature extraction: the engine (`base`: the extractor contract and registry; `decode`, `runner` on Ray Data,
+`store`, `imports`, `commands`, `asr`), the extractors in `extractors/` (one file each, registered by being there)
+and the weight helpers in `weights/`."""
