@@ -272,11 +272,11 @@ def _second_driver(experiment_id: str) -> None:
 
 
 @pytest.mark.parametrize(("option", "says"), [
-    ("logmel.n_mels=0", "n_mels is a size or count and must be >= 1"),
-    ("logmel.n_fft=-512", "must be >= 1"),
-    ("logmel.hop_ms=0", "hop_ms must be > 0"),
+    ("logmel.n_mels=0", "n_mels must be an integer >= 1, got 0"),
+    ("logmel.n_fft=-512", "n_fft must be an integer >= 1, got -512"),
+    ("logmel.hop_ms=0", "hop_ms must be a number > 0, got 0"),
     ("frame-grid.fps=NaN", "fps must be a finite number"),
-    ("frame-grid.max_frames=0", "max_frames is a size"),
+    ("frame-grid.max_frames=0", "max_frames must be an integer >= 1, got 0"),
 ])
 def test_non_positive_extractor_sizes_are_refused_before_any_extraction(capsys, tmp_path, option, says) -> None:
     assert says in _refused(capsys, [*RUN, *_where(tmp_path), "--extractor-config", option])
