@@ -327,3 +327,14 @@ def test_finetuning_stops_and_keeps_the_epoch_the_rule_gives(monkeypatch, tmp_pa
                             store_root=str(tmp_path / "store"), seed=0, history={}, base_key="k")
     assert outcome.val_uar == [0.5, 0.75, 0.5, 0.7, 0.6] and outcome.best_epoch == 2
     assert len(outcome.val_loss) == 5 and len(outcome.train_loss) == 5
+
+
+def test_finetune_options_take_a_selection_metric_shared_or_per_modality() -> None:
+    from harness.config import FinetuneOptions
+
+    options = FinetuneOptions(per_modality={"text": {"select_by": "accuracy"}})
+    assert (options.for_modality("text").select_by, options.for_modality("audio").select_by) == ("accuracy", "uar")
+    with pytest.raises(ValueError, match="finetune_options.select_by must be one of"):  # pydantic wraps it
+        FinetuneOptions(select_by="f1")
+    with pytest.raises(ValueError, match="finetune_options.text.select_by"):
+        FinetuneOptions(per_modality={"text": {"select_by": "f1"}})

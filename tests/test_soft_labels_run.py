@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fixtures.corpora import write_wav
 from test_soft_labels import CODES, write_tabulated_votes
@@ -43,7 +44,7 @@ def test_a_crema_d_run_logs_and_reports_soft_label_scores(ray_session, crema_roo
 
     settings = Settings(workspace=tmp_path / "ws", tracking_uri=f"sqlite:///{tmp_path}/mlruns.db",
                         reports_dir=tmp_path / "reports", trials=1, data_dirs={"crema-d": crema_root})
-    pipeline.run(settings, methods=["audio-svm"], datasets=["crema-d"])
+    pipeline.run(settings, pipeline.RunOptions(methods=["audio-svm"], datasets=["crema-d"]))
     mlflow.set_tracking_uri(settings.tracking_uri)
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.method = 'audio-svm'")
     run = runs[runs["metrics.test_uar_mean"].notna()].iloc[0]  # the result's parent run, not a trial
@@ -60,4 +61,6 @@ def test_a_crema_d_run_logs_and_reports_soft_label_scores(ray_session, crema_roo
     (row,) = [line for line in markdown.splitlines() if line.startswith("| `audio-svm` |") and "[" in line
               and line.count("|") == 2 + 4]
     assert all(cell.strip().endswith(" 1") and " [" in cell for cell in row.split("|")[2:-1])
+    soft = pd.read_csv(board.paths["soft_csv"])  # the same figures as a table
+    assert set(soft["rating_set"]) == {"voice", "face"} and (soft["verdict"] == "best").all()
     assert "Best published" in markdown

@@ -26,7 +26,7 @@ from harness import atomic, stats
 from harness.hashing import stable_hash
 from harness.metrics import HEADLINE_METRICS, score
 from harness.report.model import FAILURE_COLUMNS, Leaderboard, RunData, Section
-from harness.report.soft_labels import analyse_soft
+from harness.report.soft_labels import SOFT_COLUMNS, analyse_soft
 from harness.results import FAILURES_ARTIFACT, PREDICTIONS_ARTIFACT
 from harness.sota import best_published_line
 
@@ -254,6 +254,12 @@ def render(tracking_uri: str, experiment: str, out_dir: Path, figures: bool = Tr
         *TEST_COLUMNS, "verdict", "run_id"]
     with atomic.atomic_path(paths["csv"]) as tmp:
         board[columns].to_csv(tmp, index=False, float_format="%.6g")
+    soft = [s.soft.assign(dataset=s.dataset, setting=s.setting) for s in sections if len(s.soft)]
+    if soft:  # the soft-label tables' intervals and verdicts, one row per (dataset, setting, method, set, metric)
+        paths["soft_csv"] = out_dir / "leaderboard_soft.csv"
+        with atomic.atomic_path(paths["soft_csv"]) as tmp:
+            pd.concat(soft, ignore_index=True)[["dataset", "setting", *SOFT_COLUMNS]].to_csv(
+                tmp, index=False, float_format="%.6g")
     atomic.write_text(paths["md"], markdown_page(sections, context, out_dir))
     atomic.write_text(paths["html"], html_page(sections, context, out_dir))
     return Leaderboard(board, paths)
