@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -300,6 +301,15 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
+class RunOptions:
+    """What one `harness run` benchmarks, beside the settings."""
+
+    methods: Sequence[str] | None = None  # default: the default suite (with the settings' preset applied)
+    datasets: Sequence[str] | None = None  # default: every corpus with a card; a broken card is then skipped
+    rerun: bool = False  # recompute results even when identical ones are stored
+
+
+@dataclass(frozen=True)
 class RunPlan:
     """What one `harness run` will do, resolved and checked before Ray starts."""
 
@@ -310,10 +320,10 @@ class RunPlan:
     rerun: bool = False
 
 
-def plan(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,
-         rerun: bool = False) -> RunPlan:
+def plan(settings: Settings, options: RunOptions = RunOptions()) -> RunPlan:
     """Resolve names, presets and protocols and check every extractor the run can use (options and weights), so
     a mistake is one line before any work; nothing here starts Ray or reads media."""
+    methods, datasets = list(options.methods or []), list(options.datasets or [])
     def resolve(kind: str, lookup, names: list[str]) -> list:
         try:
             return [lookup(name) for name in names]
@@ -349,7 +359,7 @@ def plan(settings: Settings, methods: list[str] | None = None, datasets: list[st
         except FinetuneError as error:
             raise PlanError(str(error)) from None
     return RunPlan(settings, method_list, [plan_dataset(settings, spec) for spec in dataset_list], bool(datasets),
-                   rerun)
+                   options.rerun)
 
 
 def check_corpora(settings: Settings, specs: list) -> None:
@@ -391,10 +401,9 @@ def check_extractors(settings: Settings, datasets: list[str]) -> None:
             raise PlanError(str(error)) from None
 
 
-def run(settings: Settings, methods: list[str] | None = None, datasets: list[str] | None = None,
-        rerun: bool = False) -> RunReport:
-    """Benchmark `methods` (default: the default suite) on `datasets` (default: every corpus found)."""
-    return execute(plan(settings, methods, datasets, rerun))
+def run(settings: Settings, options: RunOptions = RunOptions()) -> RunReport:
+    """Benchmark the options' methods on their datasets: `plan` (PlanError before Ray), then `execute`."""
+    return execute(plan(settings, options))
 
 
 def execute(run_plan: RunPlan) -> RunReport:

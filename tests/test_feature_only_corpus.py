@@ -87,7 +87,8 @@ def test_imported_features_alone_run_fusion_and_unimodal_methods(ray_session, co
     assert set(prepared.data.modalities) == {"audio", "video", "text"}
     assert int((~prepared.data.available["video"]).sum()) == 1  # the clip the video import lacks
     assert prepared.data.available["audio"].all() and prepared.data.available["text"].all()
-    outcome = pipeline.run(settings, methods=["early-concat-svm", "text-svm"], datasets=["feature-only-toy"])
+    outcome = pipeline.run(settings, pipeline.RunOptions(methods=["early-concat-svm", "text-svm"],
+                                                         datasets=["feature-only-toy"]))
     assert sorted(outcome.ran) == ["early-concat-svm@feature-only-toy", "text-svm@feature-only-toy"]
     assert not outcome.skipped and not outcome.failed
     assert "needs" not in capsys.readouterr().out  # no "needs video, which this dataset lacks"

@@ -66,11 +66,11 @@ def test_ravdess_published_folds_plan_with_asserted_folds(ravdess_root, tmp_path
     """`harness run --protocol ravdess=hicmae-6fold`: the plan resolves the card alternative, and the corpus is
     opened with folds whose test actors are the source's, validated on 2 training actors, asserted disjoint."""
     from harness.corpus import open_corpus
-    from harness.pipeline import plan
+    from harness.pipeline import RunOptions, plan
 
     settings = Settings(protocols={"ravdess": alternative}, data_dirs={"ravdess": ravdess_root},
                         workspace=tmp_path / "ws")
-    spec = plan(settings, methods=["audio-svm"], datasets=["ravdess"]).datasets[0].spec
+    spec = plan(settings, RunOptions(methods=["audio-svm"], datasets=["ravdess"])).datasets[0].spec
     assert spec.protocol.name == "file-folds" and spec.protocol.label().startswith(f"{alternative}: file-folds(")
     corpus = open_corpus(settings, spec, say=lambda _: None)
     manifest, folds = corpus.manifest, corpus.folds
@@ -91,14 +91,14 @@ def test_crema_d_hicmae_folds_on_the_real_inventory(tmp_path):
     """`--protocol crema-d=hicmae-5fold` over every real CREMA-D file name: HiCMAE's actor ranges, its five
     omitted clips left out, 7 validation actors carved from each training part."""
     from harness.corpus import open_corpus
-    from harness.pipeline import plan
+    from harness.pipeline import RunOptions, plan
 
     root = tmp_path / "crema-d"
     for line in CREMA_INVENTORY.read_text().splitlines():
         touch(root / "AudioWAV" / line.split("\t")[0])
     settings = Settings(protocols={"crema-d": "hicmae-5fold"}, data_dirs={"crema-d": root},
                         workspace=tmp_path / "ws")
-    spec = plan(settings, methods=["audio-svm"], datasets=["crema-d"]).datasets[0].spec
+    spec = plan(settings, RunOptions(methods=["audio-svm"], datasets=["crema-d"])).datasets[0].spec
     corpus = open_corpus(settings, spec, say=lambda _: None)
     manifest, folds = corpus.manifest, corpus.folds
     assert len(manifest) == 7442

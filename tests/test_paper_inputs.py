@@ -54,11 +54,11 @@ def test_two_papers_wanting_different_encoders_for_one_modality_is_one_clear_err
 def test_a_paper_run_plans_with_the_papers_inputs_and_tags_them() -> None:
     """`harness run --preset paper` (the plan): Mocanu's snippet front ends at the paper's sizes replace the
     card's eGeMAPS / frame-grid; the result's tag says which inputs were the paper's."""
-    from harness.pipeline import _paper_inputs_label, plan
+    from harness.pipeline import RunOptions, _paper_inputs_label, plan
 
     settings = Settings.from_env(preset="paper", extractor_config={"video-snippets": {"weights": "random"},
                                                                    "spectrogram-snippets": {"weights": "random"}})
-    run_plan = plan(settings, ["av-xattn"], ["synthetic"])
+    run_plan = plan(settings, RunOptions(["av-xattn"], ["synthetic"]))
     assert run_plan.settings.features == {"video": "video-snippets", "audio": "spectrogram-snippets"}
     options = run_plan.settings.extractor_config["video-snippets"]
     assert (options["snippet_frames"], options["image_size"], options["weights"]) == (16, 224, "random")
@@ -70,11 +70,11 @@ def test_a_paper_run_plans_with_the_papers_inputs_and_tags_them() -> None:
 def test_paper_preset_with_only_classical_methods_applies_the_fourth_papers_inputs() -> None:
     """No usage error: the classical methods take Babaali's inputs (here all substituted by --features, so the
     plan needs no pretrained weights), and the substitutions are what the result records."""
-    from harness.pipeline import _paper_inputs_label, plan
+    from harness.pipeline import RunOptions, _paper_inputs_label, plan
 
     settings = Settings.from_env(preset="paper", features={"text": "minilm", "audio": "egemaps",
                                                             "video": "frame-grid"})
-    run_plan = plan(settings, ["early-concat-svm"], ["synthetic"])
+    run_plan = plan(settings, RunOptions(["early-concat-svm"], ["synthetic"]))
     label = _paper_inputs_label(run_plan.methods[0], run_plan.settings)
     assert "audio: egemaps (--features; the paper's input is wav2vec2 (the paper's))" in label
     assert "text: minilm (--features; the paper's input is bert" in label

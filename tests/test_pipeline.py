@@ -54,7 +54,7 @@ def register_without(settings: Settings, corpus: Path, name: str, column: str) -
 def first_run(ray_session, settings):
     from harness import pipeline
 
-    return pipeline.run(settings, methods=METHODS, datasets=["synthetic-tiny"])
+    return pipeline.run(settings, pipeline.RunOptions(methods=METHODS, datasets=["synthetic-tiny"]))
 
 
 def test_every_method_ran_and_was_logged(first_run, settings):
@@ -115,7 +115,7 @@ def test_leaderboard_renders(first_run, settings):
 def test_second_run_reuses_features_and_results(first_run, settings, capsys):
     from harness import pipeline
 
-    again = pipeline.run(settings, methods=METHODS, datasets=["synthetic-tiny"])
+    again = pipeline.run(settings, pipeline.RunOptions(methods=METHODS, datasets=["synthetic-tiny"]))
     out = capsys.readouterr().out
     assert sorted(again.reused) == sorted(first_run.ran) and not again.ran
     assert out.count("cache hit") == 3  # audio, video and text features all reused
@@ -125,7 +125,7 @@ def test_changed_settings_are_not_reused(first_run, settings):
     from harness import pipeline
 
     changed = dataclasses.replace(settings, trials=1)
-    again = pipeline.run(changed, methods=["audio-svm"], datasets=["synthetic-tiny"])
+    again = pipeline.run(changed, pipeline.RunOptions(methods=["audio-svm"], datasets=["synthetic-tiny"]))
     assert again.ran == ["audio-svm@synthetic-tiny"] and not again.reused
 
 
@@ -136,7 +136,8 @@ def test_absent_modality_runs_what_is_present(first_run, settings, corpus):
     from harness import pipeline
 
     novideo = register_without(settings, corpus, "synthetic-novideo", "video_path")
-    outcome = pipeline.run(novideo, methods=["video-svm", "early-concat-svm"], datasets=["synthetic-novideo"])
+    outcome = pipeline.run(novideo, pipeline.RunOptions(methods=["video-svm", "early-concat-svm"],
+                                                        datasets=["synthetic-novideo"]))
     assert outcome.ran == ["early-concat-svm@synthetic-novideo"]
     assert outcome.skipped == ["video-svm@synthetic-novideo: needs video, which this dataset lacks"]
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -151,11 +152,11 @@ def test_text_from_asr_for_a_corpus_without_transcripts(first_run, settings, cor
     from harness.features.weights import random_init
 
     notext = register_without(settings, corpus, "synthetic-notext", "text")
-    plain = pipeline.run(notext, methods=["text-svm"], datasets=["synthetic-notext"])
+    plain = pipeline.run(notext, pipeline.RunOptions(methods=["text-svm"], datasets=["synthetic-notext"]))
     assert plain.skipped == ["text-svm@synthetic-notext: needs text, which this dataset lacks"]
     whisper = str(random_init.whisper_asr_checkpoint(tmp_path / "whisper"))
     asr = dataclasses.replace(notext, extractor_config={"minilm": {"transcript": "asr", "asr_checkpoint": whisper}})
-    outcome = pipeline.run(asr, methods=["text-svm"], datasets=["synthetic-notext"])
+    outcome = pipeline.run(asr, pipeline.RunOptions(methods=["text-svm"], datasets=["synthetic-notext"]))
     assert outcome.ran == ["text-svm@synthetic-notext"] and not outcome.failed
     prepared = pipeline.prepare_dataset(asr, pipeline.get_dataset("synthetic-notext"), need_sequences=False)
     assert set(prepared.data.modalities) == {"audio", "video", "text"} and prepared.data.available["text"].all()
@@ -178,7 +179,8 @@ def test_imported_features_are_a_modality_of_their_own(first_run, settings, corp
     np.savez(tmp_path / "au.npz", clip_id=np.array(manifest.ids), pooled=rng.normal(size=(len(manifest), 5)))
     import_features(manifest, "openface", tmp_path / "au.npz", FeatureStore(novideo.feature_store_uri()),
                     modality="video")
-    outcome = pipeline.run(novideo, methods=["video-svm", "early-concat-svm"], datasets=["synthetic-importedvideo"])
+    outcome = pipeline.run(novideo, pipeline.RunOptions(methods=["video-svm", "early-concat-svm"],
+                                                        datasets=["synthetic-importedvideo"]))
     assert sorted(outcome.ran) == ["early-concat-svm@synthetic-importedvideo", "video-svm@synthetic-importedvideo"]
     assert not outcome.skipped and not outcome.failed
 

@@ -8,14 +8,14 @@ import sys
 import pytest
 
 from harness.config import Settings
-from harness.pipeline import PlanError, plan
+from harness.pipeline import PlanError, RunOptions, plan
 
 
 def test_a_plan_resolves_presets_and_protocols() -> None:
     random = {"weights": "random"}  # the paper's inputs' pretrained weights are not on the test machines
     settings = Settings(preset="paper", protocols={"ravdess": "av-crossattention-10fold"},
                         extractor_config={"spectrogram-snippets": random, "video-snippets": random})
-    run_plan = plan(settings, methods=["av-xattn", "audio-svm"], datasets=["ravdess"])
+    run_plan = plan(settings, RunOptions(methods=["av-xattn", "audio-svm"], datasets=["ravdess"]))
     assert [m.name for m in run_plan.methods] == ["av-xattn@paper", "audio-svm"]  # no paper preset: unchanged
     assert run_plan.settings.features == {"video": "video-snippets", "audio": "spectrogram-snippets"}  # its inputs
     assert run_plan.datasets[0].spec.protocol.params == {"k": 10}  # the card's default is k=6
@@ -30,12 +30,12 @@ def test_a_plan_resolves_presets_and_protocols() -> None:
 ])
 def test_mistakes_are_one_line_plan_errors(settings, methods, datasets, fragment) -> None:
     with pytest.raises(PlanError, match=fragment):
-        plan(settings, methods=methods, datasets=datasets)
+        plan(settings, RunOptions(methods=methods, datasets=datasets))
 
 
 def test_planning_starts_no_ray() -> None:
-    code = ("import sys; from harness.config import Settings; from harness.pipeline import plan; "
-            "plan(Settings(), datasets=['emodb']); print('ray' in sys.modules)")
+    code = ("import sys; from harness.config import Settings; from harness.pipeline import RunOptions, plan; "
+            "plan(Settings(), RunOptions(datasets=['emodb'])); print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
 
@@ -83,7 +83,7 @@ def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> 
     ravdess_tree(tmp_path / "rav", actors=range(1, 7), av=False)
     settings = Settings(data_dirs={"ravdess": tmp_path / "rav"}, workspace=tmp_path / "ws",
                         targets={"ravdess": "song"})
-    (dataset,) = plan(settings, methods=["audio-svm"], datasets=["ravdess"]).datasets
+    (dataset,) = plan(settings, RunOptions(methods=["audio-svm"], datasets=["ravdess"])).datasets
     spec = dataset.spec
     assert dataset.present and set(dataset.extractors) == set(spec.features)
     assert spec.classes == ("neutral", "calm", "happy", "sad", "angry", "fearful")
@@ -95,4 +95,4 @@ def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> 
     job, tags = plan_job(get_method("audio-svm"), prepared, settings)
     assert job.dataset == tags.dataset == "ravdess@song"
     with pytest.raises(PlanError, match="no target 'nope'"):
-        plan(settings.with_(targets={"ravdess": "nope"}), methods=["audio-svm"], datasets=["ravdess"])
+        plan(settings.with_(targets={"ravdess": "nope"}), RunOptions(methods=["audio-svm"], datasets=["ravdess"]))

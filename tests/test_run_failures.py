@@ -48,7 +48,7 @@ def test_the_command_prints_the_summary_last_and_exits_1(monkeypatch, tmp_path, 
 
     report = RunReport()
     report.fail("audio-svm@synthetic", "unit 3 failed: ValueError: bad")
-    monkeypatch.setattr(pipeline, "plan", lambda settings, **_: None)
+    monkeypatch.setattr(pipeline, "plan", lambda settings, options: None)
     monkeypatch.setattr(pipeline, "execute", lambda plan: report)
     monkeypatch.setattr(checks, "preflight", lambda settings: contextlib.nullcontext())
     assert main(["run", "--method", "audio-svm", "--no-report", "--workspace", str(tmp_path)]) == 1

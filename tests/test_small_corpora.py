@@ -89,7 +89,7 @@ def test_harness_run_plans_the_protocol_before_ray(tmp_path, monkeypatch):
     _, settings, card = _setup(tmp_path, "{name: leave-one-speaker-out}")
     register_card_dir(card.parent)
     with pytest.raises(pipeline.PlanError, match=f"{card}: protocol leave-one-speaker-out cannot split duo"):
-        pipeline.plan(settings, methods=["audio-svm"], datasets=["duo"])
+        pipeline.plan(settings, pipeline.RunOptions(methods=["audio-svm"], datasets=["duo"]))
 
 
 def test_a_one_class_corpus_is_refused_while_planning_in_one_line(tmp_path):

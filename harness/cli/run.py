@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_workspace(settings.workspace)  # planning already writes manifests and folds there
     try:
-        run_plan = pipeline.plan(settings, methods=methods, datasets=datasets, rerun=args.rerun)
+        run_plan = pipeline.plan(settings, pipeline.RunOptions(methods, datasets, args.rerun))
     except pipeline.PlanError as error:
         raise UsageError(str(error)) from None
     with preflight(settings):  # environment checked before Ray starts; one driver per experiment (a lease)

@@ -237,7 +237,7 @@ def prepare_finetuned(settings: Settings, prepared: PreparedDataset, needed: set
     from harness.perfold import PerFoldData
 
     spec, manifest, base = prepared.spec, prepared.manifest, prepared.data
-    extractors = dataset_extractors(spec, settings)
+    extractors = {modality: ref.name for modality, ref in prepared.extractors.items()}  # as planned
     present = [m for m in base.modalities if m in prepared.feature_keys]
     chosen = finetune_modalities(settings, extractors, present, needed)
     frozen = [m for m in present if m not in chosen and (needed is None or m in needed)]
@@ -253,7 +253,7 @@ def prepare_finetuned(settings: Settings, prepared: PreparedDataset, needed: set
     history = dialogue_history(manifest, turns)
     tasks, keys = [], {}
     for modality, name in chosen.items():
-        ref = ExtractorRef(name, settings.extractor_config.get(name) or {})
+        ref = prepared.extractors[modality]
         base_key, effective = ref.cache_key(fingerprint), effective_options(options, modality, turns)
         keys[modality] = f"{name}{SUFFIX}:{run_key(base_key, effective, settings.seed)}"
         for fold in prepared.folds:
