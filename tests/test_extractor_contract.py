@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.features.asr import AUDIO_IF_NO_TEXT
 from harness.features.base import (
     ClipInput,
     ExtractorConfigError,
@@ -92,7 +93,7 @@ def tiny_clip(extractor) -> ClipInput:
 
     inputs = set(extractor.inputs()) | {extractor.modality}
     clip = ClipInput("tiny")
-    if inputs & {"audio", "audio_if_no_text"}:
+    if inputs & {"audio", AUDIO_IF_NO_TEXT}:
         t = np.arange(extractor.sample_rate) / extractor.sample_rate
         clip.audio = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     if "video" in inputs:
