@@ -26,7 +26,6 @@ from harness.prepare import (
     PreparedDataset,
     applicable,
     contamination_label,
-    dataset_extractors,
     locate_dataset,
     needed_modalities,
     plan_dataset,
@@ -349,17 +348,17 @@ def plan(settings: Settings, options: RunOptions = RunOptions()) -> RunPlan:
     if settings.preset not in offered and not papers:
         raise PlanError(f"preset: no planned method has a preset {settings.preset!r}; offered: "
                         f"{', '.join(sorted(offered))}")
-    check_extractors(settings, [d.name for d in dataset_list])
+    dataset_plans = [plan_dataset(settings, spec) for spec in dataset_list]
+    check_extractors(settings, dataset_plans)
     check_corpora(settings, dataset_list)
     if settings.finetune:
         from harness.finetune.stage import FinetuneError, check_finetune
 
         try:
-            check_finetune(settings, dataset_list)
+            check_finetune(settings, dataset_plans)
         except FinetuneError as error:
             raise PlanError(str(error)) from None
-    return RunPlan(settings, method_list, [plan_dataset(settings, spec) for spec in dataset_list], bool(datasets),
-                   options.rerun)
+    return RunPlan(settings, method_list, dataset_plans, bool(datasets), options.rerun)
 
 
 def check_corpora(settings: Settings, specs: list) -> None:
@@ -375,7 +374,7 @@ def check_corpora(settings: Settings, specs: list) -> None:
             raise PlanError(str(error)) from None
 
 
-def check_extractors(settings: Settings, datasets: list[str]) -> None:
+def check_extractors(settings: Settings, datasets: list[DatasetPlan]) -> None:
     """Unknown extractors, option values and `--features` names, and missing weights, as one-line PlanErrors.
 
     Checked: every extractor the settings configure, and the extractors of the datasets planned. A `--features`
@@ -388,12 +387,13 @@ def check_extractors(settings: Settings, datasets: list[str]) -> None:
     for name in settings.extractor_config:
         if name not in extractor_names():
             raise PlanError(f"extractor_config: {name!r} is not an extractor; known: {', '.join(extractor_names())}")
-    neither = unknown_feature_names(settings.features, FeatureStore(settings.feature_store_uri()), datasets)
+    neither = unknown_feature_names(settings.features, FeatureStore(settings.feature_store_uri()),
+                                    [d.name for d in datasets])
     if neither:
         raise PlanError(neither)
     chosen = set(settings.extractor_config)  # configured extractors are checked even where no dataset uses them
-    for dataset in datasets:
-        chosen |= set(dataset_extractors(get_dataset(dataset), settings).values())
+    for dataset in datasets:  # the plan's extractors (DatasetPlan.extractors)
+        chosen |= {ref.name for ref in dataset.extractors.values()}
     for name in sorted(chosen & set(extractor_names())):
         try:
             build_extractor(name, settings.extractor_config.get(name)).check_weights()

@@ -100,17 +100,14 @@ def locate_dataset(settings: Settings, spec: DatasetSpec, generate: bool = True)
     return True, ""
 
 
-def dataset_extractors(spec: DatasetSpec, settings: Settings) -> dict[str, str]:
-    """Modality -> extractor name for a dataset: the card's defaults, overridden by the settings' `features`."""
-    return {**spec.features, **settings.features}
-
-
 def extractor_refs(spec: DatasetSpec, settings: Settings) -> dict[str, ExtractorRef]:
-    """Modality -> the extractor with the user's options (`extractor_config`), as `dataset_extractors` names it."""
+    """Modality -> the extractor a dataset uses, with the user's options (`extractor_config`): the card's
+    defaults, overridden by the settings' `features`. The one rule; `plan_dataset` applies it once per dataset
+    (`DatasetPlan.extractors`) and everything later reads that."""
     from harness.features.base import ExtractorRef
 
     return {modality: ExtractorRef(name, settings.extractor_config.get(name) or {})
-            for modality, name in dataset_extractors(spec, settings).items()}
+            for modality, name in {**spec.features, **settings.features}.items()}
 
 
 def contamination_label(dataset: str, extractors: dict[str, ExtractorRef], modalities: list[str]) -> str:

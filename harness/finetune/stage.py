@@ -29,7 +29,7 @@ from harness.features.base import ClipInput, ExtractorRef, build_extractor, extr
 from harness.features.store import FeatureStore
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
-from harness.prepare import PreparedDataset, aligned, dataset_extractors
+from harness.prepare import PreparedDataset, aligned
 from harness.protocols import Fold
 from methods import MultimodalData
 from methods.neural.early_stopping import EarlyStopping
@@ -294,11 +294,12 @@ def prepare_finetuned(settings: Settings, prepared: PreparedDataset, needed: set
 
 def check_finetune(settings: Settings, datasets: list[Any]) -> None:
     """Before any work: every modality `finetune_options.modalities` asks for has a trainable extractor on every
-    planned dataset whose card offers it (FinetuneError naming the modality and what to choose instead)."""
-    for spec in datasets:
-        offered = list(spec.modalities)
+    planned dataset whose card offers it (FinetuneError naming the modality and what to choose instead).
+    `datasets`: the run's `prepare.DatasetPlan`s, whose `extractors` say which extractor each modality uses."""
+    for plan in datasets:
+        offered = list(plan.spec.modalities)
         asked = [m for m in settings.finetune_options.modalities or () if m in offered]
         if asked:
             finetune_modalities(settings.with_(finetune_options={**asdict(settings.finetune_options),
                                                                  "modalities": tuple(asked)}),
-                                dataset_extractors(spec, settings), offered, None)
+                                {modality: ref.name for modality, ref in plan.extractors.items()}, offered, None)
