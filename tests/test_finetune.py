@@ -206,7 +206,7 @@ def test_speech_front_end_stays_frozen(checkpoints, synthetic):
 
 
 def test_untrainable_extractors_are_named(synthetic):
-    from harness.features.base import build_extractor
+    from harness.features.base import ExtractorRef, build_extractor
     from harness.finetune.encoders import NotTrainable, build_encoder
     from harness.finetune.stage import FinetuneError, finetune_modalities
 
@@ -214,10 +214,10 @@ def test_untrainable_extractors_are_named(synthetic):
         build_encoder("audio", build_extractor("egemaps"), 4, "cpu", FinetuneOptions())
     settings = Settings(finetune=True, finetune_options={"modalities": ["audio"]})
     with pytest.raises(FinetuneError, match="cannot fine-tune audio: extractor 'egemaps'"):
-        finetune_modalities(settings, {"audio": "egemaps"}, ["audio"], None)
+        finetune_modalities(settings, {"audio": ExtractorRef("egemaps")}, ["audio"], None)
     # by default, an untrainable modality keeps its frozen features instead of failing the run
-    assert finetune_modalities(Settings(finetune=True), {"audio": "egemaps", "text": "bert"}, ["audio", "text"],
-                               None) == {"text": "bert"}
+    planned = {"audio": ExtractorRef("egemaps"), "text": ExtractorRef("bert")}  # as DatasetPlan.extractors
+    assert finetune_modalities(Settings(finetune=True), planned, ["audio", "text"], None) == {"text": "bert"}
 
 
 # ---- settings and flags ---------------------------------------------------------------------------------------

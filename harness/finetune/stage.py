@@ -25,7 +25,7 @@ import numpy as np
 
 from harness import metrics
 from harness.config import FINETUNE_MODALITIES, FinetuneOptions, Settings
-from harness.features.base import ClipInput, ExtractorRef, build_extractor, extractor_names
+from harness.features.base import ClipInput, ExtractorRef, extractor_names
 from harness.features.store import FeatureStore
 from harness.hashing import stable_hash
 from harness.manifest import Manifest
@@ -186,9 +186,10 @@ def finetune_fold(manifest: Manifest, fold: Fold, extractor: ExtractorRef, modal
 
 
 # ---- the pipeline's side ------------------------------------------------------------------------------------
-def finetune_modalities(settings: Settings, extractors: dict[str, str], present: list[str],
+def finetune_modalities(settings: Settings, extractors: dict[str, ExtractorRef], present: list[str],
                         needed: set[str] | None) -> dict[str, str]:
-    """modality -> extractor name that stage 1 fine-tunes for one dataset.
+    """modality -> extractor name that stage 1 fine-tunes for one dataset (`extractors`: the plan's,
+    `DatasetPlan.extractors`).
 
     Asked for (`finetune_options.modalities`): each must be present and trainable, else a FinetuneError. Default:
     the modalities the planned methods read (all present ones for fusion methods without a fixed set) that stage 1
@@ -201,13 +202,14 @@ def finetune_modalities(settings: Settings, extractors: dict[str, str], present:
                                             and (needed is None or m in needed)]
     chosen = {}
     for modality in candidates:
-        name = extractors.get(modality)
+        ref = extractors.get(modality)
+        name = ref.name if ref is not None else None
         reason = ("no extractor is configured" if name is None else "" if name in extractor_names()
                   else f"{name!r} names imported features, which have no network to train")
         if not reason and modality not in present:
             reason = "the dataset lacks it"
         if not reason:
-            reason = trainable_reason(build_extractor(name, settings.extractor_config.get(name)))
+            reason = trainable_reason(ref.build())
         if reason and asked:
             raise FinetuneError(f"finetune: cannot fine-tune {modality}: {reason}")
         if not reason:
@@ -237,9 +239,8 @@ def prepare_finetuned(settings: Settings, prepared: PreparedDataset, needed: set
     from harness.perfold import PerFoldData
 
     spec, manifest, base = prepared.spec, prepared.manifest, prepared.data
-    extractors = {modality: ref.name for modality, ref in prepared.extractors.items()}  # as planned
     present = [m for m in base.modalities if m in prepared.feature_keys]
-    chosen = finetune_modalities(settings, extractors, present, needed)
+    chosen = finetune_modalities(settings, prepared.extractors, present, needed)  # the plan's extractors
     frozen = [m for m in present if m not in chosen and (needed is None or m in needed)]
     if frozen:
         say(f"[finetune] {spec.name}: {', '.join(frozen)} keep frozen features (no trainable extractor)")
@@ -302,4 +303,4 @@ def check_finetune(settings: Settings, datasets: list[Any]) -> None:
         if asked:
             finetune_modalities(settings.with_(finetune_options={**asdict(settings.finetune_options),
                                                                  "modalities": tuple(asked)}),
-                                {modality: ref.name for modality, ref in plan.extractors.items()}, offered, None)
+                                plan.extractors, offered, None)
