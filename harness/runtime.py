@@ -226,12 +226,12 @@ def _divert_relayed(log_file: Path):
 _FILTER = """
 import re, sys
 pattern, path = re.compile(sys.argv[1]), sys.argv[2]
-out = open(path, "a", encoding="utf-8", buffering=1)
-console = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
-for line in open(0, encoding="utf-8", errors="replace"):
-    out.write(line)
-    if not pattern.match(line):
-        console.write(line)
+with open(path, "a", encoding="utf-8", buffering=1) as out, open(0, encoding="utf-8", errors="replace") as lines:
+    for line in lines:
+        out.write(line)
+        if not pattern.match(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
 """
 
 
