@@ -55,3 +55,14 @@ def test_the_command_prints_the_summary_last_and_exits_1(monkeypatch, tmp_path, 
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-2:] == ["[failures] 1 result(s) failed:",
                         "[failures]   audio-svm@synthetic: unit 3 failed: ValueError: bad"]
+
+
+def test_robustness_names_each_failed_evaluation_once():
+    from harness.robustness.run import RobustnessReport
+
+    report = RobustnessReport()
+    assert report.failure_summary() == []
+    report.failed += ["missing:audio-svm@synthetic: ValueError: x", "missing:audio-svm@synthetic: ValueError: x",
+                      "cross:audio-svm@a->b: KeyError: y"]
+    assert report.failure_summary() == ["2 evaluation(s) failed:", "  missing:audio-svm@synthetic: ValueError: x",
+                                        "  cross:audio-svm@a->b: KeyError: y"]
