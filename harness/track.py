@@ -118,14 +118,18 @@ def finished_run(experiment_id: str, fingerprint: str) -> Any | None:
     FINISHED and holds every test score. Trial child runs carry the same fingerprint and are FINISHED as soon as
     their folds are done, so without the role filter an interrupted search would pass for a finished result (and
     its method would silently drop out of the leaderboard)."""
+    runs = _finished_parents(experiment_id, f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and ")
+    return next((run for run in runs if _has_test_scores(run)), None)
+
+
+def _finished_parents(experiment_id: str, condition: str = "") -> list[Any]:
+    """FINISHED parent runs, newest first (`condition`: a further MLflow filter clause ending in "and ")."""
     import mlflow
 
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id], output_format="list", order_by=["attributes.start_time DESC"],
-        filter_string=(f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}' and tags.`{ROLE_TAG}` = '{PARENT}' "
-                       "and attributes.status = 'FINISHED'"),
-    )
-    return next((run for run in runs if _has_test_scores(run)), None)
+    return mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
+                              filter_string=f"{condition}tags.`{ROLE_TAG}` = '{PARENT}' and "
+                                            "attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"])
 
 
 def _has_test_scores(run: Any) -> bool:
@@ -343,13 +347,9 @@ class StoredResult:
 
 def finished_results(experiment_id: str) -> list[StoredResult]:
     """Every FINISHED parent run, newest first, as typed rows."""
-    import mlflow
-
     from harness.metrics import HEADLINE_METRICS
 
-    runs = mlflow.search_runs(experiment_ids=[experiment_id], output_format="list",
-                              filter_string=f"tags.`{ROLE_TAG}` = '{PARENT}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
+    runs = _finished_parents(experiment_id)
     keys = [f"{m}_{stat}" for m in HEADLINE_METRICS for stat in ("mean", "std")]
     return [StoredResult(run.info.run_id, ResultTags.from_tags(run.data.tags),
                          {k: run.data.metrics[f"test_{k}"] for k in keys if f"test_{k}" in run.data.metrics},
