@@ -96,3 +96,25 @@ def test_a_target_subset_is_planned_and_its_results_carry_its_name(tmp_path) -> 
     assert job.dataset == tags.dataset == "ravdess@song"
     with pytest.raises(PlanError, match="no target 'nope'"):
         plan(settings.with_(targets={"ravdess": "nope"}), RunOptions(methods=["audio-svm"], datasets=["ravdess"]))
+
+
+def test_the_run_reads_the_plans_extractors_not_the_settings_again() -> None:
+    """`DatasetPlan.extractors` is the one answer to "which extractor": what a method is fixed to (here the
+    snippet layout av-xattn reads) comes from the prepared dataset's planned extractors, even when the settings
+    handed in later name none."""
+    from types import SimpleNamespace
+
+    from harness.datasets import get_dataset
+    from harness.pipeline import method_fixed_params
+    from harness.prepare import extractor_refs
+    from methods import get_method
+
+    spec = get_dataset("synthetic")
+    planned = Settings(features={"video": "video-snippets"},  # random weights: none to download on a test machine
+                       extractor_config={"video-snippets": {"spatial_grid": 3, "snippets": 4, "weights": "random"}})
+    prepared = SimpleNamespace(spec=spec, feature_keys={"video": "video-snippets:k"},
+                               extractors=extractor_refs(spec, planned))
+    fixed = method_fixed_params(get_method("av-xattn"), prepared, Settings())
+    assert (fixed["n_snippets"], fixed["positions_per_snippet"]) == (4, 9)
+    (dataset,) = plan(planned, RunOptions(methods=["av-xattn"], datasets=["synthetic"])).datasets
+    assert dataset.extractors == prepared.extractors
