@@ -168,7 +168,8 @@ def write_report(path: Path, table: pd.DataFrame, args, first: str, seconds: flo
         "shared with other engineers' jobs: the 1-minute load average before each measurement is in the table "
         "(2 would be this benchmark alone).",
         "",
-        f"Clips: {table['clips'].iloc[0]} EmoDB files (every ~9th; 16 kHz originals), written at each rate with "
+        f"Clips: {table['clips'].iloc[0]} EmoDB files (every {max(1, 535 // table['clips'].iloc[0])}th of the 535; "
+        "16 kHz originals), written at each rate with "
         "soxr VHQ as 16-bit WAV. plain = a single-process `opensmile` loop (functionals + low-level descriptors, "
         "what the `egemaps` extractor stores) at the file's own rate; harness = `extract(..., concurrency=1)` "
         "through Ray with one encode actor, i.e. one worker (decode, soxr resampling to 16 kHz, both openSMILE "
