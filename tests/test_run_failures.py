@@ -66,3 +66,20 @@ def test_robustness_names_each_failed_evaluation_once():
                       "cross:audio-svm@a->b: KeyError: y"]
     assert report.failure_summary() == ["2 evaluation(s) failed:", "  missing:audio-svm@synthetic: ValueError: x",
                                         "  cross:audio-svm@a->b: KeyError: y"]
+
+
+def test_extract_prints_each_failed_extraction_and_exits_1(monkeypatch, capsys):
+    from harness.cli import main
+    from harness.features import commands
+
+    seen = {}
+
+    def run(settings, options):
+        seen["options"] = options
+        return commands.ExtractReport(problems=["synthetic/logmel: no clip extracted from 2. First reasons: ..."])
+
+    monkeypatch.setattr(commands, "run", run)
+    assert main(["extract", "--dataset", "synthetic", "--extractor", "logmel", "--local", "--batch-size", "4"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: synthetic/logmel: no clip extracted from 2. First reasons: ..."
+    assert seen["options"] == commands.ExtractOptions("synthetic", ("logmel",), batch_size=4, local=True)

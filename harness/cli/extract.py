@@ -46,13 +46,19 @@ def split_config_flags(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from harness.features.commands import InputError, run_extract
+    import sys
 
-    options = split_config_flags(args)
+    from harness.features.commands import ExtractOptions, InputError, run
+
+    old_style = split_config_flags(args)
     settings = settings_from_args(args)
+    options = ExtractOptions(args.dataset, tuple(args.extractors), tuple(old_style), store=args.store,
+                             batch_size=args.batch_size, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                             decode=args.decode, local=args.local)
     try:
-        return run_extract(settings, args.dataset, args.extractors, options, store_uri=args.store,
-                           batch_size=args.batch_size, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                           decode=args.decode, local=args.local)
+        report = run(settings, options)
     except InputError as error:
         return fail(args, str(error))
+    for problem in report.problems:  # last, one line per extraction that made no clip or lost too many
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+    return 1 if report.failed else 0

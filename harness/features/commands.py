@@ -1,11 +1,14 @@
 """`harness extract` and `harness features {import,list}`: what the feature layer's commands do.
 
 The flags are parsed in `harness.cli.extract` and `harness.cli.features`; these functions take resolved settings
-and plain values and return the exit status. Heavy imports (Ray, torch) happen inside them.
+and plain values. `run(settings, ExtractOptions) -> ExtractReport` is `harness extract`'s engine, of the shape of
+the other engines (`pipeline.run`, `e2e.commands.run`, `robustness.run.run`): the command prints its problems and
+chooses the exit status. Heavy imports (Ray, torch) happen inside them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +48,48 @@ class InputError(ValueError):
     reports it as a usage error."""
 
 
-def run_extract(settings: Any, dataset: str, extractors: list[str], options: list[str] | None = None,
-                store_uri: str | None = None, batch_size: int = 16, workers: int | None = None,
-                gpus_per_worker: float | None = None, decode: str = "auto", local: bool = False) -> int:
-    """Extract `extractors` for `dataset`; per-extractor options are the settings' `extractor_config`, updated by
-    `options` (`[EXTRACTOR.]KEY=VALUE`; without a prefix an option applies to every extractor named)."""
+@dataclass(frozen=True)
+class ExtractOptions:
+    """What one `harness extract` run extracts, beside the settings."""
+
+    dataset: str
+    extractors: tuple[str, ...]
+    # `[EXTRACTOR.]KEY=VALUE` items over the settings' `extractor_config` (without a prefix: every extractor named)
+    extractor_options: tuple[str, ...] = ()
+    store: str | None = None  # feature store path or URI (default: the settings')
+    batch_size: int = 16
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    decode: str = "auto"
+    local: bool = False  # a sequential loop in this process, no Ray
+
+
+@dataclass
+class ExtractReport:
+    """What one `harness extract` run did: each extractor's result, and the extractions that made no clip or lost
+    more than the allowed share (one line each, naming the first reasons and where the failures are)."""
+
+    results: list[Any] = field(default_factory=list)  # harness.features.runner.ExtractionResult per extractor
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems)
+
+
+def run(settings: Any, options: ExtractOptions) -> ExtractReport:
+    """Extract the options' extractors for their dataset. Bad input (a name, an option, missing weights or corpus)
+    is an InputError before any work."""
     from harness.features.base import ExtractorConfigError, MissingWeightsError, build_extractor
     from harness.features.runner import extract
 
+    dataset, extractors, local = options.dataset, list(options.extractors), options.local
     try:
-        given = parse_configs(list(options or []), extractors)
+        given = parse_configs(list(options.extractor_options), extractors)
         configs = {name: {**settings.extractor_config.get(name, {}), **given[name]} for name in extractors}
         for name in extractors:  # validate every extractor before any work starts
             build_extractor(name, configs[name]).check_weights()
-        store = _store(settings, store_uri)
+        store = _store(settings, options.store)
         manifest = load_manifest(dataset, settings)
     except (ExtractorConfigError, MissingWeightsError, KeyError, ValueError, FileNotFoundError) as error:
         raise InputError(str(error.args[0] if isinstance(error, KeyError) else error)) from None
@@ -68,18 +99,16 @@ def run_extract(settings: Any, dataset: str, extractors: list[str], options: lis
         init_ray(settings)
     from harness.corpus import max_lost_share
 
-    status = 0
+    report = ExtractReport()
     for name in extractors:
-        result = extract(manifest, name, store, configs[name] or None, batch_size=batch_size,
-                         concurrency=workers, num_gpus=gpus_per_worker,
-                         executor="local" if local else "ray", decode=decode)
+        result = extract(manifest, name, store, configs[name] or None, batch_size=options.batch_size,
+                         concurrency=options.workers, num_gpus=options.gpus_per_worker,
+                         executor="local" if local else "ray", decode=options.decode)
+        report.results.append(result)
         problem = extraction_problem(result, max_lost_share())
         if problem:
-            import sys
-
-            print(f"error: {problem}", file=sys.stderr, flush=True)
-            status = 1
-    return status
+            report.problems.append(problem)
+    return report
 
 
 def extraction_problem(result: Any, allowed: float, first: int = 3) -> str | None:
