@@ -154,11 +154,11 @@ def route_warnings(log_file: Path) -> None:
 
 
 def quiet_libraries() -> None:
-    """Our own one-line progress replaces Tune's tables and MLflow's progress bars; Ctrl-C reaches us directly
-    (Tune's own SIGINT handler would turn it into a half-finished result grid)."""
+    """Our own one-line progress replaces Tune's tables (MLflow's transfer bars are turned off where MLflow is
+    called, in `harness.track`); Ctrl-C reaches us directly (Tune's own SIGINT handler would turn it into a
+    half-finished result grid)."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("ray.data", "ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -83,6 +83,7 @@ RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (`share_ru
 FILTER_SETTINGS = ("seed", "trials", "speaker_norm", "preset", "refit")  # settings logged as params
 SETTINGS_ARTIFACT = "settings.json"  # every resolved setting
 FOLDS_ARTIFACT = "folds.json"  # per-fold scores and fit notes (a few headline metrics stay as metrics)
+ARTIFACT_BARS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # MLflow's own switch for its transfer bars
 
 
 def load_mlflow() -> None:
@@ -321,6 +322,7 @@ def finish_result(parent_id: str, outcome: MethodOutcome, classes: list[str], mo
         (folder / MODELS_ARTIFACT).write_bytes(pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL))
         confusion_figure(outcome.pooled_confusion(), classes,
                          f"{outcome.method} on {outcome.dataset} (all test folds)", folder / "confusion.png")
+        _no_transfer_bars()
         client.log_artifacts(parent_id, str(folder))
     client.set_terminated(parent_id, status="FINISHED")
 
@@ -356,11 +358,22 @@ def finished_results(experiment_id: str) -> list[StoredResult]:
                          dict(run.data.params), dict(run.data.metrics), experiment_id) for run in runs]
 
 
+def _no_transfer_bars() -> None:
+    """MLflow draws a tqdm bar on stderr for each artifact download ("Downloading artifacts: 100%|...", one per
+    file the report or `harness robustness` reads) and for large uploads: its own setting turns them off, so the
+    console keeps the harness's lines and `Progress`. A user who sets MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR keeps
+    their choice. MLflow reads the setting at each transfer, so setting it here, before one, is enough."""
+    import os
+
+    os.environ.setdefault(ARTIFACT_BARS_ENV, "false")
+
+
 def result_files(run_id: str, names: Sequence[str], folder: Path) -> dict[str, Path]:
     """The named artifacts of a run, downloaded into `folder`; a name the run lacks (an older run, a cleaned
     artifact store) is left out, for the caller to report."""
     import mlflow
 
+    _no_transfer_bars()
     found = {}
     for name in names:
         try:
@@ -414,6 +427,7 @@ def log_evaluation(experiment_id: str, parent_id: str | None, dataset: str, meth
     with tempfile.TemporaryDirectory() as tmp:
         table.to_csv(Path(tmp) / ROBUSTNESS_TABLE_ARTIFACT, index=False)
         (Path(tmp) / ROBUSTNESS_RECORD_ARTIFACT).write_text(json.dumps(record, indent=2, default=str))
+        _no_transfer_bars()
         client.log_artifacts(run.info.run_id, tmp)
     client.set_terminated(run.info.run_id)
     return run.info.run_id

@@ -133,3 +133,21 @@ def test_a_local_instance_runs_its_workers_at_the_drivers_priority(tmp_path):
             "print('niceness', ray.get(ray.remote(lambda: os.nice(0)).remote()) - os.nice(0))\nray.shutdown()\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert "niceness 0" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_report_prints_no_mlflow_download_bar(tmp_path, capsys, monkeypatch):
+    """MLflow draws a tqdm bar on stderr for every artifact download (the report reads each result's predictions):
+    track.py turns MLflow's own setting off, unless the user set it."""
+    from fixtures.mlflow_runs import EXPERIMENT, FakeResult, log_result
+
+    from harness.report.leaderboard import render
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # recorded, so the test's change is undone
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")  # as a fresh `harness report` starts
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    for method, accuracy in (("audio-svm", 0.6), ("text-svm", 0.5)):
+        log_result(uri, EXPERIMENT, FakeResult(method, accuracy))
+    capsys.readouterr()
+    board = render(uri, EXPERIMENT, tmp_path / "reports", figures=False)
+    assert len(board.table) == 2  # both results were read, their predictions downloaded
+    assert "Downloading artifacts" not in capsys.readouterr().err
