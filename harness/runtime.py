@@ -135,10 +135,14 @@ def route_warnings(log_file: Path) -> None:
 
     Warnings the harness understands are handled where they arise (a bounded solver, an empty part); what is
     left is a library's business a researcher may want to read later, not in the middle of progress output.
+    Installed as soon as a command knows its workspace (`harness.cli.common.settings_from_args`), so warnings
+    before Ray starts (SQLAlchemy's, from the MLflow store check) are routed too; a second call for the same file
+    (`init_ray`) keeps the first, and so its single pointer line.
     """
-    import sys
     import warnings
 
+    if _routed.get("warnings") == (log_file, warnings.showwarning):
+        return
     told = False
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
@@ -151,6 +155,10 @@ def route_warnings(log_file: Path) -> None:
             print(f"[warnings] library warnings are written to {log_file}", file=sys.stderr, flush=True)
 
     warnings.showwarning = show
+    _routed["warnings"] = (log_file, show)
+
+
+_routed: dict[str, tuple[Path, object]] = {}  # the warnings file and the function `route_warnings` installed
 
 
 def quiet_libraries() -> None:

@@ -151,3 +151,24 @@ def test_a_report_prints_no_mlflow_download_bar(tmp_path, capsys, monkeypatch):
     board = render(uri, EXPERIMENT, tmp_path / "reports", figures=False)
     assert len(board.table) == 2  # both results were read, their predictions downloaded
     assert "Downloading artifacts" not in capsys.readouterr().err
+
+
+def test_warnings_before_ray_go_to_the_log_file_too(tmp_path):
+    """`harness report` never starts Ray; with PYTHONWARNINGS=default SQLAlchemy warns (from MLflow's store) while it
+    reads the results. The warnings file is in place from the moment the command knows its workspace."""
+    import os
+
+    from fixtures.mlflow_runs import EXPERIMENT, FakeResult, log_result
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    log_result(uri, EXPERIMENT, FakeResult("audio-svm", 0.6))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"}
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--workspace", str(tmp_path / "ws"),
+                           "--tracking-uri", uri, "--experiment", EXPERIMENT, "--out", str(tmp_path / "reports")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONWARNINGS": "default"})
+    console = done.stdout + done.stderr
+    assert done.returncode == 0, console
+    assert not re.search(r"\w+Warning: ", console) and "Downloading artifacts" not in console
+    assert console.count("[warnings] library warnings are written to") == 1
+    assert "SADeprecationWarning" in (tmp_path / "ws" / "logs" / "warnings.log").read_text()  # routed, not lost

@@ -143,6 +143,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     """The resolved `Settings` of a command: flags (those it has), then env, then `--config FILE`, then defaults.
 
     `extra` are further settings a command fixes itself (None means "not given"). A bad value is a UsageError.
+    Python warnings are routed to `<workspace>/logs/warnings.log` from here on (`harness.runtime.route_warnings`).
     """
     features = key_values(getattr(args, "features", None), "--features")
     datasets = getattr(args, "dataset", None)
@@ -164,9 +165,15 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
         **extra,
     }
     try:
-        return Settings.from_env(file=getattr(args, "config", None), **flags)
+        settings = Settings.from_env(file=getattr(args, "config", None), **flags)
     except SettingsError as error:
         raise UsageError(str(error)) from error
+    from harness.runtime import route_warnings
+
+    # Library warnings go to the workspace's log from here on, the whole command (not from Ray's start only: the
+    # MLflow store check before it warns through SQLAlchemy).
+    route_warnings(Path(settings.workspace) / "logs" / "warnings.log")
+    return settings
 
 
 def check_names(kind: str, names: list[str] | None, lookup: Callable[[str], object]) -> None:
