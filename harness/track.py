@@ -147,7 +147,8 @@ FOREIGN_LEASE_HOURS = 24.0  # a lease of another host cannot be checked; after t
 
 
 class LeaseHeld(RuntimeError):
-    """Another live `harness run` drives this experiment; the message names it and the way out."""
+    """Another live harness driver (`harness run`, `e2e` or `robustness`) holds this experiment; the message names
+    it and the way out."""
 
 
 def _alive(lease: dict[str, Any]) -> bool:
@@ -185,16 +186,17 @@ def acquire_lease(experiment_id: str, experiment: str, command: str) -> dict[str
             lease = {}
         if lease and lease.get("pid") != os.getpid() and _alive(lease):
             raise LeaseHeld(
-                f"experiment {experiment!r} is being run by another harness run (pid {lease.get('pid')} on "
+                f"experiment {experiment!r} is in use by another harness command (pid {lease.get('pid')} on "
                 f"{lease.get('host')}, since {time.strftime('%H:%M:%S', time.localtime(lease.get('since', 0)))}: "
-                f"{lease.get('command', '?')}); wait for it, or give this run its own --experiment NAME")
+                f"{lease.get('command', '?')}); wait for it, or give this command its own --experiment NAME")
     mine = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(), "command": command[:200],
             "token": os.urandom(8).hex()}
     client.set_experiment_tag(experiment_id, LEASE_TAG, json.dumps(mine))
     read = json.loads(client.get_experiment(experiment_id).tags.get(LEASE_TAG) or "{}")
     if read.get("token") != mine["token"]:
-        raise LeaseHeld(f"experiment {experiment!r} was taken by another harness run starting at the same moment "
-                        f"(pid {read.get('pid')} on {read.get('host')}); give this run its own --experiment NAME")
+        raise LeaseHeld(f"experiment {experiment!r} was taken by another harness command starting at the same moment "
+                        f"(pid {read.get('pid')} on {read.get('host')}); give this command its own --experiment "
+                        "NAME")
     return mine
 
 

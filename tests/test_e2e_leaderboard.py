@@ -250,15 +250,22 @@ def test_the_report_lists_the_e2e_result_beside_the_run_result(both_results, wor
 
 
 @pytest.mark.slow  # about 3 min on 2 CPUs: Ray Train starts once per fold
-def test_a_failed_e2e_run_is_marked_failed(both_results, work, tmp_path: Path) -> None:
-    """An error after the parent run is created (here: a resume path that is no checkpoint) marks it FAILED,
-    and the report, which reads FINISHED runs only, keeps showing the finished one."""
-    with pytest.raises(FileNotFoundError, match="not an end-to-end checkpoint"):
+def test_a_failed_e2e_run_is_marked_failed(both_results, work, monkeypatch) -> None:
+    """An error after the parent run is created (here: training a fold raises; a resume path that is no
+    checkpoint is refused before the run exists) marks it FAILED, and the report, which reads FINISHED runs only,
+    keeps showing the finished one."""
+    from harness.e2e import train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the worker group died")
+
+    monkeypatch.setattr(train, "run_e2e", broken)
+    with pytest.raises(RuntimeError, match="the worker group died"):
         _cli(["e2e", "--dataset", "synthetic", "--epochs", "1", "--workers", "1", "--cpu", "--run-name", "broken",
-              "--resume", str(tmp_path), *_flags(work)])
+              *_flags(work)])
     runs = _parents(work, METHOD)
     failed = runs[runs["status"] == "FAILED"]
-    assert len(failed) == 1 and "not an end-to-end checkpoint" in failed.iloc[0]["tags.error"]
+    assert len(failed) == 1 and "the worker group died" in failed.iloc[0]["tags.error"]
     assert (runs["status"] == "FINISHED").sum() == 1
     report = json.loads((work["workspace"] / "e2e" / "broken-test.json").read_text())
-    assert report["error"].startswith("FileNotFoundError") and report["mlflow_run_id"] == failed.iloc[0]["run_id"]
+    assert report["error"].startswith("RuntimeError") and report["mlflow_run_id"] == failed.iloc[0]["run_id"]

@@ -25,9 +25,10 @@ def test_every_e2e_flag_is_an_option_or_a_shared_flag():
     assert E2EOptions(**{f.name: getattr(args, f.name) for f in fields(E2EOptions)}) == E2EOptions()
 
 
-def test_a_dataset_without_audio_and_video_is_one_usage_line(capsys):
+def test_a_dataset_without_audio_and_video_is_one_usage_line(capsys, tmp_path):
     from harness.cli import main
 
-    assert main(["e2e", "--dataset", "emodb"]) == 2
+    where = ["--workspace", str(tmp_path / "ws"), "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]
+    assert main(["e2e", "--dataset", "emodb", *where]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["harness e2e: error: emodb has no audio+video; the end-to-end mode needs both"]

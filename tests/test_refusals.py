@@ -288,3 +288,129 @@ def test_a_dead_tracking_server_is_one_line_in_seconds(tmp_path, capsys, monkeyp
     started = time.perf_counter()
     err = _refused(capsys, [*RUN, "--workspace", str(tmp_path / "ws"), "--tracking-uri", "http://127.0.0.1:9"])
     assert time.perf_counter() - started < 40 and "tracking store http://127.0.0.1:9" in err
+
+
+# ---- harness e2e and harness robustness take the same preflight and lease as harness run ------------------------
+WRITERS = {"e2e": ["e2e", "--dataset", "synthetic"], "robustness": ["robustness", "--missing"]}
+
+
+def _no_ray(monkeypatch) -> None:
+    """Starting Ray fails the test: a refusal must come before it."""
+    from harness import runtime
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray started before the refusal")
+
+    monkeypatch.setattr(runtime, "init_ray", refuse)
+
+
+def _lease(uri: str, experiment: str) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient().get_experiment_by_name(experiment).tags.get("harness.driver", "")
+
+
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_a_held_lease_refuses_e2e_and_robustness_in_one_line_before_ray(tmp_path, capsys, monkeypatch,
+                                                                        command) -> None:
+    """Both write into the experiment `harness run` drives; a second driver used to have its RUNNING parents
+    marked KILLED by the other's start. Held by a live process (our parent), the lease refuses them."""
+    import json
+    import os
+    import socket
+
+    import mlflow
+
+    from harness import track
+
+    _no_ray(monkeypatch)
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    experiment_id = track.use_experiment(uri, "shared")
+    other = json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "since": time.time(),
+                        "command": "harness run X", "token": "t"})
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, track.LEASE_TAG, other)
+    err = _refused(capsys, [*WRITERS[command], *_where(tmp_path), "--experiment", "shared"])
+    assert err.startswith(f"harness {command}: error: experiment 'shared' is in use by another harness command")
+    assert f"pid {os.getppid()}" in err and "harness run X" in err and "--experiment NAME" in err
+    assert _lease(uri, "shared") == other  # the holder's lease is left as it was
+
+
+@pytest.mark.parametrize("command", sorted(WRITERS))
+@pytest.mark.parametrize(("ending", "status"), [("returns", 0), ("refuses", 2), ("is terminated", 143)])
+def test_e2e_and_robustness_hold_the_lease_while_they_run_and_give_it_back_on_every_exit(
+        tmp_path, capsys, monkeypatch, command, ending, status) -> None:
+    """The engine is replaced by one that checks the lease is this process's, then returns, raises the
+    command's one-line refusal, or is stopped by SIGTERM (`Terminated`, as `harness.interrupt` raises it)."""
+    import json
+    import os
+
+    from harness.corpus import CorpusNotFound
+    from harness.e2e import commands as e2e_engine
+    from harness.interrupt import Terminated
+    from harness.robustness import run as robustness_engine
+
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    held: list[dict] = []
+
+    def engine(settings, options):
+        held.append(json.loads(_lease(uri, settings.experiment)))
+        if ending == "refuses":
+            raise (e2e_engine.E2EError if command == "e2e" else CorpusNotFound)("no such corpus; give --data-dir")
+        if ending == "is terminated":
+            raise Terminated()
+        return e2e_engine.E2EReport() if command == "e2e" else robustness_engine.RobustnessReport()
+
+    monkeypatch.setattr(e2e_engine if command == "e2e" else robustness_engine, "run", engine)
+    assert main([*WRITERS[command], *_where(tmp_path), "--experiment", "mine"]) == status
+    assert len(held) == 1 and held[0]["pid"] == os.getpid() and held[0]["command"].startswith("harness ")
+    assert _lease(uri, "mine") == ""  # given back
+
+
+def test_a_preflight_failure_refuses_e2e_and_robustness_before_ray(tmp_path, capsys, monkeypatch) -> None:
+    """The same checks as `harness run`: here a deleted experiment and an unwritable workspace."""
+    import mlflow
+
+    _no_ray(monkeypatch)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlruns.db")
+    client = mlflow.MlflowClient()
+    client.delete_experiment(client.create_experiment("gone"))
+    (tmp_path / "file").write_text("not a folder")
+    for argv in WRITERS.values():
+        assert "was deleted" in _refused(capsys, [*argv, *_where(tmp_path), "--experiment", "gone"])
+        err = _refused(capsys, [*argv, "--workspace", str(tmp_path / "file" / "ws"),
+                                "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"])
+        assert "is not writable" in err and "--workspace" in err
+
+
+@pytest.mark.parametrize("stored", ["accuracy", None])
+def test_an_e2e_checkpoint_it_cannot_resume_is_one_line_naming_it_and_the_fix(
+        tmp_path, capsys, monkeypatch, small_synthetic, stored) -> None:
+    """A checkpoint whose best epoch was chosen by another measure (EarlyStoppingStateError) or a folder that is
+    no checkpoint (FileNotFoundError) used to end in a traceback after Ray started and the MLflow run was created;
+    now one line naming the folder and the fix, before clips are decoded, Ray starts or a run is logged."""
+    import mlflow
+    import torch
+
+    from harness.e2e import clips
+    from harness.e2e.train import STATE_FILE
+    from methods.neural.early_stopping import EarlyStopping
+
+    _no_ray(monkeypatch)
+    monkeypatch.setattr(clips, "build_clip_cache", lambda *a, **k: pytest.fail("clips decoded before the refusal"))
+    folder = tmp_path / "checkpoint_000001"
+    folder.mkdir()
+    if stored:
+        torch.save({"epoch": 0, "early_stopping": EarlyStopping(3, stored).state_dict()}, folder / STATE_FILE)
+    uri = f"sqlite:///{tmp_path}/mlruns.db"
+    err = _refused(capsys, ["e2e", "--dataset", "synthetic", "--data-dir", f"synthetic={small_synthetic}",
+                            *_where(tmp_path), "--resume", str(folder)])
+    assert err.startswith(f"harness e2e: error: --resume {folder}: ")
+    if stored:
+        assert "by validation accuracy, this run selects by uar" in err
+        assert "--preset paper selects by accuracy, the default by uar" in err and "--run-name" in err
+    else:
+        assert "not an end-to-end checkpoint" in err and "--resume alone" in err
+    mlflow.set_tracking_uri(uri)
+    assert mlflow.search_runs(experiment_names=["mer-benchmark"], output_format="list") == []
+    assert _lease(uri, "mer-benchmark") == ""

@@ -83,15 +83,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_e2e(args: argparse.Namespace) -> int:
     """Flags -> `E2EOptions`; the engine's report printed as JSON; exit 1 when a fold has no checkpoint, 2 when
-    the run cannot start."""
+    the run cannot start. The run writes its result to the experiment `harness run` uses, so it takes the same
+    preflight checks and the experiment's lease (one driver per experiment: a `harness run` starting meanwhile
+    would mark this run's RUNNING parent KILLED), given back on every exit but SIGKILL."""
     import json
     from dataclasses import fields
 
+    from harness.cli.preflight import preflight
     from harness.e2e.commands import E2EError, E2EOptions, run
 
+    settings = settings_from_args(args)
     options = E2EOptions(**{f.name: getattr(args, f.name) for f in fields(E2EOptions)})
     try:
-        report = run(settings_from_args(args), options)
+        with preflight(settings):  # before Ray starts; released on every exit path
+            report = run(settings, options)
     except E2EError as error:
         return fail(args, str(error))
     print(json.dumps(report.record, indent=2, default=str))

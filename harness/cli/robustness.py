@@ -40,6 +40,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--corrupt: unknown {unknown}; choose from: {', '.join(sorted(CORRUPTIONS))}")
     settings = settings_from_args(args)
+    from harness.cli.preflight import preflight
     from harness.corpus import CorpusNotFound, ProtocolUnbuildable
     from harness.robustness.cross_corpus import LabelMapError
     from harness.robustness.run import RobustnessOptions, run
@@ -50,7 +51,10 @@ def cmd_robustness(args: argparse.Namespace) -> int:
                                 datasets=tuple(args.dataset) if args.dataset else None, label_map=args.label_map,
                                 rerun=args.rerun)
     try:
-        report = run(settings, options)
+        # it writes child runs into the experiment `harness run` uses: the same checks before Ray starts and the
+        # experiment's lease (one driver per experiment), released on every exit path
+        with preflight(settings):
+            report = run(settings, options)
     except (LabelMapError, ProtocolUnbuildable, CorpusNotFound) as error:  # planning: before Ray, one line
         raise UsageError(str(error)) from None
     except KeyError as error:  # an unknown corpus name

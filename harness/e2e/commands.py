@@ -22,7 +22,8 @@ from typing import Any
 
 
 class E2EError(ValueError):
-    """A run that cannot start (a dataset without audio+video, a corpus not found); one line, before Ray."""
+    """A run that cannot start (a dataset without audio+video, a corpus not found, a `--resume` checkpoint it
+    cannot continue); one line, before Ray."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
     from harness.datasets import get_dataset
     from harness.e2e.clips import build_clip_cache
     from harness.e2e.leaderboard import start_run
-    from harness.e2e.train import evaluate_split, latest_checkpoint, run_e2e
+    from harness.e2e.train import evaluate_split, run_e2e
     from harness.metrics import summarise_folds
     from harness.runtime import init_ray, log
 
@@ -99,12 +100,16 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
     config = e2e_config(options, settings.seed)
     clips = config.clips
     storage = options.storage or settings.workspace / "e2e"
+    base = options.run_name or f"e2e-{manifest.dataset}-{config.backbone}"
+    # every fold's checkpoint is checked before clips are decoded and Ray starts: a refusal is one line, not a
+    # traceback from a fold hours into the run, and leaves no FAILED MLflow run behind
+    resumes = {fold.name: resume_checkpoint(options.resume, storage / f"{base}-{fold.name}", config)
+               for fold in chosen}
     log(f"[e2e] decoding {len(manifest)} clips of {spec.name} (cached)")
     cache = build_clip_cache(manifest, clips, storage / "clips" / spec.name)
     use_gpu = torch.cuda.is_available() and not options.cpu
     workers = options.workers or (torch.cuda.device_count() if use_gpu else 2)
     init_ray(settings)
-    base = options.run_name or f"e2e-{manifest.dataset}-{config.backbone}"
     record: dict[str, Any] = {"dataset": manifest.dataset, "protocol": spec.protocol.name,
                               "backbone": config.backbone, "front_end": clips.front_end, "crop": clips.crop,
                               "folds": []}
@@ -116,11 +121,8 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
     try:
         for fold in chosen:
             name = f"{base}-{fold.name}"
-            resume = latest_checkpoint(storage / name) if options.resume == "latest" else options.resume
-            if options.resume == "latest" and resume is None:
-                log(f"[e2e] nothing to resume under {storage / name}; starting fresh")
             result = run_e2e(cache, manifest.classes, fold.train, fold.val, config, storage, name, workers=workers,
-                             use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resume)
+                             use_gpu=use_gpu, polarity=dict(spec.polarity) or None, resume_from=resumes[fold.name])
             if result.checkpoint is None:
                 log(f"[e2e] {name}: no checkpoint; its test part is not scored")
                 missing.append(fold.name)
@@ -153,6 +155,32 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
         _write_record(storage, base, record)
         raise
     return E2EReport(record, _write_record(storage, base, record))
+
+
+def resume_checkpoint(resume: str | None, run_dir: Path, config: Any) -> str | None:
+    """The checkpoint folder one fold continues from (None: a fresh start), checked; E2EError naming the folder
+    and the fix when the run cannot continue it. `resume` is `--resume`: None, "latest" (the newest checkpoint
+    under `run_dir`, or a fresh start when there is none) or a folder."""
+    from harness.e2e.train import check_resume, latest_checkpoint
+    from harness.runtime import log
+    from methods.neural.early_stopping import EarlyStoppingStateError
+
+    if resume is None:
+        return None
+    folder = latest_checkpoint(run_dir) if resume == "latest" else resume
+    if folder is None:
+        log(f"[e2e] nothing to resume under {run_dir}; starting fresh")
+        return None
+    try:
+        check_resume(folder, config)
+    except FileNotFoundError as error:
+        raise E2EError(f"--resume {error}; give a checkpoint_* folder of an earlier harness e2e run, or --resume "
+                       "alone for the run's latest one") from None
+    except EarlyStoppingStateError as error:
+        paper = paper_stopping().get("select_by", "uar")
+        raise E2EError(f"--resume {error} (--preset paper selects by {paper}, the default by uar; a fresh run: "
+                       "another --run-name)") from None
+    return folder
 
 
 # `harness e2e --preset paper`: Mocanu et al. §4.2 for every option the command line leaves open (the stopping

@@ -306,16 +306,8 @@ def run_e2e(cache: Path, classes: list[str], train_ids: list[str], val_ids: list
 
     if use_gpu is None:
         use_gpu = torch.cuda.is_available()
-    if resume_from and not (Path(resume_from) / STATE_FILE).exists():
-        raise FileNotFoundError(f"{resume_from}: not an end-to-end checkpoint (no {STATE_FILE})")
     if resume_from:  # a checkpoint the rule cannot continue is refused here, in one line, not inside a worker
-        from methods.neural.early_stopping import EarlyStoppingStateError
-
-        state = torch.load(Path(resume_from) / STATE_FILE, map_location="cpu", weights_only=False)
-        try:
-            stopping_state(state, config)
-        except EarlyStoppingStateError as error:
-            raise EarlyStoppingStateError(f"{resume_from}: {error}") from None
+        check_resume(resume_from, config)
     # Ray Train v2 dropped `resume_from_checkpoint`; the path travels in the loop config and the workers load it.
     loop_config = {"config": asdict(config), "cache": str(cache), "classes": list(classes),
                    "train_ids": list(train_ids), "val_ids": list(val_ids), "polarity": polarity,
@@ -331,6 +323,23 @@ def run_e2e(cache: Path, classes: list[str], train_ids: list[str], val_ids: list
     result = trainer.fit()
     return E2EResult(dict(result.metrics or {}), result.checkpoint.path if result.checkpoint else None,
                      str(result.path))
+
+
+def check_resume(resume_from: str | Path, config: E2EConfig) -> None:
+    """Refuse a checkpoint this run cannot continue, before any worker starts: FileNotFoundError when the folder
+    holds no end-to-end state, EarlyStoppingStateError when its early-stopping state was kept under another
+    `select_by`; both messages start with the folder. `harness e2e` calls it for every fold before Ray starts."""
+    import torch
+
+    from methods.neural.early_stopping import EarlyStoppingStateError
+
+    if not (Path(resume_from) / STATE_FILE).exists():
+        raise FileNotFoundError(f"{resume_from}: not an end-to-end checkpoint (no {STATE_FILE})")
+    state = torch.load(Path(resume_from) / STATE_FILE, map_location="cpu", weights_only=False)
+    try:
+        stopping_state(state, config)
+    except EarlyStoppingStateError as error:
+        raise EarlyStoppingStateError(f"{resume_from}: {error}") from None
 
 
 def latest_checkpoint(run_dir: Path) -> str | None:
