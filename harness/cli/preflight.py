@@ -107,7 +107,8 @@ def open_experiment(settings: Settings) -> str:
 
 @contextmanager
 def preflight(settings: Settings) -> Iterator[str]:
-    """Run every check, hold the experiment's lease while the body runs, give it back on every exit path."""
+    """Run every check, hold the experiment's lease while the body runs, give it back on every exit path. Taken
+    by every command that writes to the experiment: `harness run`, `harness e2e`, `harness robustness`."""
     from harness import track
 
     check_workspace(settings.workspace)
