@@ -172,3 +172,45 @@ def test_warnings_before_ray_go_to_the_log_file_too(tmp_path):
     assert not re.search(r"\w+Warning: ", console) and "Downloading artifacts" not in console
     assert console.count("[warnings] library warnings are written to") == 1
     assert "SADeprecationWarning" in (tmp_path / "ws" / "logs" / "warnings.log").read_text()  # routed, not lost
+
+
+def _progress_lines(err: str, tag: str) -> list[str]:
+    return [line for line in err.splitlines() if re.match(rf"\[{tag}\] [^:]+: \d+/\d+ ", line)]
+
+
+def test_robustness_shows_its_evaluations_as_one_sparse_progress(capsys, monkeypatch):
+    """`harness robustness` waits on its evaluations one by one: a log file gets a line per ~10 s with the count
+    done (reused ones counted, not in the rate) and the failures, and the final state last."""
+    import types
+
+    import pandas as pd
+    import ray
+
+    import harness.robustness.run as robustness
+    from harness.config import Settings
+
+    frame = pd.DataFrame({"condition": ["clean"], "metric": ["uar"], "value": [0.5]})
+    tasks = [robustness._Task("missing", f"missing:m{i}@synthetic", "synthetic", f"m{i}", "p", f"fp{i}", "missing",
+                              frame if i < 20 else f"ref{i}") for i in range(100)]  # 20 reused, 80 to compute
+
+    def get(ref):
+        if ref in ("ref30", "ref60", "ref90"):
+            raise RuntimeError("a worker died")
+        return frame, {}
+
+    parent = types.SimpleNamespace(tags=types.SimpleNamespace(method="m", dataset="synthetic"))
+    monkeypatch.setattr("harness.runtime.init_ray", lambda settings: None)
+    monkeypatch.setattr("harness.track.use_experiment", lambda *a, **k: "1")
+    monkeypatch.setattr(robustness, "finished_parents", lambda *a: [parent])
+    monkeypatch.setattr(robustness, "_registered", lambda method: True)
+    monkeypatch.setattr(robustness, "_dataset_tasks", lambda *a: tasks)
+    monkeypatch.setattr(robustness, "_log_child", lambda *a: "child")
+    monkeypatch.setattr(ray, "get", get)
+    _fake_clock(monkeypatch)
+    report = robustness.run(Settings(), robustness.RobustnessOptions(missing=True))
+    assert (len(report.ran), len(report.reused), len(report.failed)) == (77, 20, 3)
+    out = capsys.readouterr()
+    lines = _progress_lines(out.err, "robustness")
+    assert 2 <= len(lines) <= 100 // 10 + 3  # not one per evaluation
+    assert lines[-1].startswith("[robustness] synthetic: 100/100 evaluations (") and lines[-1].endswith("3 failed)")
+    assert "[robustness] missing:m99@synthetic: 1 scores" in out.out  # the per-evaluation lines stay on stdout

@@ -87,7 +87,9 @@ class _Task:
 
 
 def _log(message: str) -> None:
-    print(message, flush=True)
+    from harness.runtime import log
+
+    log(message)  # above the evaluations' progress bar on a terminal, not through it
 
 
 def _spec(settings: Settings, name: str):
@@ -172,7 +174,7 @@ def run(settings: Settings, options: RobustnessOptions) -> RobustnessReport:
     import ray
 
     from harness import track
-    from harness.runtime import init_ray
+    from harness.runtime import Progress, init_ray
 
     report = RobustnessReport()
     methods, datasets, rerun = options.methods, options.datasets, options.rerun
@@ -197,20 +199,28 @@ def run(settings: Settings, options: RobustnessOptions) -> RobustnessReport:
             tasks += _dataset_tasks(settings, dataset, runs, options, experiment_id, report)
     for (train_on, test_on), resolved in maps.items():
         tasks += _cross_tasks(settings, train_on, test_on, methods, resolved, experiment_id, rerun, report)
-    for task in tasks:
-        try:
-            if isinstance(task.ref, pd.DataFrame):
-                frame = task.ref
-                report.reused.append(task.label)
-            else:
-                frame, record = ray.get(task.ref)
-                _log_child(experiment_id, task, frame, record)
-                report.ran.append(task.label)
-            report.tables[task.kind].append(frame.assign(dataset=task.dataset, method=task.method))
-            _log(f"[robustness] {task.label}: {len(frame)} scores")
-        except Exception as error:  # one broken evaluation must not sink the rest; it is reported
-            report.failed.append(f"{task.label}: {type(error).__name__}: {error}")
-            _log(f"[error] {report.failed[-1]}")
+    done = sum(isinstance(task.ref, pd.DataFrame) for task in tasks)  # reused: done already, not in the rate
+    progress = Progress("robustness", ", ".join(sorted({task.dataset for task in tasks})), len(tasks),
+                        "evaluations", enabled=bool(tasks), initial=done)
+    try:
+        for task in tasks:
+            done += not isinstance(task.ref, pd.DataFrame)
+            try:
+                if isinstance(task.ref, pd.DataFrame):
+                    frame = task.ref
+                    report.reused.append(task.label)
+                else:
+                    frame, record = ray.get(task.ref)
+                    _log_child(experiment_id, task, frame, record)
+                    report.ran.append(task.label)
+                report.tables[task.kind].append(frame.assign(dataset=task.dataset, method=task.method))
+                _log(f"[robustness] {task.label}: {len(frame)} scores")
+            except Exception as error:  # one broken evaluation must not sink the rest; it is reported
+                report.failed.append(f"{task.label}: {type(error).__name__}: {error}")
+                _log(f"[error] {report.failed[-1]}")
+            progress.set(done, f"{len(report.failed)} failed" if report.failed else "")
+    finally:
+        progress.close()
     _log(f"[done] robustness: {len(report.ran)} computed, {len(report.reused)} reused, {len(report.skipped)} "
          f"skipped, {len(report.failed)} failed")
     return report
