@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+import pytest
+
 from harness.cli import build_parser
 from harness.cli.common import add_ray_flags, add_settings_flags
 from harness.e2e.commands import E2EOptions
@@ -25,7 +27,8 @@ def test_every_e2e_flag_is_an_option_or_a_shared_flag():
     assert E2EOptions(**{f.name: getattr(args, f.name) for f in fields(E2EOptions)}) == E2EOptions()
 
 
-def test_a_dataset_without_audio_and_video_is_one_usage_line(capsys, tmp_path):
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # as outside pytest: else SQLAlchemy's, from the MLflow
+def test_a_dataset_without_audio_and_video_is_one_usage_line(capsys, tmp_path):  # store check, adds a pointer line
     from harness.cli import main
 
     where = ["--workspace", str(tmp_path / "ws"), "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]
