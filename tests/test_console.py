@@ -214,3 +214,44 @@ def test_robustness_shows_its_evaluations_as_one_sparse_progress(capsys, monkeyp
     assert 2 <= len(lines) <= 100 // 10 + 3  # not one per evaluation
     assert lines[-1].startswith("[robustness] synthetic: 100/100 evaluations (") and lines[-1].endswith("3 failed)")
     assert "[robustness] missing:m99@synthetic: 1 scores" in out.out  # the per-evaluation lines stay on stdout
+
+
+def test_e2e_shows_its_folds_as_one_sparse_progress(tmp_path, capsys, monkeypatch):
+    """`harness e2e` trains fold after fold (each a blocking Ray Train run): a log file gets a line per ~10 s with
+    the folds done and those without a checkpoint, and the final state last."""
+    import types
+
+    import numpy as np
+
+    from harness.config import Settings
+    from harness.e2e.commands import E2EOptions, run
+    from harness.metrics import score
+
+    classes = ["angry", "happy", "neutral", "sad"]
+
+    class Manifest:
+        dataset, classes = "synthetic", ["angry", "happy", "neutral", "sad"]
+
+        def __len__(self) -> int:
+            return 8
+
+    folds = [types.SimpleNamespace(name=f"fold{i}", train=["a"], val=["b"], test=["c"]) for i in range(30)]
+    tracked = types.SimpleNamespace(tags=types.SimpleNamespace(method="av-xattn-e2e-tiny"), parent_id="run1",
+                                    add_fold=lambda *a: None, finish=lambda *a: None, fail=lambda *a: None)
+    truth = np.array([0, 1, 2, 3])
+    monkeypatch.setattr("harness.corpus.open_corpus",
+                        lambda *a, **k: types.SimpleNamespace(manifest=Manifest(), folds=folds))
+    monkeypatch.setattr("harness.e2e.clips.build_clip_cache", lambda *a: tmp_path / "clips")
+    monkeypatch.setattr("harness.runtime.init_ray", lambda settings: None)
+    monkeypatch.setattr("harness.e2e.leaderboard.start_run", lambda *a: tracked)
+    monkeypatch.setattr("harness.e2e.train.run_e2e", lambda *a, **k: types.SimpleNamespace(
+        checkpoint=None if a[6].endswith(("fold7", "fold21")) else "checkpoint", path="run", metrics={}))
+    monkeypatch.setattr("harness.e2e.train.evaluate_split",
+                        lambda *a: (score(truth, truth, classes), {"epoch": 0, "last_epoch": 0}))
+    _fake_clock(monkeypatch)
+    report = run(Settings(workspace=tmp_path / "ws"), E2EOptions(storage=tmp_path / "e2e", cpu=True))
+    assert report.failed and len(report.record["folds"]) == 28
+    lines = _progress_lines(capsys.readouterr().err, "e2e")
+    assert 2 <= len(lines) <= 10  # not one per fold
+    assert lines[-1].startswith("[e2e] av-xattn-e2e-tiny@synthetic: 30/30 folds (")
+    assert lines[-1].endswith("2 without a checkpoint)")

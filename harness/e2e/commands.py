@@ -84,7 +84,7 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
     from harness.e2e.leaderboard import start_run
     from harness.e2e.train import evaluate_split, run_e2e
     from harness.metrics import summarise_folds
-    from harness.runtime import init_ray, log
+    from harness.runtime import Progress, init_ray, log
 
     started = time.perf_counter()
     spec = (get_dataset(options.dataset).with_protocol(settings.protocols.get(options.dataset))
@@ -118,6 +118,9 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
     log(f"[e2e] MLflow result {tracked.tags.method}@{manifest.dataset}: run {tracked.parent_id}")
     scores: list[Any] = []
     missing: list[str] = []
+    # the folds train one after another, each a blocking Ray Train run that reports its epochs to the controller,
+    # not to this driver: the display counts folds
+    progress = Progress("e2e", f"{tracked.tags.method}@{manifest.dataset}", len(chosen), "folds")
     try:
         for fold in chosen:
             name = f"{base}-{fold.name}"
@@ -126,6 +129,7 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
             if result.checkpoint is None:
                 log(f"[e2e] {name}: no checkpoint; its test part is not scored")
                 missing.append(fold.name)
+                progress.set(len(scores) + len(missing), f"{len(missing)} without a checkpoint")
                 continue
             fold_scores, scored = evaluate_split(result.checkpoint, cache, fold.test, manifest.classes)
             val_scores, _ = evaluate_split(result.checkpoint, cache, fold.val, manifest.classes)
@@ -139,6 +143,8 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
             record["folds"].append({"fold": fold.name, "run": result.path, "checkpoint": result.checkpoint,
                                     "best_epoch": epoch, "test": headline, "validation": result.metrics,
                                     "validation_best_epoch": val_scores.headline()})
+            progress.set(len(scores) + len(missing), progress.extra)
+        progress.close()
         if scores:
             record["test_summary"] = summarise_folds(scores)
         if missing:
@@ -150,6 +156,7 @@ def run(settings: Any, options: E2EOptions) -> E2EReport:
             return E2EReport(record, _write_record(storage, base, record))
         tracked.finish(time.perf_counter() - started, record)
     except BaseException as error:  # the parent must not stay RUNNING (Ctrl-C included)
+        progress.close()
         tracked.fail(f"{type(error).__name__}: {error}")
         record["error"] = f"{type(error).__name__}: {error}"
         _write_record(storage, base, record)
