@@ -115,7 +115,11 @@ class Progress:
 
     def line(self, now: float) -> str:
         rate = (self.done - self.initial) / max(now - self.started, 1e-9)
-        speed = f"{rate:.1f} {self.unit}/s" if rate > 0 else f"{now - self.started:.0f}s, none finished yet"
+        if rate > 0:
+            speed = f"{rate:.1f} {self.unit}/s"
+        else:  # nothing finished in this run: all done by an earlier one (reused), or still waiting on the first
+            speed = "all done before this run" if self.done >= self.total else \
+                f"{now - self.started:.0f}s, none finished yet"
         left = f", about {(self.total - self.done) / rate:.0f}s left" if rate > 0 and self.done < self.total else ""
         extra = f"; {self.extra}" if self.extra else ""
         return f"[{self.tag}] {self.label}: {self.done}/{self.total} {self.unit} ({speed}{left}{extra})"

@@ -255,3 +255,12 @@ def test_e2e_shows_its_folds_as_one_sparse_progress(tmp_path, capsys, monkeypatc
     assert 2 <= len(lines) <= 10  # not one per fold
     assert lines[-1].startswith("[e2e] av-xattn-e2e-tiny@synthetic: 30/30 folds (")
     assert lines[-1].endswith("2 without a checkpoint)")
+
+
+def test_progress_of_a_stage_done_before_says_so(capsys):
+    """Every evaluation reused from an earlier run: one line that says so, not "none finished yet"."""
+    progress = Progress("robustness", "synthetic", total=2, unit="evaluations", initial=2)
+    progress.set(2)
+    progress.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["[robustness] synthetic: 2/2 evaluations (all done before this run)"]
