@@ -13,6 +13,9 @@ from harness.cli import main
 from harness.names import MAX_YAML_BYTES, BadName, check_name, short
 
 RUN = ["run", "--dataset", "synthetic", "--method", "audio-svm", "--no-report"]
+# Python's default filters hide DeprecationWarnings outside __main__; pytest shows them, and SQLAlchemy's one from the
+# first MLflow store a process opens would add harness.runtime's pointer line to whichever refusal opens it first.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _refused(capsys, argv: list[str]) -> str:

@@ -335,7 +335,9 @@ def check_resume(resume_from: str | Path, config: E2EConfig) -> None:
 
     if not (Path(resume_from) / STATE_FILE).exists():
         raise FileNotFoundError(f"{resume_from}: not an end-to-end checkpoint (no {STATE_FILE})")
-    state = torch.load(Path(resume_from) / STATE_FILE, map_location="cpu", weights_only=False)
+    # memory-mapped: only the early-stopping entries are read, not the weights (hundreds of MB for r3d_101), which
+    # matters as the check runs for every fold before training and again in `run_e2e`
+    state = torch.load(Path(resume_from) / STATE_FILE, map_location="cpu", weights_only=False, mmap=True)
     try:
         stopping_state(state, config)
     except EarlyStoppingStateError as error:
