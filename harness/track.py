@@ -74,9 +74,26 @@ def git_commit() -> str:
 
 
 def _client():
+    _import_sql_store()
     from mlflow.tracking import MlflowClient
 
     return MlflowClient()
+
+
+def _import_sql_store() -> None:
+    """Import MLflow's SQL tracking store with its one known warning silenced: importing it runs SQLAlchemy's
+    `configure_mappers`, which warns that MLflow's mappings use the deprecated ``noload`` strategy (MLflow's
+    business, not the researcher's; it reached the console or warnings.log on every command). Imported once per
+    process, so the warning cannot come back later from the same place."""
+    import sys
+    import warnings
+
+    if "mlflow.store.tracking.sqlalchemy_store" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*``noload`` loader strategy is deprecated",
+                                category=DeprecationWarning)
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 
 
 RUNS_VIEW = "harness"  # the shared runs-table view the UI link opens (`share_runs_view`)
@@ -91,11 +108,14 @@ def load_mlflow() -> None:
     store and not the import (`harness.cli.preflight`)."""
     import mlflow  # noqa: F401
 
+    _import_sql_store()
+
 
 def find_experiment(tracking_uri: str, experiment: str) -> Any:
     """The experiment named so in the tracking store (deleted ones included, with their lifecycle stage), or None."""
     import mlflow
 
+    _import_sql_store()
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.MlflowClient().get_experiment_by_name(experiment)
 
