@@ -44,10 +44,31 @@ def _start(root: Path, log: Path) -> subprocess.Popen:
 
 
 def _end_session(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a SIGKILLed driver's Ray node, if any
-    except (ProcessLookupError, PermissionError):
-        pass
+    """Kill what is left of the driver's session (a SIGKILLed driver's Ray node and its workers, if any) and wait
+    until every process of it is gone. Ray puts each worker in a process group of its own (same session), so
+    killing the driver's group leaves workers that exit only once they notice their raylet died, and may finish a
+    unit meanwhile: the units are counted once nothing of the run can write any more."""
+    deadline = time.monotonic() + 60
+    while (alive := _live_members(proc.pid)) and time.monotonic() < deadline:
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.2)
+
+
+def _live_members(session: int) -> list[int]:
+    """Processes of the session that can still run (zombies, which cannot write, are left out)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[3]) == session:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _count(root: Path, sql: str) -> int:
