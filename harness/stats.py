@@ -355,6 +355,22 @@ def compare_confusions(confusions: dict[str, GroupedConfusions] | dict[str, Grou
     return table
 
 
+def _on_shared_clips(tables: dict[str, pd.DataFrame], group_column: str, what: str
+                     ) -> tuple[dict[str, pd.DataFrame], list[str], list[str]]:
+    """Each method's table restricted to the (fold, clip_id) pairs every method has, so comparisons are paired;
+    with the sorted groups and folds of those clips. `what` names the clips in the error when none is shared."""
+    keys = ["fold", "clip_id"]
+    shared = None
+    for table in tables.values():
+        found = table[keys].astype(str).drop_duplicates()
+        shared = found if shared is None else shared.merge(found, on=keys)
+    if shared is None or shared.empty:
+        raise ValueError(f"the methods share no {what} (fold, clip_id); they cannot be compared")
+    aligned = {m: t.astype({"fold": str, "clip_id": str}).merge(shared, on=keys) for m, t in tables.items()}
+    groups = sorted(set().union(*[set(t[group_column].astype(str)) for t in aligned.values()]))
+    return aligned, groups, sorted(set(shared["fold"]))
+
+
 def compare_with_best(predictions: dict[str, pd.DataFrame], metric: str, classes: list[str], *,
                       group_column: str = "group", alpha: float = ALPHA, rope: float = ROPE) -> pd.DataFrame:
     """`compare_confusions` of prediction tables, on the clips every method scored (paired by fold and clip).
@@ -365,15 +381,7 @@ def compare_with_best(predictions: dict[str, pd.DataFrame], metric: str, classes
     """
     if not predictions:
         raise ValueError("no predictions to compare")
-    keys = ["fold", "clip_id"]
-    shared = None
-    for table in predictions.values():
-        found = table[keys].astype(str).drop_duplicates()
-        shared = found if shared is None else shared.merge(found, on=keys)
-    if shared is None or shared.empty:
-        raise ValueError("the methods share no test clip (fold, clip_id); they cannot be compared")
-    aligned = {m: p.astype({"fold": str, "clip_id": str}).merge(shared, on=keys) for m, p in predictions.items()}
-    groups = sorted(set().union(*[set(p[group_column].astype(str)) for p in aligned.values()]))
+    aligned, groups, _ = _on_shared_clips(predictions, group_column, "test clip")
     return compare_confusions({m: grouped_confusions(p, classes, group_column, groups) for m, p in aligned.items()},
                               metric, alpha=alpha, rope=rope)
 
@@ -398,16 +406,7 @@ def compare_clip_scores(scores: dict[str, pd.DataFrame], metric: str, lower_is_b
     The tests are those of the headline metric: jackknife t-test, TOST against ±rope, Holm over every pair."""
     if not scores:
         raise ValueError("no clip scores to compare")
-    keys = ["fold", "clip_id"]
-    shared = None
-    for table in scores.values():
-        found = table[keys].astype(str).drop_duplicates()
-        shared = found if shared is None else shared.merge(found, on=keys)
-    if shared is None or shared.empty:
-        raise ValueError("the methods share no scored clip (fold, clip_id); they cannot be compared")
-    aligned = {m: t.astype({"fold": str, "clip_id": str}).merge(shared, on=keys) for m, t in scores.items()}
-    groups = sorted(set().union(*[set(t[group_column].astype(str)) for t in aligned.values()]))
-    folds = sorted(set(shared["fold"]))
+    aligned, groups, folds = _on_shared_clips(scores, group_column, "scored clip")
     table = compare_confusions({m: grouped_clip_scores(t, {metric: lower_is_better}, group_column, groups, folds)
                                 for m, t in aligned.items()}, metric, alpha=alpha, rope=rope)
     if lower_is_better:
